@@ -1,0 +1,152 @@
+/*
+ * timber.h — the public API of libtimber.
+ *
+ * timber refines an Instruct checkpoint with its paired Base checkpoint
+ * (Wu et al., "Timber", arXiv 2509.23595): for every weight matrix it takes
+ * the delta D = W_instruct - W_base, keeps the top ceil(eRank(D)) singular
+ * components and attenuates the rest by gamma.  This header is everything the
+ * command-line tool uses; nothing under src/ is reachable from outside.
+ *
+ * Conventions (one for the whole API):
+ *   - Every name starts with `timber_` / `TIMBER_`.
+ *   - Ownership: an object handed out through an out-pointer (`T **out`) is
+ *     owned by the caller and released with its matching `*_free()`, which
+ *     accepts NULL.  Every pointer returned by an accessor (names, shapes,
+ *     info structs) is borrowed from the handle it came from and stays valid
+ *     until that handle is freed.  Nothing else is ever owned by the caller.
+ *   - Fallible calls return a timber_status.  When an optional timber_error
+ *     is passed, it receives the same status and a one-line message naming
+ *     the file, tensor and numbers involved (no trailing newline).
+ *   - The library never prints, never exits, and never calls assert() on
+ *     anything a file or a caller could cause.
+ */
+#ifndef TIMBER_H
+#define TIMBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TIMBER_VERSION_MAJOR 0
+#define TIMBER_VERSION_MINOR 1
+#define TIMBER_VERSION_PATCH 0
+#define TIMBER_VERSION_STRING "0.1.0"
+
+/* Returns TIMBER_VERSION_STRING of the library actually linked. */
+const char *timber_version(void);
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum timber_status {
+    TIMBER_OK = 0,
+    TIMBER_ERR_NOMEM,       /* an allocation failed */
+    TIMBER_ERR_IO,          /* open/read/write/fsync/rename failed */
+    TIMBER_ERR_FORMAT,      /* a malformed safetensors shard */
+    TIMBER_ERR_INDEX,       /* index and shards of a checkpoint disagree */
+    TIMBER_ERR_INVALID,     /* an invalid argument or option value */
+    TIMBER_ERR_NONFINITE,   /* NaN or Inf where a finite value is needed */
+    TIMBER_ERR_SHAPE,       /* shapes that cannot be paired (under --strict) */
+    TIMBER_ERR_EXISTS,      /* the output already exists */
+    TIMBER_ERR_NUMERIC,     /* LAPACK reported a failure */
+    TIMBER_ERR_INTERRUPTED, /* the caller's cancel flag was raised */
+    TIMBER_ERR_CACHE,       /* the SVD cache file is unusable */
+    TIMBER_STATUS_COUNT
+} timber_status;
+
+/* A short static description of a status ("malformed safetensors file"). */
+const char *timber_strerror(timber_status status);
+
+typedef struct timber_error {
+    timber_status status;
+    char message[1024];
+} timber_error;
+
+/* ---------------------------------------------------------------- dtypes */
+
+/* Every dtype of the safetensors specification, in its order of increasing
+ * alignment (the reference writer sorts by descending alignment). */
+typedef enum timber_dtype {
+    TIMBER_DT_BOOL = 0,
+    TIMBER_DT_F4,
+    TIMBER_DT_F6_E2M3,
+    TIMBER_DT_F6_E3M2,
+    TIMBER_DT_U8,
+    TIMBER_DT_I8,
+    TIMBER_DT_F8_E5M2,
+    TIMBER_DT_F8_E4M3,
+    TIMBER_DT_F8_E8M0,
+    TIMBER_DT_F8_E4M3FNUZ,
+    TIMBER_DT_F8_E5M2FNUZ,
+    TIMBER_DT_I16,
+    TIMBER_DT_U16,
+    TIMBER_DT_F16,
+    TIMBER_DT_BF16,
+    TIMBER_DT_I32,
+    TIMBER_DT_U32,
+    TIMBER_DT_F32,
+    TIMBER_DT_C64,
+    TIMBER_DT_F64,
+    TIMBER_DT_I64,
+    TIMBER_DT_U64,
+    TIMBER_DT_COUNT
+} timber_dtype;
+
+/* "BF16" etc.; NULL for an out-of-range value. */
+const char *timber_dtype_name(timber_dtype dt);
+/* Parses a spec name (exact, upper case); returns -1 if unknown. */
+int timber_dtype_from_name(const char *name);
+/* Bits per element (4, 6, 8, 16, 32, 64). */
+unsigned timber_dtype_bits(timber_dtype dt);
+/* 1 for F16, BF16, F32, F64: the dtypes timber converts to double and
+ * refines; everything else is copied untouched. */
+int timber_dtype_is_refinable(timber_dtype dt);
+
+/* ------------------------------------------------------------ checkpoints */
+
+typedef struct timber_tensor_info {
+    const char *name;
+    timber_dtype dtype;
+    size_t ndim;
+    const uint64_t *shape;  /* ndim entries; [] is a scalar */
+    uint64_t nelems;
+    uint64_t nbytes;
+    uint64_t offset;        /* from the start of the shard's data buffer */
+    const char *shard;      /* the shard's file name (no directory) */
+} timber_tensor_info;
+
+/* A checkpoint: a directory (with or without model.safetensors.index.json)
+ * or a single .safetensors file.  Opening validates every shard completely
+ * and cross-checks the index; data is memory-mapped, not read. */
+typedef struct timber_model timber_model;
+
+timber_status timber_model_open(const char *path, timber_model **out,
+                                timber_error *err);
+void timber_model_free(timber_model *model);
+
+const char *timber_model_path(const timber_model *model);
+/* 1 when the checkpoint has a model.safetensors.index.json. */
+int timber_model_has_index(const timber_model *model);
+
+/* Tensors in file order: shards by name, then by offset within a shard. */
+size_t timber_model_tensor_count(const timber_model *model);
+const timber_tensor_info *timber_model_tensor(const timber_model *model,
+                                              size_t i);
+/* NULL when the checkpoint has no tensor of that name. */
+const timber_tensor_info *timber_model_find(const timber_model *model,
+                                            const char *name);
+
+size_t timber_model_shard_count(const timber_model *model);
+const char *timber_model_shard_name(const timber_model *model, size_t i);
+
+/* Regular files of the directory that are neither shards nor the index
+ * (config.json, tokenizer files, chat templates, ...), by name. */
+size_t timber_model_extra_count(const timber_model *model);
+const char *timber_model_extra_name(const timber_model *model, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIMBER_H */

@@ -1,0 +1,33 @@
+/*
+ * model.h — library-internal view of a checkpoint (timber_model, declared
+ * in timber.h): access to the shard behind a tensor, for reading its bytes.
+ */
+#ifndef TIMBER_MODEL_H
+#define TIMBER_MODEL_H
+
+#include "safetensors.h"
+#include "timber.h"
+
+#define TB_INDEX_NAME "model.safetensors.index.json"
+
+/* The shard holding info (which must come from m). */
+tb_shard *tb_model_shard_of(const timber_model *m,
+                            const timber_tensor_info *info);
+tb_shard *tb_model_shard(const timber_model *m, size_t i);
+size_t tb_model_name_rank(const timber_model *m,
+                          const timber_tensor_info *t);
+
+#endif /* TIMBER_MODEL_H */
+
+/* One weight_map entry of an index. */
+typedef struct tb_index_entry {
+    const char *tensor;
+    const char *shard;
+} tb_index_entry;
+
+/* Writes dir/model.safetensors.index.json atomically:
+ * {"metadata": {"total_size": total_size}, "weight_map": {...}} with the
+ * entries sorted by tensor name, as transformers writes it. */
+timber_status tb_index_write(const char *dir, const tb_index_entry *entries,
+                             size_t n, uint64_t total_size,
+                             timber_error *err);

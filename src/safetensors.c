@@ -1,0 +1,889 @@
+/*
+ * safetensors.c — the safetensors shard format: validating reader and
+ * atomic writer (the format and the checks are documented in
+ * safetensors.h and docs/formats.md).  Nothing else parses or lays out
+ * shard bytes.
+ */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "dtype.h"
+#include "util.h"
+
+/* JSON numbers are doubles in cJSON: integers are exact only below 2^53. */
+#define TB_JSON_INT_LIMIT 9007199254740992.0
+
+struct tb_shard {
+    char *path;
+    char *name;
+    unsigned char *map;
+    size_t map_len;
+    uint64_t header_len;
+    const unsigned char *data;
+    uint64_t data_len;
+    timber_tensor_info *tensors;
+    size_t ntensors;
+    char **names;
+    uint64_t *dims; /* all shapes, back to back */
+    char **meta_keys;
+    char **meta_values;
+    size_t nmeta;
+};
+
+/* ------------------------------------------------------------ utilities */
+
+/* Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF) and no raw
+ * control characters: JSON allows those only as whitespace outside
+ * strings, and cJSON would otherwise let them into tensor names.  Returns
+ * the offset of the first bad byte, or len if all is well. */
+static size_t check_header_text(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                return i;
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned min, cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return i;
+        }
+        if (len - i <= need)
+            return i;
+        for (size_t k = 1; k <= need; k++) {
+            unsigned cc = s[i + k];
+            if ((cc & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += need + 1;
+    }
+    return len;
+}
+
+/* A JSON number that is a whole number in [0, 2^53). */
+static int json_whole(const cJSON *item, uint64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return 0;
+    double d = item->valuedouble;
+    if (!(d >= 0.0) || d >= TB_JSON_INT_LIMIT || floor(d) != d)
+        return 0;
+    *out = (uint64_t)d;
+    return 1;
+}
+
+static int count_key(const cJSON *obj, const char *key)
+{
+    int n = 0;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        if (c->string && strcmp(c->string, key) == 0)
+            n++;
+    return n;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_by_offset(const void *a, const void *b)
+{
+    const timber_tensor_info *x = a, *y = b;
+    uint64_t xe = x->offset + x->nbytes, ye = y->offset + y->nbytes;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    if (xe != ye)
+        return xe < ye ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* -------------------------------------------------------------- reading */
+
+void tb_shard_free(tb_shard *s)
+{
+    if (!s)
+        return;
+    if (s->map)
+        munmap(s->map, s->map_len);
+    if (s->names)
+        for (size_t i = 0; i < s->ntensors; i++)
+            free(s->names[i]);
+    for (size_t i = 0; i < s->nmeta; i++) {
+        free(s->meta_keys[i]);
+        free(s->meta_values[i]);
+    }
+    free(s->meta_keys);
+    free(s->meta_values);
+    free(s->names);
+    free(s->dims);
+    free(s->tensors);
+    free(s->path);
+    free(s->name);
+    free(s);
+}
+
+static timber_status parse_metadata(tb_shard *s, const cJSON *meta,
+                                    timber_error *err)
+{
+    if (cJSON_IsNull(meta))
+        return TIMBER_OK;
+    if (!cJSON_IsObject(meta))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: \"__metadata__\" is not a JSON object", s->path);
+    size_t n = 0;
+    for (const cJSON *c = meta->child; c; c = c->next)
+        n++;
+    s->meta_keys = tb_calloc_array(n, sizeof(char *));
+    s->meta_values = tb_calloc_array(n, sizeof(char *));
+    if (!s->meta_keys || !s->meta_values)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
+    for (const cJSON *c = meta->child; c; c = c->next) {
+        if (!cJSON_IsString(c))
+            return tb_fail(err, TIMBER_ERR_FORMAT,
+                           "%s: \"__metadata__\" value of \"%s\" is not a "
+                           "string",
+                           s->path, c->string);
+        s->meta_keys[s->nmeta] = tb_strdup(c->string);
+        s->meta_values[s->nmeta] = tb_strdup(c->valuestring);
+        s->nmeta++;
+        if (!s->meta_keys[s->nmeta - 1] || !s->meta_values[s->nmeta - 1])
+            return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory",
+                           s->path);
+    }
+    /* Duplicate metadata keys are as ambiguous as duplicate tensors. */
+    char **sorted = tb_alloc_array(n, sizeof(char *));
+    if (!sorted && n)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
+    if (n)
+        memcpy(sorted, s->meta_keys, n * sizeof(char *));
+    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            timber_status st =
+                tb_fail(err, TIMBER_ERR_FORMAT,
+                        "%s: \"__metadata__\" key \"%s\" appears twice",
+                        s->path, sorted[i]);
+            free(sorted);
+            return st;
+        }
+    free(sorted);
+    return TIMBER_OK;
+}
+
+/* Parses one tensor entry into s->tensors[i] (dims into `dims`). */
+static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
+                                  uint64_t *dims, timber_error *err)
+{
+    const char *name = t->string;
+    timber_tensor_info *info = &s->tensors[i];
+    if (!cJSON_IsObject(t))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': entry is not a JSON object", s->path,
+                       name);
+    static const char *const fields[] = {"dtype", "shape", "data_offsets"};
+    for (size_t f = 0; f < 3; f++) {
+        int n = count_key(t, fields[f]);
+        if (n != 1)
+            return tb_fail(err, TIMBER_ERR_FORMAT,
+                           "%s: tensor '%s': field \"%s\" %s", s->path, name,
+                           fields[f], n == 0 ? "is missing" : "appears twice");
+    }
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+
+    if (!cJSON_IsString(dt))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': \"dtype\" is not a string", s->path,
+                       name);
+    int dtype = timber_dtype_from_name(dt->valuestring);
+    if (dtype < 0)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': unknown dtype \"%s\"", s->path, name,
+                       dt->valuestring);
+
+    if (!cJSON_IsArray(shape))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': \"shape\" is not an array", s->path,
+                       name);
+    size_t ndim = (size_t)cJSON_GetArraySize(shape);
+    uint64_t nelems = 1;
+    size_t d = 0;
+    for (const cJSON *c = shape->child; c; c = c->next, d++) {
+        uint64_t v;
+        if (!json_whole(c, &v))
+            return tb_fail(err, TIMBER_ERR_FORMAT,
+                           "%s: tensor '%s': shape[%zu] is not a whole "
+                           "number in [0, 2^53)",
+                           s->path, name, d);
+        dims[d] = v;
+    }
+    /* Multiply in two passes so a zero dimension anywhere makes the tensor
+     * empty rather than an overflow error. */
+    int has_zero = 0;
+    for (d = 0; d < ndim; d++)
+        has_zero |= dims[d] == 0;
+    if (has_zero) {
+        nelems = 0;
+    } else {
+        for (d = 0; d < ndim; d++)
+            if (!tb_mul_u64(nelems, dims[d], &nelems)) {
+                char sh[256];
+                tb_format_shape(sh, sizeof sh, ndim, dims);
+                return tb_fail(err, TIMBER_ERR_FORMAT,
+                               "%s: tensor '%s': shape %s has more elements "
+                               "than fit in 64 bits",
+                               s->path, name, sh);
+            }
+    }
+    uint64_t bits;
+    if (!tb_mul_u64(nelems, timber_dtype_bits((timber_dtype)dtype), &bits)) {
+        char sh[256];
+        tb_format_shape(sh, sizeof sh, ndim, dims);
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': shape %s of %s overflows 64 bits of "
+                       "size",
+                       s->path, name, sh, dt->valuestring);
+    }
+
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': \"data_offsets\" is not an array of "
+                       "two numbers",
+                       s->path, name);
+    uint64_t begin, end;
+    if (!json_whole(offs->child, &begin) ||
+        !json_whole(offs->child->next, &end))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': \"data_offsets\" are not whole "
+                       "numbers in [0, 2^53)",
+                       s->path, name);
+    if (end < begin)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets [%llu, %llu] end before "
+                       "they begin",
+                       s->path, name, (unsigned long long)begin,
+                       (unsigned long long)end);
+    if (end > s->data_len)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets [%llu, %llu] run past "
+                       "the %llu-byte data buffer (truncated file?)",
+                       s->path, name, (unsigned long long)begin,
+                       (unsigned long long)end,
+                       (unsigned long long)s->data_len);
+    if (bits % 8 != 0) {
+        char sh[256];
+        tb_format_shape(sh, sizeof sh, ndim, dims);
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': shape %s of %s is %llu bits, not a "
+                       "whole number of bytes",
+                       s->path, name, sh, dt->valuestring,
+                       (unsigned long long)bits);
+    }
+    if (bits / 8 != end - begin) {
+        char sh[256];
+        tb_format_shape(sh, sizeof sh, ndim, dims);
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': shape %s of %s needs %llu bytes but "
+                       "data_offsets [%llu, %llu] hold %llu",
+                       s->path, name, sh, dt->valuestring,
+                       (unsigned long long)(bits / 8),
+                       (unsigned long long)begin, (unsigned long long)end,
+                       (unsigned long long)(end - begin));
+    }
+
+    s->names[i] = tb_strdup(name);
+    if (!s->names[i])
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
+    info->name = s->names[i];
+    info->dtype = (timber_dtype)dtype;
+    info->ndim = ndim;
+    info->shape = dims;
+    info->nelems = nelems;
+    info->nbytes = end - begin;
+    info->offset = begin;
+    info->shard = s->name;
+    return TIMBER_OK;
+}
+
+static timber_status parse_header(tb_shard *s, timber_error *err)
+{
+    const char *text = (const char *)s->map + 8;
+    size_t len = (size_t)s->header_len;
+
+    size_t bad = check_header_text((const unsigned char *)text, len);
+    if (bad != len)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header byte %zu (0x%02x) is not valid UTF-8 JSON "
+                       "text",
+                       s->path, bad, (unsigned)(unsigned char)text[bad]);
+
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header is not valid JSON (error near byte %zu of "
+                       "%zu)",
+                       s->path, at, len);
+    }
+    timber_status st = TIMBER_OK;
+    for (const char *p = end; p < text + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            st = tb_fail(err, TIMBER_ERR_FORMAT,
+                         "%s: unexpected text after the header's JSON value "
+                         "at byte %zu of %zu",
+                         s->path, (size_t)(p - text), len);
+            goto out;
+        }
+    if (!cJSON_IsObject(root)) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: header is JSON but not an object", s->path);
+        goto out;
+    }
+
+    size_t ntensors = 0, ndims = 0;
+    int nmeta = 0;
+    for (const cJSON *c = root->child; c; c = c->next) {
+        if (strcmp(c->string, "__metadata__") == 0) {
+            nmeta++;
+            continue;
+        }
+        ntensors++;
+        const cJSON *sh = cJSON_IsObject(c)
+                              ? cJSON_GetObjectItemCaseSensitive(c, "shape")
+                              : NULL;
+        if (cJSON_IsArray(sh))
+            ndims += (size_t)cJSON_GetArraySize(sh);
+    }
+    if (nmeta > 1) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: \"__metadata__\" appears %d times; a tensor may not "
+                     "be called \"__metadata__\"",
+                     s->path, nmeta);
+        goto out;
+    }
+
+    s->tensors = tb_calloc_array(ntensors, sizeof *s->tensors);
+    s->names = tb_calloc_array(ntensors, sizeof *s->names);
+    s->dims = tb_calloc_array(ndims, sizeof *s->dims);
+    if (!s->tensors || !s->names || !s->dims) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM,
+                     "%s: out of memory for %zu tensors", s->path, ntensors);
+        goto out;
+    }
+
+    size_t i = 0, dim_at = 0;
+    for (const cJSON *c = root->child; c; c = c->next) {
+        if (strcmp(c->string, "__metadata__") == 0) {
+            st = parse_metadata(s, c, err);
+            if (st)
+                goto out;
+            continue;
+        }
+        st = parse_tensor(s, c, i, s->dims + dim_at, err);
+        if (st)
+            goto out;
+        dim_at += s->tensors[i].ndim;
+        s->ntensors = ++i;
+    }
+
+    /* Duplicate names: cJSON keeps both entries, the spec forbids them. */
+    {
+        char **sorted = tb_alloc_array(ntensors, sizeof(char *));
+        if (!sorted && ntensors) {
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
+            goto out;
+        }
+        if (ntensors)
+            memcpy(sorted, s->names, ntensors * sizeof(char *));
+        qsort(sorted, ntensors, sizeof(char *), cmp_str_ptr);
+        for (size_t k = 1; k < ntensors; k++)
+            if (strcmp(sorted[k - 1], sorted[k]) == 0) {
+                st = tb_fail(err, TIMBER_ERR_FORMAT,
+                             "%s: tensor '%s' appears twice in the header",
+                             s->path, sorted[k]);
+                break;
+            }
+        free(sorted);
+        if (st)
+            goto out;
+    }
+
+    /* Contiguity: sorted by offsets, the ranges must tile [0, data_len). */
+    qsort(s->tensors, ntensors, sizeof *s->tensors, cmp_by_offset);
+    uint64_t expect = 0;
+    for (size_t k = 0; k < ntensors; k++) {
+        const timber_tensor_info *t = &s->tensors[k];
+        if (t->offset != expect) {
+            if (t->offset > expect)
+                st = tb_fail(err, TIMBER_ERR_FORMAT,
+                             "%s: tensor '%s' begins at byte %llu but the "
+                             "previous tensor ends at %llu (a hole in the "
+                             "data)",
+                             s->path, t->name, (unsigned long long)t->offset,
+                             (unsigned long long)expect);
+            else
+                st = tb_fail(err, TIMBER_ERR_FORMAT,
+                             "%s: tensor '%s' begins at byte %llu, inside "
+                             "the previous tensor which ends at %llu "
+                             "(overlap)",
+                             s->path, t->name, (unsigned long long)t->offset,
+                             (unsigned long long)expect);
+            goto out;
+        }
+        expect = t->offset + t->nbytes;
+    }
+    if (expect != s->data_len) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: tensors cover %llu bytes of data but the file holds "
+                     "%llu after the header (%llu trailing bytes)",
+                     s->path, (unsigned long long)expect,
+                     (unsigned long long)s->data_len,
+                     (unsigned long long)(s->data_len - expect));
+        goto out;
+    }
+out:
+    cJSON_Delete(root);
+    return st;
+}
+
+timber_status tb_shard_open(const char *path, tb_shard **out,
+                            timber_error *err)
+{
+    *out = NULL;
+    tb_shard *s = calloc(1, sizeof *s);
+    if (!s)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    s->path = tb_strdup(path);
+    s->name = tb_strdup(tb_basename(path));
+    if (!s->path || !s->name) {
+        tb_shard_free(s);
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    }
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        tb_shard_free(s);
+        return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot open", path);
+    }
+    struct stat sb;
+    timber_status st = TIMBER_OK;
+    if (fstat(fd, &sb) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot stat",
+                           path);
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = tb_fail(err, TIMBER_ERR_IO, "%s: not a regular file", path);
+        goto fail;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (size < 8) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: file is %llu bytes, too short for the 8-byte header "
+                     "length",
+                     path, (unsigned long long)size);
+        goto fail;
+    }
+    if (size > SIZE_MAX) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT, "%s: file too large to map",
+                     path);
+        goto fail;
+    }
+    s->map_len = (size_t)size;
+    void *map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot mmap %llu "
+                           "bytes", path, (unsigned long long)size);
+        goto fail;
+    }
+    close(fd);
+    fd = -1;
+    s->map = map;
+
+    uint64_t n = 0;
+    for (int b = 7; b >= 0; b--)
+        n = (n << 8) | s->map[b];
+    if (n > TB_ST_MAX_HEADER) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: header length %llu exceeds the limit of %llu bytes",
+                     path, (unsigned long long)n, TB_ST_MAX_HEADER);
+        goto fail;
+    }
+    if (n > size - 8) {
+        st = tb_fail(err, TIMBER_ERR_FORMAT,
+                     "%s: header length %llu runs past the end of the "
+                     "%llu-byte file",
+                     path, (unsigned long long)n, (unsigned long long)size);
+        goto fail;
+    }
+    s->header_len = n;
+    s->data = s->map + 8 + n;
+    s->data_len = size - 8 - n;
+
+    st = parse_header(s, err);
+    if (st)
+        goto fail;
+    *out = s;
+    return TIMBER_OK;
+fail:
+    if (fd >= 0)
+        close(fd);
+    tb_shard_free(s);
+    return st;
+}
+
+const char *tb_shard_path(const tb_shard *s) { return s->path; }
+const char *tb_shard_name(const tb_shard *s) { return s->name; }
+uint64_t tb_shard_file_size(const tb_shard *s) { return s->map_len; }
+size_t tb_shard_tensor_count(const tb_shard *s) { return s->ntensors; }
+size_t tb_shard_meta_count(const tb_shard *s) { return s->nmeta; }
+
+const timber_tensor_info *tb_shard_tensor(const tb_shard *s, size_t i)
+{
+    return i < s->ntensors ? &s->tensors[i] : NULL;
+}
+
+const char *tb_shard_meta_key(const tb_shard *s, size_t i)
+{
+    return i < s->nmeta ? s->meta_keys[i] : NULL;
+}
+
+const char *tb_shard_meta_value(const tb_shard *s, size_t i)
+{
+    return i < s->nmeta ? s->meta_values[i] : NULL;
+}
+
+const void *tb_shard_data(const tb_shard *s, const timber_tensor_info *info)
+{
+    return s->data + info->offset;
+}
+
+void tb_shard_release(const tb_shard *s, const timber_tensor_info *info,
+                      uint64_t off, uint64_t len)
+{
+    /* Only whole pages strictly inside the range are dropped, so a
+     * neighbouring tensor sharing a page keeps its bytes resident. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || len == 0)
+        return;
+    uintptr_t lo = (uintptr_t)(s->data + info->offset + off);
+    uintptr_t hi = lo + len;
+    uintptr_t a = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t b = hi & ~((uintptr_t)page - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* -------------------------------------------------------------- writing */
+
+struct tb_writer {
+    char *path;
+    char *tmp;
+    int fd;
+    size_t n;
+    uint64_t data_start; /* 8 + padded header length */
+    uint64_t *offsets;   /* by input index */
+    uint64_t *sizes;     /* by input index */
+    uint64_t *written;   /* by input index */
+    uint64_t file_size;
+    int committed;
+};
+
+/* Sorts pointers into the caller's spec array (index = pointer - base). */
+static int cmp_layout(const void *a, const void *b)
+{
+    const tb_tensor_spec *x = *(const tb_tensor_spec *const *)a;
+    const tb_tensor_spec *y = *(const tb_tensor_spec *const *)b;
+    if (x->dtype != y->dtype)
+        return x->dtype > y->dtype ? -1 : 1; /* larger alignment first */
+    return strcmp(x->name, y->name);
+}
+
+void tb_writer_free(tb_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    if (!w->committed && w->tmp)
+        unlink(w->tmp);
+    free(w->path);
+    free(w->tmp);
+    free(w->offsets);
+    free(w->sizes);
+    free(w->written);
+    free(w);
+}
+
+static char *build_header(const tb_meta *meta, size_t nmeta,
+                          const tb_tensor_spec *t,
+                          const tb_tensor_spec *const *order,
+                          size_t n, const uint64_t *offsets,
+                          const uint64_t *sizes)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    char *text = NULL;
+    if (nmeta) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        if (!m)
+            goto out;
+        for (size_t i = 0; i < nmeta; i++)
+            if (!cJSON_AddStringToObject(m, meta[i].key, meta[i].value))
+                goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (size_t)(order[k] - t);
+        cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
+        if (!e || !cJSON_AddStringToObject(e, "dtype",
+                                           timber_dtype_name(t[i].dtype)))
+            goto out;
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        if (!shape)
+            goto out;
+        for (size_t d = 0; d < t[i].ndim; d++) {
+            cJSON *v = cJSON_CreateNumber((double)t[i].shape[d]);
+            if (!v || !cJSON_AddItemToArray(shape, v))
+                goto out;
+        }
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON *b = cJSON_CreateNumber((double)offsets[i]);
+        cJSON *en = cJSON_CreateNumber((double)(offsets[i] + sizes[i]));
+        if (!offs || !b || !en || !cJSON_AddItemToArray(offs, b) ||
+            !cJSON_AddItemToArray(offs, en))
+            goto out;
+    }
+    text = cJSON_PrintUnformatted(root);
+out:
+    cJSON_Delete(root);
+    return text;
+}
+
+timber_status tb_writer_create(const char *path, const tb_meta *meta,
+                               size_t nmeta, const tb_tensor_spec *t,
+                               size_t n, tb_writer **out, timber_error *err)
+{
+    *out = NULL;
+    timber_status st = TIMBER_OK;
+    char *header = NULL;
+    const tb_tensor_spec **order = NULL;
+    tb_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    w->fd = -1;
+    w->n = n;
+    w->path = tb_strdup(path);
+    w->offsets = tb_calloc_array(n, sizeof(uint64_t));
+    w->sizes = tb_calloc_array(n, sizeof(uint64_t));
+    w->written = tb_calloc_array(n, sizeof(uint64_t));
+    order = tb_alloc_array(n, sizeof *order);
+    if (!w->path || !w->offsets || !w->sizes || !w->written || !order) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].name, "__metadata__") == 0) {
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "%s: a tensor may not be called \"__metadata__\"",
+                         path);
+            goto fail;
+        }
+        uint64_t elems = 1, bits;
+        int zero = 0;
+        for (size_t d = 0; d < t[i].ndim; d++)
+            zero |= t[i].shape[d] == 0;
+        for (size_t d = 0; d < t[i].ndim && !zero; d++)
+            if (!tb_mul_u64(elems, t[i].shape[d], &elems))
+                goto too_big;
+        if (zero)
+            elems = 0;
+        if (!tb_mul_u64(elems, timber_dtype_bits(t[i].dtype), &bits))
+            goto too_big;
+        if (bits % 8) {
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "%s: tensor '%s' of %s is %llu bits, not whole "
+                         "bytes",
+                         path, t[i].name, timber_dtype_name(t[i].dtype),
+                         (unsigned long long)bits);
+            goto fail;
+        }
+        w->sizes[i] = bits / 8;
+        order[i] = &t[i];
+        continue;
+    too_big:
+        st = tb_fail(err, TIMBER_ERR_INVALID,
+                     "%s: tensor '%s' is too large to address", path,
+                     t[i].name);
+        goto fail;
+    }
+    qsort(order, n, sizeof *order, cmp_layout);
+    uint64_t at = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (size_t)(order[k] - t);
+        w->offsets[i] = at;
+        if (!tb_add_u64(at, w->sizes[i], &at)) {
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "%s: data larger than 2^64 bytes", path);
+            goto fail;
+        }
+    }
+    /* Duplicate names (of any dtype) would make an unreadable file. */
+    {
+        const char **names = tb_alloc_array(n, sizeof(char *));
+        if (!names && n) {
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++)
+            names[i] = t[i].name;
+        qsort(names, n, sizeof(char *), cmp_str_ptr);
+        for (size_t i = 1; i < n; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) {
+                st = tb_fail(err, TIMBER_ERR_INVALID,
+                             "%s: tensor '%s' given twice", path, names[i]);
+                break;
+            }
+        free(names);
+        if (st)
+            goto fail;
+    }
+
+    header = build_header(meta, nmeta, t, order, n, w->offsets, w->sizes);
+    if (!header) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory building the "
+                     "header", path);
+        goto fail;
+    }
+    size_t hlen = strlen(header);
+    size_t padded = (hlen + 7) & ~(size_t)7;
+    char *hp = realloc(header, padded);
+    if (!hp) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    header = hp;
+    memset(header + hlen, ' ', padded - hlen);
+    w->data_start = 8 + (uint64_t)padded;
+    w->file_size = w->data_start + at;
+
+    w->tmp = tb_temp_sibling(path);
+    if (!w->tmp) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (w->fd < 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot create",
+                           w->tmp);
+        free(w->tmp); /* never created: nothing to unlink */
+        w->tmp = NULL;
+        goto fail;
+    }
+    unsigned char len8[8];
+    for (int b = 0; b < 8; b++)
+        len8[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+    if (tb_pwrite_all(w->fd, len8, 8, 0) != 0 ||
+        tb_pwrite_all(w->fd, header, padded, 8) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
+                           w->tmp);
+        goto fail;
+    }
+    free(header);
+    free((void *)order);
+    *out = w;
+    return TIMBER_OK;
+fail:
+    free(header);
+    free((void *)order);
+    tb_writer_free(w);
+    return st;
+}
+
+timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
+                            size_t len, timber_error *err)
+{
+    if (index >= w->n || w->written[index] + len > w->sizes[index])
+        return tb_fail(err, TIMBER_ERR_INVALID,
+                       "%s: tensor #%zu written past its %llu bytes", w->path,
+                       index,
+                       index < w->n ? (unsigned long long)w->sizes[index]
+                                    : 0ull);
+    uint64_t off = w->data_start + w->offsets[index] + w->written[index];
+    if (tb_pwrite_all(w->fd, data, len, off) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                             "%s: cannot write %zu bytes at offset %llu",
+                             w->tmp, len, (unsigned long long)off);
+    w->written[index] += len;
+    return TIMBER_OK;
+}
+
+uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index)
+{
+    return index < w->n ? w->sizes[index] : 0;
+}
+
+uint64_t tb_writer_file_size(const tb_writer *w) { return w->file_size; }
+
+timber_status tb_writer_commit(tb_writer *w, timber_error *err)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->written[i] != w->sizes[i])
+            return tb_fail(err, TIMBER_ERR_INVALID,
+                           "%s: tensor #%zu has %llu of its %llu bytes",
+                           w->path, i, (unsigned long long)w->written[i],
+                           (unsigned long long)w->sizes[i]);
+    /* fsync before rename: otherwise a crash can publish the name with
+     * the data still missing (the classic zero-length-file-after-crash). */
+    if (fsync(w->fd) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
+                             w->tmp);
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                             w->tmp);
+    if (rename(w->tmp, w->path) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                             "%s: cannot rename into place", w->path);
+    w->committed = 1;
+    /* The rename itself lives in the directory: sync it too. */
+    if (tb_fsync_parent_dir(w->path) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                             "%s: cannot fsync its directory", w->path);
+    return TIMBER_OK;
+}

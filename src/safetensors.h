@@ -1,0 +1,112 @@
+/*
+ * safetensors.h — one safetensors shard: the validating reader and the
+ * atomic writer.  Nothing else in libtimber knows the byte layout.
+ *
+ * The format (https://github.com/huggingface/safetensors):
+ *
+ *   bytes 0..7   N, the header length, unsigned 64-bit little-endian
+ *   bytes 8..8+N the header: UTF-8 JSON object, padded with spaces
+ *                  { "__metadata__": { "key": "string", ... },   (optional)
+ *                    "tensor.name": { "dtype": "BF16",
+ *                                     "shape": [rows, cols],
+ *                                     "data_offsets": [begin, end] }, ... }
+ *   bytes 8+N..  the data buffer: every tensor's elements, little-endian,
+ *                row-major, at [begin, end) relative to the buffer start.
+ *
+ * The reader accepts a file only if it passes every check the reference
+ * implementation makes (see docs/formats.md), plus the ones it should:
+ * header at most 100,000,000 bytes and within the file; strict UTF-8 and no
+ * raw control characters; a JSON object; known dtypes; every field present
+ * exactly once; offsets and dims whole numbers below 2^53; shape x dtype
+ * size equal to the byte range, with every multiplication overflow-checked;
+ * ranges contiguous from 0 with no holes or overlaps; no trailing bytes; no
+ * duplicate names; no tensor called "__metadata__"; metadata values strings.
+ *
+ * The writer lays tensors out as the reference writer does (descending
+ * dtype alignment, then name), writes compact JSON with "__metadata__"
+ * first, pads the header with spaces to a multiple of 8 so every tensor is
+ * naturally aligned, and publishes the file atomically: temporary file in
+ * the destination directory, fsync, rename, fsync of the directory.
+ */
+#ifndef TIMBER_SAFETENSORS_H
+#define TIMBER_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timber.h"
+
+#define TB_ST_MAX_HEADER 100000000ull
+
+/* ------------------------------------------------------------- reading */
+
+typedef struct tb_shard tb_shard;
+
+/* Opens, maps and validates the shard at path.  Tensor infos name the
+ * shard by the file's base name. */
+timber_status tb_shard_open(const char *path, tb_shard **out,
+                            timber_error *err);
+void tb_shard_free(tb_shard *shard);
+
+const char *tb_shard_path(const tb_shard *shard);
+const char *tb_shard_name(const tb_shard *shard);
+uint64_t tb_shard_file_size(const tb_shard *shard);
+
+/* Tensors sorted by offset. */
+size_t tb_shard_tensor_count(const tb_shard *shard);
+const timber_tensor_info *tb_shard_tensor(const tb_shard *shard, size_t i);
+
+/* The tensor's bytes (info must come from this shard). */
+const void *tb_shard_data(const tb_shard *shard,
+                          const timber_tensor_info *info);
+/* Tells the kernel the pages of [off, off+len) of the tensor's bytes will
+ * not be needed again (they are dropped from this process's RSS). */
+void tb_shard_release(const tb_shard *shard, const timber_tensor_info *info,
+                      uint64_t off, uint64_t len);
+
+size_t tb_shard_meta_count(const tb_shard *shard);
+const char *tb_shard_meta_key(const tb_shard *shard, size_t i);
+const char *tb_shard_meta_value(const tb_shard *shard, size_t i);
+
+/* ------------------------------------------------------------- writing */
+
+typedef struct tb_tensor_spec {
+    const char *name;
+    timber_dtype dtype;
+    size_t ndim;
+    const uint64_t *shape;
+} tb_tensor_spec;
+
+typedef struct tb_meta {
+    const char *key;
+    const char *value;
+} tb_meta;
+
+typedef struct tb_writer tb_writer;
+
+/* Plans the layout of `n` tensors, creates a temporary file beside `path`
+ * and writes the header.  Nothing appears under `path` until commit. */
+timber_status tb_writer_create(const char *path, const tb_meta *meta,
+                               size_t nmeta, const tb_tensor_spec *tensors,
+                               size_t n, tb_writer **out, timber_error *err);
+
+/* Bytes of tensor `index` (its position in the array given to create).
+ * Each tensor's bytes are appended in order: call put repeatedly with
+ * consecutive chunks; tensors may be filled in any order. */
+timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
+                            size_t len, timber_error *err);
+
+/* Byte size of tensor `index` as laid out. */
+uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index);
+
+/* Total file size once complete. */
+uint64_t tb_writer_file_size(const tb_writer *w);
+
+/* Checks every tensor is complete, flushes, fsyncs, renames into place and
+ * fsyncs the directory.  On failure the temporary is removed. */
+timber_status tb_writer_commit(tb_writer *w, timber_error *err);
+
+/* Frees the writer; an uncommitted temporary file is removed. */
+void tb_writer_free(tb_writer *w);
+
+#endif /* TIMBER_SAFETENSORS_H */

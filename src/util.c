@@ -1,0 +1,261 @@
+/*
+ * util.c — error recording, checked allocation and small string helpers
+ * shared by every module of libtimber (see util.h).
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vrecord(timber_error *err, timber_status status, const char *fmt,
+                    va_list ap)
+{
+    if (!err)
+        return;
+    err->status = status;
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    /* Messages are one line by contract: fold any newline a file name or
+     * a tensor name might have smuggled in. */
+    for (char *p = err->message; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+timber_status tb_fail(timber_error *err, timber_status status,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(err, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+timber_status tb_fail_errno(timber_error *err, timber_status status,
+                            int errno_value, const char *fmt, ...)
+{
+    if (!err)
+        return status;
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(err, status, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(err->message);
+    snprintf(err->message + len, sizeof err->message - len, ": %s",
+             strerror(errno_value));
+    return status;
+}
+
+void tb_error_clear(timber_error *err)
+{
+    if (err) {
+        err->status = TIMBER_OK;
+        err->message[0] = '\0';
+    }
+}
+
+void *tb_alloc_array(size_t n, size_t size)
+{
+    size_t bytes;
+    if (!tb_mul_size(n, size, &bytes))
+        return NULL;
+    return malloc(bytes ? bytes : 1);
+}
+
+void *tb_calloc_array(size_t n, size_t size)
+{
+    size_t bytes;
+    if (!tb_mul_size(n, size, &bytes))
+        return NULL;
+    return calloc(n ? n : 1, size ? size : 1);
+}
+
+char *tb_strdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *copy = malloc(len);
+    if (copy)
+        memcpy(copy, s, len);
+    return copy;
+}
+
+char *tb_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    size_t at = a;
+    if (a > 0 && dir[a - 1] != '/')
+        p[at++] = '/';
+    memcpy(p + at, name, b + 1);
+    return p;
+}
+
+void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
+                     const uint64_t *shape)
+{
+    size_t at = 0;
+    if (bufsize == 0)
+        return;
+    buf[0] = '\0';
+#define APPEND(...)                                                        \
+    do {                                                                   \
+        if (at < bufsize) {                                                \
+            int n_ = snprintf(buf + at, bufsize - at, __VA_ARGS__);        \
+            at = n_ < 0 ? bufsize : at + (size_t)n_;                       \
+        }                                                                  \
+    } while (0)
+    APPEND("[");
+    for (size_t i = 0; i < ndim; i++)
+        APPEND("%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
+    APPEND("]");
+#undef APPEND
+}
+
+/* ---------------------------------------------------- file-system helpers */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+int tb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const unsigned char *p = buf;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pwrite(fd, p, chunk, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+char *tb_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return tb_strdup(".");
+    if (slash == path)
+        return tb_strdup("/");
+    size_t len = (size_t)(slash - path);
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, path, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+const char *tb_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+int tb_fsync_parent_dir(const char *path)
+{
+    char *dir = tb_dirname(path);
+    if (!dir) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+char *tb_temp_sibling(const char *path)
+{
+    static atomic_uint counter;
+    char *dir = tb_dirname(path);
+    if (!dir)
+        return NULL;
+    const char *base = tb_basename(path);
+    size_t size = strlen(dir) + strlen(base) + 64;
+    char *tmp = malloc(size);
+    if (tmp)
+        snprintf(tmp, size, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
+                 atomic_fetch_add(&counter, 1u));
+    free(dir);
+    return tmp;
+}
+
+/* ------------------------------------------------ version and statuses */
+
+const char *timber_version(void) { return TIMBER_VERSION_STRING; }
+
+const char *timber_strerror(timber_status status)
+{
+    static const char *const text[TIMBER_STATUS_COUNT] = {
+        [TIMBER_OK] = "success",
+        [TIMBER_ERR_NOMEM] = "out of memory",
+        [TIMBER_ERR_IO] = "input/output error",
+        [TIMBER_ERR_FORMAT] = "malformed safetensors file",
+        [TIMBER_ERR_INDEX] = "inconsistent checkpoint directory",
+        [TIMBER_ERR_INVALID] = "invalid argument",
+        [TIMBER_ERR_NONFINITE] = "NaN or Inf in a tensor",
+        [TIMBER_ERR_SHAPE] = "tensor shapes do not match",
+        [TIMBER_ERR_EXISTS] = "output already exists",
+        [TIMBER_ERR_NUMERIC] = "numerical routine failed",
+        [TIMBER_ERR_INTERRUPTED] = "interrupted",
+        [TIMBER_ERR_CACHE] = "unusable cache file",
+    };
+    if ((unsigned)status >= TIMBER_STATUS_COUNT)
+        return "unknown status";
+    return text[status];
+}
+
+timber_status tb_write_file_atomic(const char *path, const void *data,
+                                   size_t len, timber_error *err)
+{
+    char *tmp = tb_temp_sibling(path);
+    if (!tmp)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        timber_status st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                         "%s: cannot create", tmp);
+        free(tmp);
+        return st;
+    }
+    timber_status st = TIMBER_OK;
+    if (tb_pwrite_all(fd, data, len, 0) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
+                           tmp);
+    else if (fsync(fd) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
+                           tmp);
+    if (close(fd) != 0 && !st)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                           tmp);
+    if (!st && rename(tmp, path) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot rename into place", path);
+    if (st) {
+        unlink(tmp);
+    } else if (tb_fsync_parent_dir(path) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot fsync its directory", path);
+    }
+    free(tmp);
+    return st;
+}
