@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test.sh — build timber and run the whole test suite, twice: a normal
+# build in build/, then an AddressSanitizer + UndefinedBehaviorSanitizer
+# build in build-asan/ where any sanitizer report fails the test.
+#
+# usage: scripts/test.sh [--quick] [--help]
+#
+#   --quick   skip the sanitizer pass (same as TIMBER_SKIP_SANITIZE=1)
+#
+# Exits non-zero if the build or any test fails.  Works from any directory,
+# with no terminal and no stdin (CI runs it as .ci/run).
+#
+# Environment:
+#   TIMBER_SKIP_SANITIZE  1 = skip the sanitizer pass
+#   TIMBER_TEST_JOBS      tests run in parallel (default 1)
+#   TIMBER_TEST_TIMEOUT   seconds a test may run unless it sets its own
+#                         TIMEOUT (default 600)
+#   TIMBER_JOBS           parallel build jobs (default: nproc)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+
+say() { printf '[test] %s\n' "$*" >&2; }
+die() {
+    printf '[test] error: %s\n' "$*" >&2
+    exit 1
+}
+
+sanitize=1
+[[ "${TIMBER_SKIP_SANITIZE:-0}" == 1 ]] && sanitize=0
+for arg in "$@"; do
+    case "$arg" in
+    --quick | --no-sanitize) sanitize=0 ;;
+    -h | --help)
+        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) die "unknown argument '$arg' (try --help)" ;;
+    esac
+done
+
+test_jobs="${TIMBER_TEST_JOBS:-1}"
+test_timeout="${TIMBER_TEST_TIMEOUT:-600}"
+start=$SECONDS
+
+elapsed() {
+    local s=$((SECONDS - start))
+    printf '%dm%02ds' $((s / 60)) $((s % 60))
+}
+
+# run_ctest DIR: the suite in DIR; prints a closing line and fails on any
+# failed test.
+run_ctest() {
+    local dir="$1"
+    say "running the tests in $dir/"
+    if ! ctest --test-dir "$dir" --output-on-failure --timeout "$test_timeout" \
+        -j"$test_jobs" </dev/null; then
+        say "FAILED: tests in $dir/ (after $(elapsed))"
+        return 1
+    fi
+    say "passed: tests in $dir/ (after $(elapsed))"
+}
+
+status=0
+
+# ---- pass 1: the normal build --------------------------------------------
+say "pass 1: RelWithDebInfo build in build/"
+"$here/setup.sh" || die "setup or build failed (after $(elapsed))"
+run_ctest build || status=1
+
+# ---- pass 2: sanitizers ---------------------------------------------------
+if ((sanitize)); then
+    say "pass 2: AddressSanitizer + UBSan build in build-asan/"
+    "$here/setup.sh" --build-dir build-asan -- -DTIMBER_SANITIZE=ON ||
+        die "the sanitizer build failed (after $(elapsed))"
+    # Any report stops the program with exit code 86, which no timber
+    # command uses, so a test expecting "exit 1" cannot pass by accident.
+    # Leaks count as errors.  The caller's own options come last and win.
+    export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:exitcode=86:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+    export LSAN_OPTIONS="exitcode=86${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    run_ctest build-asan || status=1
+else
+    say "pass 2 skipped (--quick / TIMBER_SKIP_SANITIZE=1)"
+fi
+
+if ((status)); then
+    say "FAILED after $(elapsed)"
+    exit 1
+fi
+say "all passes succeeded in $(elapsed)"
