@@ -30,12 +30,15 @@ case "${1:-}" in
 esac
 (($# <= 1)) || die "at most one argument, WORKDIR (try --help)"
 
-# The work directory, made absolute before leaving the caller's directory.
+# The work directory, made absolute before leaving the caller's directory;
+# it is created only once the build has succeeded.
+work=""
 if (($# == 1)); then
-    mkdir -p -- "$1"
-    work="$(cd -- "$1" && pwd)"
-else
-    work="$(mktemp -d "${TMPDIR:-/tmp}/timber-demo.XXXXXX")"
+    [[ -n "$1" ]] || die "WORKDIR is empty"
+    case "$1" in
+    /*) work="$1" ;;
+    *) work="$PWD/$1" ;;
+    esac
 fi
 cd "$repo"
 
@@ -58,6 +61,12 @@ if [[ ! -x "$gen" ]]; then
   is not in this version yet, so the demo has no checkpoint pair to use."
 fi
 note "timber: $timber ($("$timber" --version))"
+if [[ -n "$work" ]]; then
+    mkdir -p -- "$work"
+    work="$(cd -- "$work" && pwd)"
+else
+    work="$(mktemp -d "${TMPDIR:-/tmp}/timber-demo.XXXXXX")"
+fi
 
 heading "2. Generate a tiny synthetic Base/Instruct pair"
 run "$gen" "$work" --preset tiny --max-shard-size 64K --force
