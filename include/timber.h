@@ -23,6 +23,7 @@
 #ifndef TIMBER_H
 #define TIMBER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -145,6 +146,95 @@ const char *timber_model_shard_name(const timber_model *model, size_t i);
  * (config.json, tokenizer files, chat templates, ...), by name. */
 size_t timber_model_extra_count(const timber_model *model);
 const char *timber_model_extra_name(const timber_model *model, size_t i);
+
+
+/* ------------------------------------------------------------ refinement */
+
+typedef enum timber_action {
+    TIMBER_ACTION_REFINED = 0, /* tail of the delta attenuated by gamma */
+    TIMBER_ACTION_COPIED,      /* Instruct's bytes written unchanged */
+    TIMBER_ACTION_DROPPED      /* only in Base: not part of the output */
+} timber_action;
+
+/* "refined", "copied", "dropped". */
+const char *timber_action_name(timber_action action);
+
+/* What happened to one tensor (one row of the report). */
+typedef struct timber_tensor_report {
+    const char *name;
+    timber_dtype dtype;      /* Instruct's (Base's for a dropped tensor) */
+    timber_dtype base_dtype; /* Base's, when Base has the tensor */
+    size_t ndim;
+    const uint64_t *shape;   /* Instruct's shape (Base's when dropped) */
+    const char *shard;       /* shard written (Base's when dropped) */
+    timber_action action;
+    const char *reason;      /* why copied or dropped; "" when refined */
+    int warned;              /* a warning was issued for this tensor */
+    /* Refined tensors only (0 otherwise): */
+    uint64_t rows, cols;     /* the matrix view: d0 x (d1*d2*...) */
+    uint64_t rank;           /* r = min(rows, cols) */
+    double erank;            /* effective rank of the delta */
+    uint64_t k;              /* ceil(erank): components kept whole */
+    double tail_energy;      /* share of ||D||_F^2 in the tail */
+} timber_tensor_report;
+
+typedef struct timber_progress {
+    size_t index;          /* tensors finished so far */
+    size_t total;          /* tensors to write */
+    const char *tensor;    /* the tensor just finished */
+    uint64_t work_done;    /* arbitrary units, for an ETA */
+    uint64_t work_total;
+    double elapsed;        /* seconds since the start */
+} timber_progress;
+
+typedef struct timber_refine_options {
+    const double *gammas;  /* values in [0, 1]; NULL/0 entries: {0.2} */
+    size_t ngammas;        /* more than one: OUT/gamma-<g>/ each */
+    const char *const *include; /* POSIX extended regexes on names */
+    size_t ninclude;
+    const char *const *exclude;
+    size_t nexclude;
+    int strict;            /* a shape mismatch is an error, not a copy */
+    int force;             /* replace an existing OUT once complete */
+    /* Called after each tensor (from the calling thread). */
+    void (*progress)(const timber_progress *progress, void *user);
+    /* Called with one-line warnings (no trailing newline). */
+    void (*warning)(const char *message, void *user);
+    void *user;
+    /* Polled often: when it becomes non-zero the run stops, removes its
+     * temporaries and returns TIMBER_ERR_INTERRUPTED. */
+    const volatile sig_atomic_t *cancel;
+} timber_refine_options;
+
+/* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
+void timber_refine_options_init(timber_refine_options *options);
+
+/* The outcome of a run: one report per Instruct tensor (file order), then
+ * one per Base-only tensor. */
+typedef struct timber_result timber_result;
+
+/* Refines INSTRUCT with BASE into the directory OUT.  OUT is built beside
+ * itself under a temporary name and renamed into place only when
+ * complete; on any failure nothing is left behind.  OUT must not exist
+ * unless options->force, and may not be, contain, or lie inside an input.
+ * *result (optional) receives the report even when the run fails after
+ * planning (then it covers what was done). */
+timber_status timber_refine(const char *base, const char *instruct,
+                            const char *out,
+                            const timber_refine_options *options,
+                            timber_result **result, timber_error *err);
+
+void timber_result_free(timber_result *result);
+size_t timber_result_count(const timber_result *result);
+const timber_tensor_report *timber_result_tensor(const timber_result *result,
+                                                 size_t i);
+/* Directory names under OUT for each gamma ("" when only one gamma). */
+const char *timber_result_gamma_dir(const timber_result *result, size_t i);
+size_t timber_result_gamma_count(const timber_result *result);
+double timber_result_gamma(const timber_result *result, size_t i);
+uint64_t timber_result_bytes_written(const timber_result *result);
+size_t timber_result_shards_written(const timber_result *result);
+double timber_result_seconds(const timber_result *result);
 
 #ifdef __cplusplus
 }

@@ -571,3 +571,29 @@ out:
     free(path);
     return st;
 }
+
+uint64_t tb_fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t tb_model_fingerprint(const timber_model *m)
+{
+    uint64_t h = TB_FNV_OFFSET;
+    for (size_t i = 0; i < m->nshards; i++) {
+        const tb_shard *s = m->shards[i];
+        const char *name = tb_shard_name(s);
+        uint64_t size = tb_shard_file_size(s);
+        size_t len;
+        const void *hdr = tb_shard_header(s, &len);
+        h = tb_fnv1a(h, name, strlen(name) + 1);
+        h = tb_fnv1a(h, &size, sizeof size);
+        h = tb_fnv1a(h, hdr, len);
+    }
+    return h;
+}

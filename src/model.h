@@ -19,6 +19,15 @@ size_t tb_model_name_rank(const timber_model *m,
 
 #endif /* TIMBER_MODEL_H */
 
+/* A 64-bit fingerprint of the checkpoint's structure: FNV-1a over every
+ * shard's name, size and header bytes.  Cheap (no tensor data is read);
+ * per-tensor data checksums live in the SVD cache's records. */
+uint64_t tb_model_fingerprint(const timber_model *m);
+
+/* Extends an FNV-1a 64 hash with len bytes. */
+uint64_t tb_fnv1a(uint64_t h, const void *data, size_t len);
+#define TB_FNV_OFFSET 0xcbf29ce484222325ull
+
 /* One weight_map entry of an index. */
 typedef struct tb_index_entry {
     const char *tensor;

@@ -571,6 +571,12 @@ uint64_t tb_shard_file_size(const tb_shard *s) { return s->map_len; }
 size_t tb_shard_tensor_count(const tb_shard *s) { return s->ntensors; }
 size_t tb_shard_meta_count(const tb_shard *s) { return s->nmeta; }
 
+const void *tb_shard_header(const tb_shard *s, size_t *len)
+{
+    *len = (size_t)(8 + s->header_len);
+    return s->map;
+}
+
 const timber_tensor_info *tb_shard_tensor(const tb_shard *s, size_t i)
 {
     return i < s->ntensors ? &s->tensors[i] : NULL;

@@ -64,6 +64,9 @@ const void *tb_shard_data(const tb_shard *shard,
 void tb_shard_release(const tb_shard *shard, const timber_tensor_info *info,
                       uint64_t off, uint64_t len);
 
+/* The raw bytes 0..8+N of the file (length prefix and header). */
+const void *tb_shard_header(const tb_shard *shard, size_t *len);
+
 size_t tb_shard_meta_count(const tb_shard *shard);
 const char *tb_shard_meta_key(const tb_shard *shard, size_t i);
 const char *tb_shard_meta_value(const tb_shard *shard, size_t i);

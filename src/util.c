@@ -95,6 +95,15 @@ char *tb_path_join(const char *dir, const char *name)
     return p;
 }
 
+void tb_format_double(char *buf, size_t bufsize, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, bufsize, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
                      const uint64_t *shape)
 {
@@ -165,6 +174,18 @@ const char *tb_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
+int tb_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 int tb_fsync_parent_dir(const char *path)
 {
     char *dir = tb_dirname(path);
@@ -172,13 +193,9 @@ int tb_fsync_parent_dir(const char *path)
         errno = ENOMEM;
         return -1;
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
+    int rc = tb_fsync_dir(dir);
     int saved = errno;
-    close(fd);
+    free(dir);
     errno = saved;
     return rc;
 }

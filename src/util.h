@@ -56,6 +56,9 @@ char *tb_strdup(const char *s);
 /* "dir/name" in a new allocation, NULL on failure. */
 char *tb_path_join(const char *dir, const char *name);
 
+/* Shortest "%.Ng" (N <= 17) that reads back as exactly v. */
+void tb_format_double(char *buf, size_t bufsize, double v);
+
 /* Formats a shape as "[a, b, c]" into buf (always NUL-terminated). */
 void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
                      const uint64_t *shape);
@@ -73,6 +76,9 @@ int tb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
 /* fsync()s the directory holding path ("." if none); 0 or -1 with errno. */
 int tb_fsync_parent_dir(const char *path);
+
+/* fsync()s the directory path itself; 0 or -1 with errno. */
+int tb_fsync_dir(const char *path);
 
 /* The directory part of path ("." if none), newly allocated. */
 char *tb_dirname(const char *path);

@@ -1,0 +1,304 @@
+/*
+ * refine.c — `timber [refine] BASE INSTRUCT OUT [options]`: argument
+ * parsing, signal handling, progress on a terminal, the closing summary
+ * and the per-tensor report files.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char cli_refine_help[] =
+    "usage: timber [refine] BASE INSTRUCT OUT [options]\n"
+    "\n"
+    "Writes the Timber-refined Instruct checkpoint to the directory OUT: for\n"
+    "every weight matrix present in both checkpoints with the same shape,\n"
+    "the delta D = Instruct - Base keeps its top k = ceil(eRank(D)) singular\n"
+    "components and its tail is multiplied by gamma:\n"
+    "    OUT = Instruct - (1 - gamma) * tail(D)\n"
+    "1-D tensors, Instruct-only tensors, non-float tensors and tensors whose\n"
+    "shape differs from Base's are copied from Instruct; Base-only tensors\n"
+    "are not written.  Instruct's shard layout, dtypes and non-weight files\n"
+    "(config, tokenizer, ...) are kept.\n"
+    "\n"
+    "options:\n"
+    "  --gamma G[,G...]   tail factor in [0, 1] (default 0.2; 0 = Timber-L);\n"
+    "                     a list writes OUT/gamma-<G>/ for each value\n"
+    "  --include REGEX    refine only tensors whose name matches (POSIX\n"
+    "                     extended regex, repeatable)\n"
+    "  --exclude REGEX    copy tensors whose name matches (repeatable)\n"
+    "  --strict           a shape mismatch is an error, not a copy\n"
+    "  --force            replace OUT if it exists (once the new one is done)\n"
+    "  --report FILE      per-tensor report, JSON or CSV by extension\n"
+    "                     (.json / .csv; repeatable)\n"
+    "  -q, --quiet        no progress and no summary (errors and warnings\n"
+    "                     still go to stderr)\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "OUT is built beside itself under a temporary name and renamed into\n"
+    "place only when complete; a failed or interrupted run leaves nothing.\n"
+    "Nothing is written to stdout; progress (on a terminal), warnings and\n"
+    "the summary go to stderr.\n";
+
+static volatile sig_atomic_t cancel_signal;
+
+static void on_signal(int sig)
+{
+    cancel_signal = sig;
+}
+
+typedef struct ui {
+    int tty;
+    int quiet;
+    int drawn;
+} ui;
+
+static void on_progress(const timber_progress *p, void *user)
+{
+    ui *u = user;
+    if (!u->tty || u->quiet)
+        return;
+    double frac = p->work_total ? (double)p->work_done / (double)p->work_total
+                                : 1.0;
+    char eta[32] = "--:--";
+    if (frac > 0.0 && p->elapsed > 0.5) {
+        double left = p->elapsed * (1.0 - frac) / frac;
+        snprintf(eta, sizeof eta, "%d:%02d", (int)(left / 60),
+                 (int)left % 60);
+    }
+    fprintf(stderr, "\r\033[K[%zu/%zu] %3.0f%% ETA %s  %.60s", p->index,
+            p->total, 100.0 * frac, eta, p->tensor);
+    fflush(stderr);
+    u->drawn = 1;
+}
+
+static void clear_progress(ui *u)
+{
+    if (u->drawn) {
+        fputs("\r\033[K", stderr);
+        u->drawn = 0;
+    }
+}
+
+static void on_warning(const char *msg, void *user)
+{
+    clear_progress(user);
+    cli_warnf("%s", msg);
+}
+
+/* Groups copy/drop reasons for the summary: shape mismatches carry the
+ * shapes in their reason, so they are counted under one label. */
+static const char *reason_label(const char *reason)
+{
+    if (strncmp(reason, "shape ", 6) == 0)
+        return "shape differs from Base";
+    if (strncmp(reason, "dtype ", 6) == 0 ||
+        strncmp(reason, "Base's dtype", 12) == 0)
+        return "not a float dtype";
+    return reason;
+}
+
+static void print_summary(const char *out, const timber_result *r)
+{
+    size_t counts[3] = {0};
+    const char *labels[32];
+    size_t lcount[32], nlabels = 0;
+    timber_action laction[32];
+    for (size_t i = 0; i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        counts[t->action]++;
+        if (t->action == TIMBER_ACTION_REFINED)
+            continue;
+        const char *l = reason_label(t->reason);
+        size_t j = 0;
+        while (j < nlabels && strcmp(labels[j], l) != 0)
+            j++;
+        if (j == nlabels && nlabels < 32) {
+            labels[nlabels] = l;
+            laction[nlabels] = t->action;
+            lcount[nlabels++] = 0;
+        }
+        if (j < nlabels)
+            lcount[j]++;
+    }
+    fprintf(stderr, "timber: refined %zu tensor%s, copied %zu", counts[0],
+            counts[0] == 1 ? "" : "s", counts[1]);
+    for (int a = 1; a <= 2; a++) {
+        if (a == 2)
+            fprintf(stderr, ", dropped %zu", counts[2]);
+        int first = 1;
+        for (size_t j = 0; j < nlabels; j++)
+            if ((int)laction[j] == a) {
+                fprintf(stderr, "%s%s: %zu", first ? " (" : ", ", labels[j],
+                        lcount[j]);
+                first = 0;
+            }
+        if (!first)
+            fputc(')', stderr);
+    }
+    fputc('\n', stderr);
+    double mb = (double)timber_result_bytes_written(r) / 1e6;
+    fprintf(stderr, "timber: wrote %s (", out);
+    size_t ng = timber_result_gamma_count(r);
+    if (ng > 1) {
+        fprintf(stderr, "%zu checkpoints:", ng);
+        for (size_t g = 0; g < ng; g++)
+            fprintf(stderr, " %s", timber_result_gamma_dir(r, g));
+        fprintf(stderr, "; ");
+    } else {
+        fprintf(stderr, "gamma %g; ", timber_result_gamma(r, 0));
+    }
+    fprintf(stderr, "%zu shard file%s, %.1f MB) in %.2f s\n",
+            timber_result_shards_written(r),
+            timber_result_shards_written(r) == 1 ? "" : "s", mb,
+            timber_result_seconds(r));
+}
+
+int cmd_refine(int argc, char **argv)
+{
+    const char *pos[3];
+    int npos = 0;
+    double *gammas = NULL;
+    int ngammas = 0;
+    const char **include = calloc((size_t)argc, sizeof(char *));
+    const char **exclude = calloc((size_t)argc, sizeof(char *));
+    const char **reports = calloc((size_t)argc, sizeof(char *));
+    size_t ninc = 0, nexc = 0, nrep = 0;
+    int strict = 0, force = 0, quiet = 0, code = EXIT_OK;
+    if (!include || !exclude || !reports) {
+        cli_errorf("out of memory");
+        code = EXIT_FAIL;
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        /* Options taking a value accept "--opt VALUE" and "--opt=VALUE". */
+        static const char *const valued[] = {"--gamma", "--include",
+                                             "--exclude", "--report"};
+        int which = -1;
+        for (int v = 0; v < 4; v++) {
+            size_t l = strlen(valued[v]);
+            if (strncmp(a, valued[v], l) == 0 &&
+                (a[l] == '\0' || a[l] == '=')) {
+                which = v;
+                if (a[l] == '=') {
+                    val = a + l + 1;
+                } else if (i + 1 < argc) {
+                    val = argv[++i];
+                } else {
+                    code = cli_usage("refine", "%s needs a value",
+                                     valued[v]);
+                    goto out;
+                }
+            }
+        }
+        if (which == 0) {
+            free(gammas);
+            ngammas = cli_parse_gammas(val, &gammas);
+            if (ngammas < 0) {
+                code = EXIT_USAGE;
+                goto out;
+            }
+        } else if (which == 1) {
+            include[ninc++] = val;
+        } else if (which == 2) {
+            exclude[nexc++] = val;
+        } else if (which == 3) {
+            size_t l = strlen(val);
+            if (!(l > 5 && strcmp(val + l - 5, ".json") == 0) &&
+                !(l > 4 && strcmp(val + l - 4, ".csv") == 0)) {
+                code = cli_usage("refine",
+                                 "--report '%s': the file name must end in "
+                                 ".json or .csv",
+                                 val);
+                goto out;
+            }
+            reports[nrep++] = val;
+        } else if (cli_is_help(a)) {
+            code = cli_print_help(cli_refine_help);
+            goto out;
+        } else if (strcmp(a, "--strict") == 0) {
+            strict = 1;
+        } else if (strcmp(a, "--force") == 0) {
+            force = 1;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "--") == 0) {
+            while (++i < argc && npos < 3)
+                pos[npos++] = argv[i];
+            if (i < argc) {
+                code = cli_usage("refine", "unexpected argument '%s'",
+                                 argv[i]);
+                goto out;
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            code = cli_usage("refine", "unknown option '%s'", a);
+            goto out;
+        } else if (npos < 3) {
+            pos[npos++] = a;
+        } else {
+            code = cli_usage("refine", "unexpected argument '%s'", a);
+            goto out;
+        }
+    }
+    if (npos < 3) {
+        code = cli_usage("refine", "needs BASE, INSTRUCT and OUT (got %d of "
+                         "3)", npos);
+        goto out;
+    }
+
+    ui u = {isatty(2), quiet, 0};
+    timber_refine_options opt;
+    timber_refine_options_init(&opt);
+    opt.gammas = gammas;
+    opt.ngammas = (size_t)(ngammas > 0 ? ngammas : 0);
+    opt.include = include;
+    opt.ninclude = ninc;
+    opt.exclude = exclude;
+    opt.nexclude = nexc;
+    opt.strict = strict;
+    opt.force = force;
+    opt.progress = on_progress;
+    opt.warning = on_warning;
+    opt.user = &u;
+    opt.cancel = &cancel_signal;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    timber_result *res = NULL;
+    timber_error err;
+    timber_status st = timber_refine(pos[0], pos[1], pos[2], &opt, &res, &err);
+    clear_progress(&u);
+    if (st == TIMBER_ERR_INTERRUPTED) {
+        int sig = cancel_signal ? (int)cancel_signal : SIGINT;
+        cli_errorf("interrupted by %s; %s was not written and temporary "
+                   "files were removed",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT", pos[2]);
+        code = sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+    } else if (st != TIMBER_OK) {
+        code = st == TIMBER_ERR_INVALID && err.message[0] == '-'
+                   ? (cli_errorf("%s", err.message), EXIT_USAGE)
+                   : cli_lib_error(&err);
+    } else {
+        if (!quiet)
+            print_summary(pos[2], res);
+        for (size_t i = 0; i < nrep && code == EXIT_OK; i++)
+            code = cli_write_report(reports[i], res);
+    }
+    timber_result_free(res);
+out:
+    free(gammas);
+    free(include);
+    free(exclude);
+    free(reports);
+    return code;
+}

@@ -1,0 +1,133 @@
+/*
+ * report.c — the per-tensor report of a refinement run, as JSON or CSV:
+ * name, shape, dtype, action (and why), rank r, eRank, k, and the share of
+ * the delta's energy in the tail.  Written atomically enough for a report:
+ * to a temporary beside the file, then renamed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+
+static void shape_text(char *buf, size_t size, const timber_tensor_report *t)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t d = 0; d < t->ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? "x" : "",
+                               (unsigned long long)t->shape[d]);
+}
+
+static int write_json(FILE *f, const timber_result *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *gam = cJSON_AddArrayToObject(root, "gammas");
+    cJSON *arr = cJSON_AddArrayToObject(root, "tensors");
+    int ok = root && gam && arr;
+    for (size_t g = 0; ok && g < timber_result_gamma_count(r); g++)
+        ok = cJSON_AddItemToArray(
+            gam, cJSON_CreateNumber(timber_result_gamma(r, g)));
+    for (size_t i = 0; ok && i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(arr, o) &&
+             cJSON_AddStringToObject(o, "name", t->name);
+        cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
+        ok = ok && shape;
+        for (size_t d = 0; ok && d < t->ndim; d++)
+            ok = cJSON_AddItemToArray(
+                shape, cJSON_CreateNumber((double)t->shape[d]));
+        ok = ok &&
+             cJSON_AddStringToObject(o, "dtype",
+                                     timber_dtype_name(t->dtype)) &&
+             cJSON_AddStringToObject(o, "action",
+                                     timber_action_name(t->action)) &&
+             cJSON_AddStringToObject(o, "reason", t->reason);
+        if (ok && t->action == TIMBER_ACTION_REFINED)
+            ok = cJSON_AddNumberToObject(o, "rows", (double)t->rows) &&
+                 cJSON_AddNumberToObject(o, "cols", (double)t->cols) &&
+                 cJSON_AddNumberToObject(o, "rank", (double)t->rank) &&
+                 cJSON_AddNumberToObject(o, "erank", t->erank) &&
+                 cJSON_AddNumberToObject(o, "k", (double)t->k) &&
+                 cJSON_AddNumberToObject(o, "tail_energy", t->tail_energy);
+    }
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text)
+        return -1;
+    int rc = fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+    free(text);
+    return rc;
+}
+
+/* RFC 4180: quote a field holding a comma, quote or newline. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int write_csv(FILE *f, const timber_result *r)
+{
+    fputs("name,shape,dtype,action,reason,rank,erank,k,tail_energy\n", f);
+    for (size_t i = 0; i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        char shape[256];
+        shape_text(shape, sizeof shape, t);
+        csv_field(f, t->name);
+        fprintf(f, ",%s,%s,%s,", shape, timber_dtype_name(t->dtype),
+                timber_action_name(t->action));
+        csv_field(f, t->reason);
+        if (t->action == TIMBER_ACTION_REFINED)
+            fprintf(f, ",%llu,%.17g,%llu,%.17g\n",
+                    (unsigned long long)t->rank, t->erank,
+                    (unsigned long long)t->k, t->tail_energy);
+        else
+            fputs(",,,,\n", f);
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+int cli_write_report(const char *path, const timber_result *r)
+{
+    size_t l = strlen(path);
+    int json = l > 5 && strcmp(path + l - 5, ".json") == 0;
+    size_t tl = l + 16;
+    char *tmp = malloc(tl);
+    if (!tmp) {
+        cli_errorf("out of memory");
+        return EXIT_FAIL;
+    }
+    snprintf(tmp, tl, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cli_errorf("%s: cannot create the report: %s", tmp, strerror(errno));
+        free(tmp);
+        return EXIT_FAIL;
+    }
+    int rc = json ? write_json(f, r) : write_csv(f, r);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0) {
+        cli_errorf("%s: cannot write the report: %s", path, strerror(errno));
+        remove(tmp);
+    }
+    free(tmp);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}

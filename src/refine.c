@@ -1,0 +1,999 @@
+/*
+ * refine.c — drives one refinement run: plan the pair, stream every
+ * Instruct tensor through the spectrum and the update, write the shards,
+ * the index and the carried-over files into a temporary directory beside
+ * OUT, and rename it into place only when everything is on disk.
+ *
+ * Per refined tensor (rows x cols, A = D or D^T so A is L x S, L >= S):
+ *   pass 1  G = A^T A, streamed in panels of A's rows, D = W_I - W_B
+ *           decoded to double and checked finite on the way;
+ *   maths   spectrum.c: s, eRank, k and a basis V of the smaller side;
+ *   pass 2  (rows < cols only) Z = U^T D, streamed by row blocks;
+ *   pass 3  per row block: P = projection of D onto V's span, T = P (tail
+ *           side) or D - P (head side), out = W_I - (1 - gamma) T for each
+ *           gamma, rounded to Instruct's dtype, appended to the shard.
+ * Memory is a few panels plus G and V: never a whole matrix in double.
+ */
+#include "timber.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "dtype.h"
+#include "model.h"
+#include "plan.h"
+#include "safetensors.h"
+#include "spectrum.h"
+#include "util.h"
+
+/* Elements per streamed panel: 2 Mi doubles = 16 MiB per buffer. */
+#define PANEL_ELEMS (2u << 20)
+/* Bytes per chunk when copying a tensor verbatim. */
+#define COPY_CHUNK (8u << 20)
+
+struct timber_result {
+    timber_model *base, *inst; /* reports point into their names/shapes */
+    timber_tensor_report *reports;
+    size_t n;
+    char **reasons; /* owned copies of plan reasons */
+    double *gammas;
+    char **gamma_dirs;
+    size_t ngammas;
+    uint64_t bytes_written;
+    size_t shards_written;
+    double seconds;
+};
+
+const char *timber_action_name(timber_action a)
+{
+    switch (a) {
+    case TIMBER_ACTION_REFINED:
+        return "refined";
+    case TIMBER_ACTION_COPIED:
+        return "copied";
+    case TIMBER_ACTION_DROPPED:
+        return "dropped";
+    }
+    return "unknown";
+}
+
+void timber_refine_options_init(timber_refine_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+void timber_result_free(timber_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->reasons[i]);
+    for (size_t i = 0; i < r->ngammas; i++)
+        free(r->gamma_dirs[i]);
+    free(r->reasons);
+    free(r->reports);
+    free(r->gammas);
+    free(r->gamma_dirs);
+    timber_model_free(r->base);
+    timber_model_free(r->inst);
+    free(r);
+}
+
+size_t timber_result_count(const timber_result *r) { return r->n; }
+size_t timber_result_gamma_count(const timber_result *r) { return r->ngammas; }
+uint64_t timber_result_bytes_written(const timber_result *r)
+{
+    return r->bytes_written;
+}
+size_t timber_result_shards_written(const timber_result *r)
+{
+    return r->shards_written;
+}
+double timber_result_seconds(const timber_result *r) { return r->seconds; }
+
+const timber_tensor_report *timber_result_tensor(const timber_result *r,
+                                                 size_t i)
+{
+    return i < r->n ? &r->reports[i] : NULL;
+}
+
+const char *timber_result_gamma_dir(const timber_result *r, size_t i)
+{
+    return i < r->ngammas ? r->gamma_dirs[i] : NULL;
+}
+
+double timber_result_gamma(const timber_result *r, size_t i)
+{
+    return i < r->ngammas ? r->gammas[i] : 0.0;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ the run */
+
+typedef struct run {
+    const timber_refine_options *opt;
+    timber_model *base, *inst;
+    tb_plan plan;
+    timber_result *res;
+    char *out;     /* OUT, trailing slashes removed */
+    char *tmp;     /* the temporary directory beside OUT */
+    char **gdirs;  /* per gamma: the checkpoint directory being built */
+    size_t ng;
+    char fingerprint[17];
+    uint64_t work_done, work_total;
+    size_t done, total;
+    double t0;
+} run;
+
+static int cancelled(const run *R)
+{
+    return R->opt->cancel && *R->opt->cancel;
+}
+
+static timber_status interrupted(timber_error *err)
+{
+    return tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
+}
+
+static uint64_t work_of(const tb_plan_item *it)
+{
+    if (it->action == TIMBER_ACTION_REFINED)
+        return it->instruct->nelems * 16 + 1;
+    return it->instruct->nbytes / 4 + 1;
+}
+
+/* ---------------------------------------------------------- matrix I/O */
+
+typedef struct mat {
+    const unsigned char *wi, *wb;
+    timber_dtype dti, dtb;
+    size_t esi, esb;
+    uint64_t rows, cols;
+    const timber_tensor_info *ii, *bi;
+    tb_shard *si, *sb;
+} mat;
+
+/* First non-finite value of n doubles, or -1. */
+static long first_nonfinite(const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+static timber_status nonfinite_error(const mat *M, int instruct, uint64_t row,
+                                     uint64_t col, double v,
+                                     timber_error *err)
+{
+    return tb_fail(err, TIMBER_ERR_NONFINITE,
+                   "%s: tensor '%s': element [%llu, %llu] is %s; refusing to "
+                   "factorise a matrix with non-finite values",
+                   tb_shard_path(instruct ? M->si : M->sb), M->ii->name,
+                   (unsigned long long)row, (unsigned long long)col,
+                   isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+}
+
+/* Decodes rows [r0, r0+nr) x cols [c0, c0+nc) of D = W_I - W_B into D
+ * (nr x nc, row-major) and, if wi_out, W_I into wi_out.  scratch holds nc
+ * doubles when wi_out is NULL.  check: refuse non-finite values. */
+static timber_status load_block(const mat *M, uint64_t r0, uint64_t nr,
+                                uint64_t c0, uint64_t nc, double *D,
+                                double *wi_out, double *scratch, int check,
+                                timber_error *err)
+{
+    for (uint64_t r = 0; r < nr; r++) {
+        uint64_t at = (r0 + r) * M->cols + c0;
+        double *d = D + r * nc;
+        double *w = wi_out ? wi_out + r * nc : scratch;
+        tb_decode(M->dtb, M->wb + at * M->esb, d, nc);
+        tb_decode(M->dti, M->wi + at * M->esi, w, nc);
+        if (check) {
+            long bad = first_nonfinite(d, nc);
+            if (bad >= 0)
+                return nonfinite_error(M, 0, r0 + r, c0 + (uint64_t)bad,
+                                       d[bad], err);
+            bad = first_nonfinite(w, nc);
+            if (bad >= 0)
+                return nonfinite_error(M, 1, r0 + r, c0 + (uint64_t)bad,
+                                       w[bad], err);
+        }
+        for (uint64_t c = 0; c < nc; c++)
+            d[c] = w[c] - d[c];
+    }
+    return TIMBER_OK;
+}
+
+/* Drops the pages of rows [r0, r0+nr) of both inputs from our RSS (they
+ * stay in the page cache if memory allows). */
+static void release_rows(const mat *M, uint64_t r0, uint64_t nr)
+{
+    tb_shard_release(M->si, M->ii, r0 * M->cols * M->esi,
+                     nr * M->cols * M->esi);
+    tb_shard_release(M->sb, M->bi, r0 * M->cols * M->esb,
+                     nr * M->cols * M->esb);
+}
+
+/* ------------------------------------------------------ one refinement */
+
+typedef struct bufs {
+    double *D, *W, *Y, *P, *Z, *G;
+    unsigned char *enc;
+} bufs;
+
+static void free_bufs(bufs *b)
+{
+    free(b->D);
+    free(b->W);
+    free(b->Y);
+    free(b->P);
+    free(b->Z);
+    free(b->G);
+    free(b->enc);
+}
+
+/* Pass 1: G = A^T A with A = D (rows >= cols) or D^T (rows < cols),
+ * row-major upper triangle. */
+static timber_status gram_pass(const run *R, const mat *M, double *G,
+                               bufs *B, timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols;
+    if (m >= n) {
+        uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
+        for (uint64_t r0 = 0; r0 < m; r0 += step) {
+            if (cancelled(R))
+                return interrupted(err);
+            uint64_t nr = m - r0 < step ? m - r0 : step;
+            timber_status st =
+                load_block(M, r0, nr, 0, n, B->D, NULL, B->W, 1, err);
+            if (st)
+                return st;
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n,
+                        (int)nr, 1.0, B->D, (int)n, 1.0, G, (int)n);
+            release_rows(M, r0, nr);
+        }
+    } else {
+        uint64_t step = PANEL_ELEMS / m ? PANEL_ELEMS / m : 1;
+        for (uint64_t c0 = 0; c0 < n; c0 += step) {
+            if (cancelled(R))
+                return interrupted(err);
+            uint64_t nc = n - c0 < step ? n - c0 : step;
+            timber_status st =
+                load_block(M, 0, m, c0, nc, B->D, NULL, B->W, 1, err);
+            if (st)
+                return st;
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m,
+                        (int)nc, 1.0, B->D, (int)nc, 1.0, G, (int)m);
+        }
+        release_rows(M, 0, m);
+    }
+    return TIMBER_OK;
+}
+
+/* The update for every gamma, streamed by row blocks, into writers w[g]
+ * at tensor index `idx`. */
+static timber_status update_pass(const run *R, const mat *M,
+                                 const tb_spectrum *sp, tb_writer **w,
+                                 size_t idx, bufs *B, timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols;
+    int p = (int)sp->p;
+    int tall = m >= n;
+    const double *Vt = sp->basis; /* p x S row-major */
+    uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
+    timber_status st;
+
+    if (!tall) {
+        /* Z = U^T D (p x n), where U = Vt^T is rows x p. */
+        memset(B->Z, 0, (size_t)p * n * sizeof(double));
+        for (uint64_t r0 = 0; r0 < m; r0 += step) {
+            if (cancelled(R))
+                return interrupted(err);
+            uint64_t nr = m - r0 < step ? m - r0 : step;
+            st = load_block(M, r0, nr, 0, n, B->D, NULL, B->W, 0, err);
+            if (st)
+                return st;
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
+                        (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
+                        B->Z, (int)n);
+            release_rows(M, r0, nr);
+        }
+    }
+    for (uint64_t r0 = 0; r0 < m; r0 += step) {
+        if (cancelled(R))
+            return interrupted(err);
+        uint64_t nr = m - r0 < step ? m - r0 : step;
+        size_t count = (size_t)(nr * n);
+        st = load_block(M, r0, nr, 0, n, B->D, B->W, NULL, 0, err);
+        if (st)
+            return st;
+        if (tall) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
+                        (int)n, 1.0, B->D, (int)n, Vt, (int)n, 0.0, B->Y, p);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0, B->Y, p, Vt, (int)n, 0.0, B->P,
+                        (int)n);
+        } else {
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0, Vt + r0, (int)m, B->Z, (int)n, 0.0,
+                        B->P, (int)n);
+        }
+        /* T = P on the tail side, D - P on the head side. */
+        if (!sp->tail_side)
+            for (size_t i = 0; i < count; i++)
+                B->P[i] = B->D[i] - B->P[i];
+        for (size_t g = 0; g < R->ng; g++) {
+            double f = 1.0 - R->res->gammas[g];
+            double *O = B->D; /* D is no longer needed: reuse it */
+            for (size_t i = 0; i < count; i++)
+                O[i] = B->W[i] - f * B->P[i];
+            tb_encode(M->dti, O, B->enc, count);
+            st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
+            if (st)
+                return st;
+        }
+        release_rows(M, r0, nr);
+    }
+    return TIMBER_OK;
+}
+
+/* Copies Instruct's bytes of one tensor into every writer. */
+static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
+                                 tb_writer **w, size_t idx,
+                                 timber_error *err)
+{
+    tb_shard *s = tb_model_shard_of(R->inst, t);
+    const unsigned char *src = tb_shard_data(s, t);
+    for (uint64_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
+        if (cancelled(R))
+            return interrupted(err);
+        size_t len = (size_t)(t->nbytes - off < COPY_CHUNK ? t->nbytes - off
+                                                           : COPY_CHUNK);
+        for (size_t g = 0; g < R->ng; g++) {
+            timber_status st = tb_writer_put(w[g], idx, src + off, len, err);
+            if (st)
+                return st;
+        }
+        tb_shard_release(s, t, off, len);
+    }
+    return TIMBER_OK;
+}
+
+static timber_status refine_tensor(const run *R, const tb_plan_item *it,
+                                   tb_writer **w, size_t idx,
+                                   timber_tensor_report *rep,
+                                   timber_error *err)
+{
+    mat M = {0};
+    M.ii = it->instruct;
+    M.bi = it->base;
+    M.si = tb_model_shard_of(R->inst, M.ii);
+    M.sb = tb_model_shard_of(R->base, M.bi);
+    M.wi = tb_shard_data(M.si, M.ii);
+    M.wb = tb_shard_data(M.sb, M.bi);
+    M.dti = M.ii->dtype;
+    M.dtb = M.bi->dtype;
+    M.esi = tb_dtype_size(M.dti);
+    M.esb = tb_dtype_size(M.dtb);
+    M.rows = it->rows;
+    M.cols = it->cols;
+    uint64_t m = M.rows, n = M.cols;
+    uint64_t S = m < n ? m : n, L = m < n ? n : m;
+    if (L > INT32_MAX || S > 65536)
+        return tb_fail(err, TIMBER_ERR_INVALID,
+                       "%s: tensor '%s': a %llux%llu matrix is beyond what "
+                       "this version can factorise",
+                       tb_shard_path(M.si), M.ii->name,
+                       (unsigned long long)m, (unsigned long long)n);
+
+    bufs B = {0};
+    tb_spectrum sp = {0};
+    timber_status st = TIMBER_OK;
+    /* Panel buffers: row blocks hold step*n elements, column panels (for
+     * the Gram of a wide matrix) step*m; both at most ~PANEL_ELEMS, but
+     * never less than one row or column. */
+    uint64_t panel = PANEL_ELEMS;
+    if (n > panel)
+        panel = n;
+    if (m > panel)
+        panel = m;
+    B.D = tb_alloc_array((size_t)panel, sizeof(double));
+    B.W = tb_alloc_array((size_t)panel, sizeof(double));
+    B.P = tb_alloc_array((size_t)panel, sizeof(double));
+    B.enc = tb_alloc_array((size_t)panel, M.esi);
+    B.G = tb_calloc_array((size_t)(S * S), sizeof(double));
+    if (!B.D || !B.W || !B.P || !B.enc || !B.G) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM,
+                     "tensor '%s': out of memory for a %llux%llu matrix",
+                     M.ii->name, (unsigned long long)m, (unsigned long long)n);
+        goto out;
+    }
+    st = gram_pass(R, &M, B.G, &B, err);
+    if (st)
+        goto out;
+    st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
+    if (st)
+        goto out;
+    free(B.G);
+    B.G = NULL;
+
+    rep->rows = m;
+    rep->cols = n;
+    rep->rank = S;
+    rep->erank = sp.erank;
+    rep->k = sp.k;
+    rep->tail_energy = sp.tail_energy;
+
+    /* Nothing to attenuate: D = 0 (k = 0) or an empty tail (k = r).  The
+     * output is Instruct exactly, so copy its bytes (also keeps -0.0). */
+    if (sp.k == 0 || sp.k == S) {
+        st = copy_tensor(R, M.ii, w, idx, err);
+        goto out;
+    }
+    uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
+    if (step > m)
+        step = m;
+    B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
+    if (m < n)
+        B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
+    if (!B.Y || (m < n && !B.Z)) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM,
+                     "tensor '%s': out of memory for the update", M.ii->name);
+        goto out;
+    }
+    /* gamma = 1 gives Instruct bit for bit; other gammas are computed. */
+    int all_one = 1;
+    for (size_t g = 0; g < R->ng; g++)
+        all_one &= R->res->gammas[g] == 1.0;
+    if (all_one)
+        st = copy_tensor(R, M.ii, w, idx, err);
+    else
+        st = update_pass(R, &M, &sp, w, idx, &B, err);
+out:
+    tb_spectrum_clear(&sp);
+    free_bufs(&B);
+    return st;
+}
+
+/* ------------------------------------------------------ the directory */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Temporary directories of runs that were killed (SIGKILL, power loss)
+ * are recognised by name and dead pid, and removed. */
+static void remove_stale_temps(const char *parent, const char *prefix)
+{
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    size_t plen = strlen(prefix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, plen) != 0)
+            continue;
+        char *end = NULL;
+        long pid = strtol(de->d_name + plen, &end, 10);
+        if (!end || *end != '\0' || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = tb_path_join(parent, de->d_name);
+        if (p)
+            remove_tree(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static timber_status copy_file(const char *src, const char *dst,
+                               timber_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                             src);
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot create", dst);
+    }
+    timber_status st = TIMBER_OK;
+    char *buf = malloc(1 << 20);
+    uint64_t off = 0;
+    if (!buf)
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    while (!st) {
+        ssize_t n = read(in, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot read",
+                               src);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (tb_pwrite_all(out, buf, (size_t)n, off) != 0)
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
+                               dst);
+        off += (uint64_t)n;
+    }
+    if (!st && fsync(out) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
+                           dst);
+    if (close(out) != 0 && !st)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                           dst);
+    close(in);
+    free(buf);
+    return st;
+}
+
+/* realpath of a path that may not exist yet: its parent's realpath plus
+ * its last component. */
+static char *resolve_out(const char *out, timber_error *err)
+{
+    char *parent = tb_dirname(out);
+    if (!parent) {
+        tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    char *rp = realpath(parent, NULL);
+    if (!rp) {
+        tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                      "%s: cannot use the output's parent directory '%s'",
+                      out, parent);
+        free(parent);
+        return NULL;
+    }
+    free(parent);
+    char *full = tb_path_join(rp, tb_basename(out));
+    free(rp);
+    if (!full)
+        tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    return full;
+}
+
+static int path_within(const char *inner, const char *outer)
+{
+    size_t n = strlen(outer);
+    return strncmp(inner, outer, n) == 0 &&
+           (inner[n] == '\0' || inner[n] == '/' ||
+            (n == 1 && outer[0] == '/'));
+}
+
+static timber_status check_out_path(run *R, const char *base_path,
+                                    const char *inst_path, timber_error *err)
+{
+    const char *name = tb_basename(R->out);
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return tb_fail(err, TIMBER_ERR_INVALID,
+                       "%s: not a usable output directory name", R->out);
+    char *full = resolve_out(R->out, err);
+    if (!full)
+        return err ? err->status : TIMBER_ERR_IO;
+    timber_status st = TIMBER_OK;
+    const char *inputs[2] = {base_path, inst_path};
+    for (int i = 0; i < 2 && !st; i++) {
+        char *in = realpath(inputs[i], NULL);
+        if (!in) {
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", inputs[i]);
+            break;
+        }
+        if (path_within(full, in) || path_within(in, full))
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "output %s %s input %s: refusing to overwrite an "
+                         "input",
+                         R->out,
+                         path_within(full, in) ? "is or lies inside the"
+                                               : "contains the",
+                         inputs[i]);
+        free(in);
+    }
+    free(full);
+    if (st)
+        return st;
+    struct stat sb;
+    if (lstat(R->out, &sb) == 0 && !R->opt->force)
+        return tb_fail(err, TIMBER_ERR_EXISTS,
+                       "%s already exists (use --force to replace it)",
+                       R->out);
+    return TIMBER_OK;
+}
+
+static timber_status make_temp_dirs(run *R, timber_error *err)
+{
+    char *parent = tb_dirname(R->out);
+    if (!parent)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    const char *name = tb_basename(R->out);
+    size_t size = strlen(parent) + strlen(name) + 64;
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, ".%s.timber-tmp.", name);
+    remove_stale_temps(parent, prefix);
+    R->tmp = malloc(size + sizeof prefix);
+    if (!R->tmp) {
+        free(parent);
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    snprintf(R->tmp, size + sizeof prefix, "%s/%s%ld", parent, prefix,
+             (long)getpid());
+    free(parent);
+    if (mkdir(R->tmp, 0777) != 0) {
+        timber_status st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                         "%s: cannot create", R->tmp);
+        free(R->tmp);
+        R->tmp = NULL;
+        return st;
+    }
+    R->gdirs = tb_calloc_array(R->ng, sizeof(char *));
+    if (!R->gdirs)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t g = 0; g < R->ng; g++) {
+        R->gdirs[g] = R->ng == 1 ? tb_strdup(R->tmp)
+                                 : tb_path_join(R->tmp, R->res->gamma_dirs[g]);
+        if (!R->gdirs[g])
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        if (R->ng > 1 && mkdir(R->gdirs[g], 0777) != 0)
+            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: cannot create", R->gdirs[g]);
+    }
+    return TIMBER_OK;
+}
+
+/* Renames the finished temporary directory to OUT.  With --force an
+ * existing OUT is swapped out atomically (RENAME_EXCHANGE) and removed
+ * only after the new one is in place. */
+static timber_status publish(run *R, timber_error *err)
+{
+    if (tb_fsync_dir(R->tmp) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
+                             R->tmp);
+    struct stat sb;
+    int exists = lstat(R->out, &sb) == 0;
+    if (exists && R->opt->force) {
+        if (renameat2(AT_FDCWD, R->tmp, AT_FDCWD, R->out, RENAME_EXCHANGE) !=
+            0)
+            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: cannot replace", R->out);
+        /* R->tmp now names the old OUT: the cleanup removes it. */
+    } else {
+        if (renameat2(AT_FDCWD, R->tmp, AT_FDCWD, R->out, RENAME_NOREPLACE) !=
+            0)
+            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: cannot rename %s into place", R->out,
+                                 R->tmp);
+        free(R->tmp);
+        R->tmp = NULL;
+    }
+    if (tb_fsync_parent_dir(R->out) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                             "%s: cannot fsync its directory", R->out);
+    return TIMBER_OK;
+}
+
+/* --------------------------------------------------------- the shards */
+
+static void report_progress(run *R, const tb_plan_item *it)
+{
+    R->done++;
+    R->work_done += work_of(it);
+    if (!R->opt->progress)
+        return;
+    timber_progress p = {R->done, R->total, it->instruct->name, R->work_done,
+                         R->work_total, now_seconds() - R->t0};
+    R->opt->progress(&p, R->opt->user);
+}
+
+/* Writes one output shard (for every gamma): Instruct's tensors of that
+ * shard, items[first..last). */
+static timber_status write_shard(run *R, const char *shard_name, size_t first,
+                                 size_t last, timber_error *err)
+{
+    size_t n = last - first;
+    tb_tensor_spec *specs = tb_calloc_array(n, sizeof *specs);
+    tb_writer **w = tb_calloc_array(R->ng, sizeof *w);
+    tb_meta meta[16];
+    size_t nmeta = 0;
+    timber_status st = TIMBER_OK;
+    if (!specs || !w) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const timber_tensor_info *t = R->plan.items[first + i].instruct;
+        specs[i] = (tb_tensor_spec){t->name, t->dtype, t->ndim, t->shape};
+    }
+    /* Provenance: Instruct's own metadata is kept (but "format", which
+     * must be "pt" for transformers), then timber's. */
+    const tb_shard *src = tb_model_shard_of(R->inst, R->plan.items[first].instruct);
+    meta[nmeta++] = (tb_meta){"format", "pt"};
+    for (size_t i = 0; i < tb_shard_meta_count(src) && nmeta < 8; i++) {
+        const char *k = tb_shard_meta_key(src, i);
+        if (strcmp(k, "format") != 0 && strncmp(k, "timber.", 7) != 0)
+            meta[nmeta++] = (tb_meta){k, tb_shard_meta_value(src, i)};
+    }
+    char inc[1024] = "", exc[1024] = "", gbuf[64];
+    for (size_t i = 0; i < R->opt->ninclude; i++)
+        snprintf(inc + strlen(inc), sizeof inc - strlen(inc), "%s%s",
+                 i ? "\x1f" : "", R->opt->include[i]);
+    for (size_t i = 0; i < R->opt->nexclude; i++)
+        snprintf(exc + strlen(exc), sizeof exc - strlen(exc), "%s%s",
+                 i ? "\x1f" : "", R->opt->exclude[i]);
+    meta[nmeta++] = (tb_meta){"timber.version", TIMBER_VERSION_STRING};
+    size_t gamma_slot = nmeta;
+    meta[nmeta++] = (tb_meta){"timber.gamma", ""};
+    meta[nmeta++] = (tb_meta){"timber.include", inc};
+    meta[nmeta++] = (tb_meta){"timber.exclude", exc};
+    meta[nmeta++] = (tb_meta){"timber.fingerprint", R->fingerprint};
+
+    for (size_t g = 0; g < R->ng; g++) {
+        char *path = tb_path_join(R->gdirs[g], shard_name);
+        if (!path) {
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        tb_format_double(gbuf, sizeof gbuf, R->res->gammas[g]);
+        meta[gamma_slot].value = gbuf;
+        st = tb_writer_create(path, meta, nmeta, specs, n, &w[g], err);
+        free(path);
+        if (st)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const tb_plan_item *it = &R->plan.items[first + i];
+        timber_tensor_report *rep = &R->res->reports[first + i];
+        if (it->action == TIMBER_ACTION_REFINED)
+            st = refine_tensor(R, it, w, i, rep, err);
+        else
+            st = copy_tensor(R, it->instruct, w, i, err);
+        if (st)
+            goto out;
+        report_progress(R, it);
+    }
+    for (size_t g = 0; g < R->ng && !st; g++) {
+        R->res->bytes_written += tb_writer_file_size(w[g]);
+        st = tb_writer_commit(w[g], err);
+    }
+    R->res->shards_written++;
+out:
+    for (size_t g = 0; w && g < R->ng; g++)
+        tb_writer_free(w[g]);
+    free(w);
+    free(specs);
+    return st;
+}
+
+/* --------------------------------------------------------------- setup */
+
+static timber_status setup_result(run *R, timber_error *err)
+{
+    const timber_refine_options *o = R->opt;
+    static const double default_gamma = 0.2;
+    const double *gs = o->ngammas ? o->gammas : &default_gamma;
+    size_t ng = o->ngammas ? o->ngammas : 1;
+    timber_result *res = calloc(1, sizeof *res);
+    if (!res)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    R->res = res;
+    res->gammas = tb_calloc_array(ng, sizeof(double));
+    res->gamma_dirs = tb_calloc_array(ng, sizeof(char *));
+    if (!res->gammas || !res->gamma_dirs)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t g = 0; g < ng; g++) {
+        if (!(gs[g] >= 0.0 && gs[g] <= 1.0))
+            return tb_fail(err, TIMBER_ERR_INVALID,
+                           "gamma %g is outside [0, 1]", gs[g]);
+        char name[64];
+        if (ng == 1)
+            name[0] = '\0';
+        else
+            snprintf(name, sizeof name, "gamma-%.6g", gs[g]);
+        for (size_t h = 0; h < g; h++)
+            if (strcmp(res->gamma_dirs[h], name) == 0)
+                return tb_fail(err, TIMBER_ERR_INVALID,
+                               "gammas %.17g and %.17g would share the "
+                               "directory %s",
+                               res->gammas[h], gs[g], name);
+        res->gammas[g] = gs[g];
+        res->gamma_dirs[g] = tb_strdup(name);
+        res->ngammas++;
+        if (!res->gamma_dirs[g])
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    R->ng = ng;
+    return TIMBER_OK;
+}
+
+static timber_status fill_reports(run *R, timber_error *err)
+{
+    timber_result *res = R->res;
+    res->reports = tb_calloc_array(R->plan.n, sizeof *res->reports);
+    res->reasons = tb_calloc_array(R->plan.n, sizeof(char *));
+    if (!res->reports || !res->reasons)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < R->plan.n; i++) {
+        const tb_plan_item *it = &R->plan.items[i];
+        const timber_tensor_info *t = it->instruct ? it->instruct : it->base;
+        timber_tensor_report *r = &res->reports[i];
+        res->reasons[i] = tb_strdup(it->reason);
+        if (!res->reasons[i])
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        res->n = i + 1;
+        r->name = t->name;
+        r->dtype = t->dtype;
+        r->base_dtype = it->base ? it->base->dtype : t->dtype;
+        r->ndim = t->ndim;
+        r->shape = t->shape;
+        r->shard = t->shard;
+        r->action = it->action;
+        r->reason = res->reasons[i];
+        r->warned = it->shape_mismatch;
+    }
+    return TIMBER_OK;
+}
+
+timber_status timber_refine(const char *base, const char *instruct,
+                            const char *out,
+                            const timber_refine_options *options,
+                            timber_result **result, timber_error *err)
+{
+    timber_refine_options defaults;
+    if (!options) {
+        timber_refine_options_init(&defaults);
+        options = &defaults;
+    }
+    if (result)
+        *result = NULL;
+    tb_error_clear(err);
+    run R = {0};
+    R.opt = options;
+    R.t0 = now_seconds();
+    timber_status st = setup_result(&R, err);
+    if (!st && !(R.out = tb_strdup(out)))
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    if (!st)
+        for (size_t l = strlen(R.out); l > 1 && R.out[l - 1] == '/'; l--)
+            R.out[l - 1] = '\0';
+    if (!st)
+        st = timber_model_open(base, &R.base, err);
+    if (!st)
+        st = timber_model_open(instruct, &R.inst, err);
+    if (!st && timber_model_tensor_count(R.inst) == 0)
+        st = tb_fail(err, TIMBER_ERR_INVALID, "%s: holds no tensors",
+                     instruct);
+    if (!st) {
+        tb_selection sel = {options->include, options->ninclude,
+                            options->exclude, options->nexclude};
+        st = tb_plan_build(R.base, R.inst, &sel, options->strict, &R.plan,
+                           err);
+    }
+    if (!st)
+        st = fill_reports(&R, err);
+    if (!st)
+        st = check_out_path(&R, base, instruct, err);
+    if (!st) {
+        uint64_t h = tb_model_fingerprint(R.base);
+        uint64_t hi = tb_model_fingerprint(R.inst);
+        h = tb_fnv1a(h, &hi, sizeof hi);
+        snprintf(R.fingerprint, sizeof R.fingerprint, "%016llx",
+                 (unsigned long long)h);
+        for (size_t i = 0; i < R.plan.ninstruct; i++) {
+            const tb_plan_item *it = &R.plan.items[i];
+            R.work_total += work_of(it);
+            if (it->shape_mismatch && options->warning) {
+                char msg[512];
+                snprintf(msg, sizeof msg,
+                         "tensor '%s': %s; copied from Instruct",
+                         it->instruct->name, it->reason);
+                options->warning(msg, options->user);
+            }
+        }
+        R.total = R.plan.ninstruct;
+        st = make_temp_dirs(&R, err);
+    }
+    /* Shards: Instruct's file order groups each shard's tensors. */
+    size_t first = 0;
+    while (!st && first < R.plan.ninstruct) {
+        const char *shard = R.plan.items[first].instruct->shard;
+        size_t last = first + 1;
+        while (last < R.plan.ninstruct &&
+               R.plan.items[last].instruct->shard == shard)
+            last++;
+        st = write_shard(&R, shard, first, last, err);
+        first = last;
+    }
+    int want_index = timber_model_has_index(R.inst) ||
+                     (R.inst && timber_model_shard_count(R.inst) > 1);
+    for (size_t g = 0; !st && g < R.ng; g++) {
+        if (want_index) {
+            tb_index_entry *e =
+                tb_calloc_array(R.plan.ninstruct, sizeof *e);
+            uint64_t total = 0;
+            if (!e) {
+                st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < R.plan.ninstruct; i++) {
+                e[i].tensor = R.plan.items[i].instruct->name;
+                e[i].shard = R.plan.items[i].instruct->shard;
+                total += R.plan.items[i].instruct->nbytes;
+            }
+            st = tb_index_write(R.gdirs[g], e, R.plan.ninstruct, total, err);
+            free(e);
+        }
+        for (size_t i = 0; !st && i < timber_model_extra_count(R.inst); i++) {
+            const char *name = timber_model_extra_name(R.inst, i);
+            char *src = tb_path_join(timber_model_path(R.inst), name);
+            char *dst = tb_path_join(R.gdirs[g], name);
+            st = src && dst ? copy_file(src, dst, err)
+                            : tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+            free(src);
+            free(dst);
+        }
+        if (!st && tb_fsync_dir(R.gdirs[g]) != 0)
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                               "%s: cannot fsync", R.gdirs[g]);
+    }
+    if (!st && cancelled(&R))
+        st = interrupted(err);
+    if (!st)
+        st = publish(&R, err);
+    if (R.tmp)
+        remove_tree(R.tmp);
+    if (R.res)
+        R.res->seconds = now_seconds() - R.t0;
+    for (size_t g = 0; R.gdirs && g < R.ng; g++)
+        free(R.gdirs[g]);
+    free(R.gdirs);
+    free(R.tmp);
+    free(R.out);
+    tb_plan_clear(&R.plan);
+    /* The report points into the models' names and shapes: they live as
+     * long as the result. */
+    if (R.res) {
+        R.res->base = R.base;
+        R.res->inst = R.inst;
+    } else {
+        timber_model_free(R.base);
+        timber_model_free(R.inst);
+    }
+    if (result && R.res && R.res->n) {
+        *result = R.res;
+        R.res = NULL;
+    }
+    timber_result_free(R.res);
+    return st;
+}

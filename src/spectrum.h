@@ -1,0 +1,49 @@
+/*
+ * spectrum.h — the maths of Timber on one delta matrix: singular values
+ * through the Gram matrix, effective rank, the cut-off k, and the
+ * orthonormal basis of whichever side of the cut (tail or head) is
+ * smaller.  No I/O and no knowledge of files: refine.c streams the data.
+ *
+ * Notation.  D is rows x cols.  A is D when rows >= cols, else D^T, so A
+ * is L x S with L >= S, and G = A^T A is S x S.  The eigenvalues of G are
+ * the squared singular values of D; its eigenvectors are the right
+ * singular vectors of D (rows >= cols) or the left ones (rows < cols).
+ * Everything is double precision: float32 moves eRank enough to flip k
+ * (see docs/numerics.md).
+ */
+#ifndef TIMBER_SPECTRUM_H
+#define TIMBER_SPECTRUM_H
+
+#include <stddef.h>
+
+#include "timber.h"
+
+/* eRank = exp(-sum p_i ln p_i), p_i = s_i / sum s; 0 when sum s = 0.
+ * s need not be sorted; terms with p_i = 0 add nothing. */
+double tb_erank(const double *s, size_t r);
+
+/* k = ceil(eRank) clamped to [0, r]. */
+size_t tb_cutoff(double erank, size_t r);
+
+typedef struct tb_spectrum {
+    size_t S;           /* order of G = r, the number of singular values */
+    double *s;          /* r singular values, descending */
+    double erank;
+    size_t k;           /* components kept whole: 0..k-1 */
+    double tail_energy; /* sum_{i>=k} s_i^2 / sum s_i^2 (0 if D = 0) */
+    int tail_side;      /* 1: `basis` spans the tail, 0: the head */
+    size_t p;           /* columns of basis (min(k, r-k)) */
+    double *basis;      /* S x p, column-major: orthonormal eigenvectors */
+} tb_spectrum;
+
+/* From the Gram matrix G (S x S, lower triangle in column-major order ==
+ * upper triangle in row-major order; overwritten), computes the spectrum
+ * and, when want_basis, the basis of the smaller side of the cut.
+ * `what` names the tensor in error messages. */
+timber_status tb_spectrum_from_gram(double *G, size_t S, int want_basis,
+                                    tb_spectrum *out, const char *what,
+                                    timber_error *err);
+
+void tb_spectrum_clear(tb_spectrum *sp);
+
+#endif /* TIMBER_SPECTRUM_H */
