@@ -1,0 +1,501 @@
+/*
+ * test_refine.c — refinement checked against answers known in closed form,
+ * and the output directory's contract.
+ *
+ * (a) Prescribed spectra: D = U diag(s) V^T with random orthogonal U, V
+ *     and chosen s, so eRank, k and the tail are known exactly; stored as
+ *     F64 (no rounding to hide behind), the output must match
+ *     W_I - (1 - gamma) * sum_{i>=k} s_i u_i v_i^T to ~1e-12.  Covers tall,
+ *     wide and 3-D tensors, tail-side and head-side cuts, k = r, D = 0.
+ * (c) gamma = 1 reproduces Instruct bit for bit.
+ * (d) The directory: shard names and layout, rebuilt index, "format": "pt",
+ *     copied extra files, refusals (exists, inside an input), --force,
+ *     multiple gammas, and failures (NaN, cancel) that leave nothing.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <lapacke.h>
+
+#include "dtype.h"
+#include "model.h"
+#include "safetensors.h"
+#include "testutil.h"
+#include "timber.h"
+
+static uint64_t rng = 12345;
+
+static double gauss(void)
+{
+    double u1 = ((double)(tu_rand(&rng) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(tu_rand(&rng) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* n x p (n >= p) matrix with orthonormal columns, row-major. */
+static double *random_orthonormal(size_t n, size_t p)
+{
+    double *a = malloc(n * p * sizeof *a), *tau = malloc(p * sizeof *tau);
+    for (size_t i = 0; i < n * p; i++)
+        a[i] = gauss();
+    LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p, a,
+                   (lapack_int)p, tau);
+    LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p,
+                   (lapack_int)p, a, (lapack_int)p, tau);
+    free(tau);
+    return a;
+}
+
+typedef struct fixture_tensor {
+    const char *name;
+    timber_dtype dtype;
+    size_t ndim;
+    uint64_t shape[3];
+    double *base, *inst; /* values */
+} fixture_tensor;
+
+static size_t nelems(const fixture_tensor *t)
+{
+    size_t n = 1;
+    for (size_t d = 0; d < t->ndim; d++)
+        n *= t->shape[d];
+    return n;
+}
+
+/* Writes the tensors of one side into dir/file with the library writer. */
+static void write_side(const char *dir, const char *file, fixture_tensor *ts,
+                       size_t n, int instruct)
+{
+    tb_tensor_spec specs[16];
+    size_t idx[16], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        double *v = instruct ? ts[i].inst : ts[i].base;
+        if (!v)
+            continue;
+        specs[k] = (tb_tensor_spec){ts[i].name, ts[i].dtype, ts[i].ndim,
+                                    ts[i].shape};
+        idx[k++] = i;
+    }
+    tb_writer *w = NULL;
+    timber_error err;
+    timber_status st = tb_writer_create(tu_path(dir, file), NULL, 0, specs, k,
+                                        &w, &err);
+    CHECK_OK("fixture writer", st, &err);
+    for (size_t j = 0; j < k; j++) {
+        fixture_tensor *t = &ts[idx[j]];
+        size_t ne = nelems(t), es = timber_dtype_bits(t->dtype) / 8;
+        unsigned char *buf = malloc(ne * es + 1);
+        tb_encode(t->dtype, instruct ? t->inst : t->base, buf, ne);
+        st = tb_writer_put(w, j, buf, ne * es, &err);
+        CHECK_OK("fixture put", st, &err);
+        free(buf);
+    }
+    st = tb_writer_commit(w, &err);
+    CHECK_OK("fixture commit", st, &err);
+    tb_writer_free(w);
+}
+
+typedef struct known {
+    size_t m, n, r, k;
+    double erank;
+    double *tail; /* m x n: sum_{i>=k} s_i u_i v_i^T */
+} known;
+
+/* W_B random, D = U diag(s) V^T (m x n view), W_I = W_B + D. */
+static known make_known(fixture_tensor *t, const double *s, size_t r)
+{
+    known K = {0};
+    size_t m = t->shape[0], n = nelems(t) / m;
+    K.m = m;
+    K.n = n;
+    K.r = r;
+    double *U = random_orthonormal(m, r), *V = random_orthonormal(n, r);
+    double sum = 0, h = 0;
+    for (size_t i = 0; i < r; i++)
+        sum += s[i];
+    for (size_t i = 0; i < r && sum > 0; i++)
+        if (s[i] > 0)
+            h -= s[i] / sum * log(s[i] / sum);
+    K.erank = sum > 0 ? exp(h) : 0;
+    K.k = sum > 0 ? (size_t)ceil(K.erank) : 0;
+    if (K.k > r)
+        K.k = r;
+    t->base = malloc(m * n * sizeof(double));
+    t->inst = malloc(m * n * sizeof(double));
+    K.tail = calloc(m * n, sizeof(double));
+    for (size_t i = 0; i < m * n; i++)
+        t->base[i] = 0.02 * gauss();
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double d = 0, tl = 0;
+            for (size_t c = 0; c < r; c++) {
+                double x = s[c] * U[i * r + c] * V[j * r + c];
+                d += x;
+                if (c >= K.k)
+                    tl += x;
+            }
+            t->inst[i * n + j] = t->base[i * n + j] + d;
+            K.tail[i * n + j] = tl;
+        }
+    free(U);
+    free(V);
+    return K;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+static void sort_desc(double *s, size_t n)
+{
+    qsort(s, n, sizeof *s, cmp_desc);
+}
+
+static const timber_tensor_report *find_report(const timber_result *r,
+                                               const char *name)
+{
+    for (size_t i = 0; i < timber_result_count(r); i++)
+        if (strcmp(timber_result_tensor(r, i)->name, name) == 0)
+            return timber_result_tensor(r, i);
+    return NULL;
+}
+
+static double *read_values(const char *dir, const char *name, size_t *n)
+{
+    timber_model *m = NULL;
+    timber_error err;
+    if (timber_model_open(dir, &m, &err) != TIMBER_OK)
+        return NULL;
+    const timber_tensor_info *t = timber_model_find(m, name);
+    double *v = NULL;
+    if (t) {
+        v = malloc((t->nelems + 1) * sizeof *v);
+        tb_decode(t->dtype, tb_shard_data(tb_model_shard_of(m, t), t), v,
+                  t->nelems);
+        *n = t->nelems;
+    }
+    timber_model_free(m);
+    return v;
+}
+
+static void test_prescribed(void)
+{
+    const char *dir = tu_tempdir("known");
+    const char *bdir = tu_path(dir, "base");
+    mkdir(bdir, 0777);
+    const char *idir = tu_path(dir, "instruct");
+    mkdir(idir, 0777);
+
+    enum { NT = 6 };
+    fixture_tensor ts[NT] = {
+        {"tall.flat", TIMBER_DT_F64, 2, {40, 24, 0}, NULL, NULL},
+        {"wide.flat", TIMBER_DT_F64, 2, {24, 40, 0}, NULL, NULL},
+        {"tall.steep", TIMBER_DT_F64, 2, {50, 30, 0}, NULL, NULL},
+        {"cube", TIMBER_DT_F64, 3, {6, 4, 5}, NULL, NULL},
+        {"full", TIMBER_DT_F64, 2, {12, 8, 0}, NULL, NULL},
+        {"zero", TIMBER_DT_F64, 2, {10, 10, 0}, NULL, NULL},
+    };
+    known K[NT];
+    double s[64];
+    /* flat-ish: eRank near 0.9 r -> tail side */
+    for (int i = 0; i < 24; i++)
+        s[i] = 0.01 * (1.0 + 0.3 * cos(i * 0.7)) * (1.0 - i / 30.0);
+    sort_desc(s, 24);
+    K[0] = make_known(&ts[0], s, 24);
+    K[1] = make_known(&ts[1], s, 24);
+    /* steep: a few strong directions -> small eRank, head side */
+    for (int i = 0; i < 30; i++)
+        s[i] = 0.05 * exp(-0.6 * i);
+    K[2] = make_known(&ts[2], s, 30);
+    /* 3-D: 6 x 20 view */
+    for (int i = 0; i < 6; i++)
+        s[i] = 0.01 * (6 - i) + 0.003 * i * i;
+    K[3] = make_known(&ts[3], s, 6);
+    /* equal singular values: eRank = r exactly, so k = r (empty tail) */
+    for (int i = 0; i < 8; i++)
+        s[i] = 0.01;
+    K[4] = make_known(&ts[4], s, 8);
+    /* D = 0 */
+    for (int i = 0; i < 10; i++)
+        s[i] = 0.0;
+    K[5] = make_known(&ts[5], s, 10);
+
+    write_side(bdir, "model.safetensors", ts, NT, 0);
+    write_side(idir, "model.safetensors", ts, NT, 1);
+
+    double gammas[] = {0.0, 0.2, 0.7};
+    for (size_t g = 0; g < 3; g++) {
+        char name[32];
+        snprintf(name, sizeof name, "out-%zu", g);
+        const char *out = tu_path(dir, name);
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.gammas = &gammas[g];
+        opt.ngammas = 1;
+        timber_result *res = NULL;
+        timber_error err;
+        timber_status st = timber_refine(bdir, idir, out, &opt, &res, &err);
+        if (!CHECK_OK("refine prescribed", st, &err))
+            continue;
+        for (size_t t = 0; t < NT; t++) {
+            const timber_tensor_report *rep = find_report(res, ts[t].name);
+            CHECKF(rep && rep->action == TIMBER_ACTION_REFINED,
+                   "%s should be refined", ts[t].name);
+            if (!rep)
+                continue;
+            CHECKF(fabs(rep->erank - K[t].erank) <= 1e-9 * (1 + K[t].erank),
+                   "%s: eRank %.15g, closed form %.15g", ts[t].name,
+                   rep->erank, K[t].erank);
+            CHECKF(rep->k == K[t].k, "%s: k %llu, expected %zu", ts[t].name,
+                   (unsigned long long)rep->k, K[t].k);
+            CHECKF(rep->rank == K[t].r, "%s: rank %llu, expected %zu",
+                   ts[t].name, (unsigned long long)rep->rank, K[t].r);
+            size_t n = 0;
+            double *o = read_values(out, ts[t].name, &n);
+            if (!CHECKF(o && n == K[t].m * K[t].n, "%s: output missing",
+                        ts[t].name))
+                continue;
+            double worst = 0;
+            for (size_t i = 0; i < n; i++) {
+                double want = ts[t].inst[i] - (1 - gammas[g]) * K[t].tail[i];
+                worst = fmax(worst, fabs(o[i] - want));
+            }
+            CHECKF(worst <= 1e-12, "%s gamma %g: max error %.3g", ts[t].name,
+                   gammas[g], worst);
+            if (t == 4 || t == 5) /* k = r or D = 0: exactly Instruct */
+                CHECKF(memcmp(o, ts[t].inst, n * sizeof(double)) == 0,
+                       "%s should be Instruct bit for bit", ts[t].name);
+            free(o);
+        }
+        timber_result_free(res);
+    }
+    for (size_t t = 0; t < NT; t++) {
+        free(ts[t].base);
+        free(ts[t].inst);
+        free(K[t].tail);
+    }
+}
+
+/* A sharded BF16 pair with extras, for the directory contract. */
+static void make_pair(const char *dir, int nan)
+{
+    const char *bdir = tu_path(dir, "base");
+    const char *idir = tu_path(dir, "instruct");
+    mkdir(bdir, 0777);
+    mkdir(idir, 0777);
+    fixture_tensor a[3] = {
+        {"layer.0.w", TIMBER_DT_BF16, 2, {32, 16, 0}, NULL, NULL},
+        {"layer.0.norm", TIMBER_DT_BF16, 1, {16, 0, 0}, NULL, NULL},
+        {"only.base", TIMBER_DT_BF16, 2, {4, 4, 0}, NULL, NULL},
+    };
+    fixture_tensor b[2] = {
+        {"layer.1.w", TIMBER_DT_BF16, 2, {16, 48, 0}, NULL, NULL},
+        {"only.instruct", TIMBER_DT_F32, 2, {4, 4, 0}, NULL, NULL},
+    };
+    fixture_tensor *all[5] = {&a[0], &a[1], &a[2], &b[0], &b[1]};
+    for (int i = 0; i < 5; i++) {
+        size_t n = nelems(all[i]);
+        all[i]->base = malloc(n * sizeof(double));
+        all[i]->inst = malloc(n * sizeof(double));
+        for (size_t j = 0; j < n; j++) {
+            all[i]->base[j] = 0.02 * gauss();
+            /* column-scaled noise: a spread spectrum, so 0 < k < r */
+            double scale = exp(-(double)(j % 16) / 4.0);
+            all[i]->inst[j] = all[i]->base[j] + 0.002 * scale * gauss();
+        }
+    }
+    if (nan)
+        b[0].inst[77] = NAN;
+    free(a[2].inst);
+    a[2].inst = NULL;
+    free(b[1].base);
+    b[1].base = NULL;
+    write_side(bdir, "model-00001-of-00002.safetensors", a, 3, 0);
+    write_side(bdir, "model-00002-of-00002.safetensors", b, 2, 0);
+    write_side(idir, "model-00001-of-00002.safetensors", a, 3, 1);
+    write_side(idir, "model-00002-of-00002.safetensors", b, 2, 1);
+    tb_index_entry eb[] = {
+        {"layer.0.w", "model-00001-of-00002.safetensors"},
+        {"layer.0.norm", "model-00001-of-00002.safetensors"},
+        {"only.base", "model-00001-of-00002.safetensors"},
+        {"layer.1.w", "model-00002-of-00002.safetensors"}};
+    tb_index_entry ei[] = {
+        {"layer.0.w", "model-00001-of-00002.safetensors"},
+        {"layer.0.norm", "model-00001-of-00002.safetensors"},
+        {"layer.1.w", "model-00002-of-00002.safetensors"},
+        {"only.instruct", "model-00002-of-00002.safetensors"}};
+    timber_error err;
+    timber_status st = tb_index_write(bdir, eb, 4, 0, &err);
+    CHECK_OK("index", st, &err);
+    st = tb_index_write(idir, ei, 4, 0, &err);
+    CHECK_OK("index", st, &err);
+    tu_write_file(tu_path(idir, "config.json"), "{\"who\":\"instruct\"}", 18);
+    tu_write_file(tu_path(bdir, "config.json"), "{\"who\":\"base\"}", 14);
+    tu_write_file(tu_path(idir, "tokenizer.json"), "{}", 2);
+    for (int i = 0; i < 5; i++) {
+        free(all[i]->base);
+        free(all[i]->inst);
+    }
+}
+
+static timber_status run_refine(const char *dir, const char *out, double g,
+                                int force, timber_result **res,
+                                timber_error *err)
+{
+    timber_refine_options opt;
+    timber_refine_options_init(&opt);
+    opt.gammas = &g;
+    opt.ngammas = 1;
+    opt.force = force;
+    return timber_refine(tu_path(dir, "base"), tu_path(dir, "instruct"), out,
+                         &opt, res, err);
+}
+
+static int files_equal(const char *a, const char *b)
+{
+    size_t la, lb;
+    unsigned char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
+    int eq = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+static void test_directory(void)
+{
+    const char *dir = tu_tempdir("dir");
+    make_pair(dir, 0);
+    const char *idir = tu_path(dir, "instruct");
+    timber_error err;
+    timber_result *res = NULL;
+
+    /* (c) gamma = 1: every tensor is Instruct's, bit for bit. */
+    char out1[4096];
+    snprintf(out1, sizeof out1, "%s", tu_path(dir, "g1"));
+    timber_status st = run_refine(dir, out1, 1.0, 0, NULL, &err);
+    CHECK_OK("gamma 1", st, &err);
+    timber_model *mi = NULL, *mo = NULL;
+    st = timber_model_open(idir, &mi, &err);
+    CHECK_OK("open instruct", st, &err);
+    st = timber_model_open(out1, &mo, &err);
+    CHECK_OK("open output", st, &err);
+    if (mi && mo) {
+        CHECK(timber_model_tensor_count(mo) == 4);
+        for (size_t i = 0; i < timber_model_tensor_count(mi); i++) {
+            const timber_tensor_info *ti = timber_model_tensor(mi, i);
+            const timber_tensor_info *to = timber_model_find(mo, ti->name);
+            CHECKF(to && to->nbytes == ti->nbytes &&
+                       strcmp(to->shard, ti->shard) == 0 &&
+                       memcmp(tb_shard_data(tb_model_shard_of(mi, ti), ti),
+                              tb_shard_data(tb_model_shard_of(mo, to), to),
+                              ti->nbytes) == 0,
+                   "gamma 1: %s differs from Instruct", ti->name);
+        }
+        CHECK(timber_model_find(mo, "only.base") == NULL);
+        CHECK(timber_model_has_index(mo));
+        /* (d) metadata, index, extras */
+        for (size_t s = 0; s < timber_model_shard_count(mo); s++) {
+            const tb_shard *sh = tb_model_shard(mo, s);
+            int fmt = 0;
+            for (size_t k = 0; k < tb_shard_meta_count(sh); k++)
+                fmt |= strcmp(tb_shard_meta_key(sh, k), "format") == 0 &&
+                       strcmp(tb_shard_meta_value(sh, k), "pt") == 0;
+            CHECKF(fmt, "shard %zu lacks format=pt", s);
+        }
+    }
+    timber_model_free(mi);
+    timber_model_free(mo);
+    size_t len;
+    char *index = (char *)tu_read_file(tu_path(out1, TB_INDEX_NAME), &len);
+    cJSON *j = index ? cJSON_Parse(index) : NULL;
+    cJSON *map = cJSON_GetObjectItem(j, "weight_map");
+    CHECK(cJSON_GetArraySize(map) == 4);
+    CHECK(cJSON_GetObjectItem(map, "only.base") == NULL);
+    CHECK(cJSON_GetObjectItem(map, "only.instruct") != NULL);
+    cJSON *ts = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"),
+                                    "total_size");
+    /* 32*16*2 + 16*2 + 16*48*2 + 4*4*4 */
+    CHECK(ts && ts->valuedouble == 1024 + 32 + 1536 + 64);
+    cJSON_Delete(j);
+    free(index);
+    CHECK(files_equal(tu_path(out1, "config.json"),
+                      tu_path(idir, "config.json")));
+    CHECK(files_equal(tu_path(out1, "tokenizer.json"),
+                      tu_path(idir, "tokenizer.json")));
+
+    /* Refusals. */
+    st = run_refine(dir, out1, 0.2, 0, NULL, &err);
+    CHECK_ERROR("existing OUT", st, &err, TIMBER_ERR_EXISTS, "g1",
+                "already exists", "--force");
+    st = run_refine(dir, tu_path(idir, "sub"), 0.2, 0, NULL, &err);
+    CHECK_ERROR("OUT inside input", st, &err, TIMBER_ERR_INVALID, "input");
+    st = run_refine(dir, idir, 0.2, 1, NULL, &err);
+    CHECK_ERROR("OUT is input", st, &err, TIMBER_ERR_INVALID, "input");
+    st = run_refine(dir, dir, 0.2, 1, NULL, &err);
+    CHECK_ERROR("OUT contains input", st, &err, TIMBER_ERR_INVALID, "input");
+    st = run_refine(dir, tu_path(dir, "no/such/parent"), 0.2, 0, NULL, &err);
+    CHECK(st == TIMBER_ERR_IO);
+
+    /* --force replaces OUT with a complete new one. */
+    st = run_refine(dir, out1, 0.0, 1, &res, &err);
+    CHECK_OK("force", st, &err);
+    if (res) {
+        const timber_tensor_report *r = find_report(res, "layer.1.w");
+        CHECK(r && r->action == TIMBER_ACTION_REFINED && r->k > 0 &&
+              r->k < r->rank);
+        r = find_report(res, "only.base");
+        CHECK(r && r->action == TIMBER_ACTION_DROPPED);
+        r = find_report(res, "layer.0.norm");
+        CHECK(r && r->action == TIMBER_ACTION_COPIED &&
+              strcmp(r->reason, "1-D tensor") == 0);
+    }
+    timber_result_free(res);
+    CHECK(tu_count_entries(dir) == 3); /* base, instruct, g1: no temps */
+
+    /* Several gammas: OUT/gamma-<g>/ each complete. */
+    double gs[] = {0, 0.5, 1};
+    timber_refine_options opt;
+    timber_refine_options_init(&opt);
+    opt.gammas = gs;
+    opt.ngammas = 3;
+    const char *sweep = tu_path(dir, "sweep");
+    st = timber_refine(tu_path(dir, "base"), idir, sweep, &opt, NULL, &err);
+    CHECK_OK("sweep", st, &err);
+    CHECK(tu_count_entries(sweep) == 3);
+    CHECK(files_equal(tu_path(tu_path(sweep, "gamma-0"),
+                              "model-00001-of-00002.safetensors"),
+                      tu_path(tu_path(dir, "g1"),
+                              "model-00001-of-00002.safetensors")));
+    CHECK(tu_count_entries(tu_path(sweep, "gamma-1")) == 5);
+
+    /* A cancelled run leaves nothing behind. */
+    volatile sig_atomic_t stop = 1;
+    opt.cancel = &stop;
+    opt.ngammas = 1;
+    st = timber_refine(tu_path(dir, "base"), idir, tu_path(dir, "cancelled"),
+                       &opt, NULL, &err);
+    CHECK(st == TIMBER_ERR_INTERRUPTED);
+    CHECK(tu_count_entries(dir) == 4);
+
+    /* NaN in a tensor to refine: an error naming it, and no output. */
+    const char *bad = tu_tempdir("nan");
+    make_pair(bad, 1);
+    st = run_refine(bad, tu_path(bad, "out"), 0.2, 0, NULL, &err);
+    CHECK_ERROR("NaN input", st, &err, TIMBER_ERR_NONFINITE, "layer.1.w",
+                "NaN", "instruct", "[1, 29]");
+    CHECK(tu_count_entries(bad) == 2);
+}
+
+int main(void)
+{
+    test_prescribed();
+    test_directory();
+    return tu_report();
+}
