@@ -23,6 +23,7 @@
 
 /* JSON numbers are doubles in cJSON: integers are exact only below 2^53. */
 #define TB_JSON_INT_LIMIT 9007199254740992.0
+#define TB_JSON_INT_LIMIT_U64 (UINT64_C(1) << 53)
 
 struct tb_shard {
     char *path;
@@ -43,61 +44,164 @@ struct tb_shard {
 
 /* ------------------------------------------------------------ utilities */
 
-/* Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF) and no raw
- * control characters: JSON allows those only as whitespace outside
- * strings, and cJSON would otherwise let them into tensor names.  Returns
- * the offset of the first bad byte, or len if all is well. */
-static size_t check_header_text(const unsigned char *s, size_t len)
+/* Length of the strict UTF-8 sequence at s (no overlongs, no surrogates,
+ * at most U+10FFFF), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    size_t need;
+    unsigned min, cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+        cp = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        cp = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (avail <= need)
+        return 0;
+    for (size_t k = 1; k <= need; k++) {
+        unsigned cc = s[k];
+        if ((cc & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need + 1;
+}
+
+static int is_digit(unsigned c) { return c >= '0' && c <= '9'; }
+
+/* Advances *i over a number in JSON's grammar,
+ *   -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+ * and returns 0 if the text there is not one (cJSON hands whatever
+ * strtod takes to strtod, so it would accept "01", "1." or "-.5"). */
+static int lex_number(const unsigned char *s, size_t len, size_t *i)
+{
+    size_t p = *i;
+    if (p < len && s[p] == '-')
+        p++;
+    if (p >= len || !is_digit(s[p]))
+        return 0;
+    if (s[p] == '0')
+        p++;
+    else
+        while (p < len && is_digit(s[p]))
+            p++;
+    if (p < len && s[p] == '.') {
+        p++;
+        if (p >= len || !is_digit(s[p]))
+            return 0;
+        while (p < len && is_digit(s[p]))
+            p++;
+    }
+    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+        p++;
+        if (p < len && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (p >= len || !is_digit(s[p]))
+            return 0;
+        while (p < len && is_digit(s[p]))
+            p++;
+    }
+    if (p < len && (is_digit(s[p]) || s[p] == '.' || s[p] == 'e' ||
+                    s[p] == 'E' || s[p] == '+' || s[p] == '-'))
+        return 0;
+    *i = p;
+    return 1;
+}
+
+enum lex_fault { LEX_OK, LEX_UTF8, LEX_CONTROL, LEX_NUMBER, LEX_NUL_ESCAPE };
+
+/* The lexical half of "valid JSON" that cJSON does not check, run over
+ * the whole header before cJSON parses its structure: strict UTF-8; no
+ * raw control characters (JSON allows tab, LF and CR only as whitespace
+ * between tokens, never inside strings); numbers in JSON's grammar; and no
+ * \u0000 escape, which a C string cannot hold (cJSON would silently cut a
+ * tensor name there).  Returns the offset of the first bad byte with its
+ * fault in *why, or len if all is well. */
+static size_t lex_header(const unsigned char *s, size_t len,
+                         enum lex_fault *why)
 {
     size_t i = 0;
+    int in_string = 0;
+    *why = LEX_OK;
     while (i < len) {
         unsigned c = s[i];
-        if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+        if (c >= 0x80) {
+            size_t n = utf8_seq(s + i, len - i);
+            if (n == 0) {
+                *why = LEX_UTF8;
                 return i;
-            i++;
+            }
+            i += n;
             continue;
         }
-        size_t need;
-        unsigned min, cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-            min = 0x10000;
+        if (c < 0x20 &&
+            (in_string || (c != '\t' && c != '\n' && c != '\r'))) {
+            *why = LEX_CONTROL;
+            return i;
+        }
+        if (in_string) {
+            if (c == '"') {
+                in_string = 0;
+            } else if (c == '\\' && i + 1 < len) {
+                if (len - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0) {
+                    *why = LEX_NUL_ESCAPE;
+                    return i;
+                }
+                /* Skip an escaped quote or backslash as a unit; cJSON
+                 * validates every other escape. */
+                if (s[i + 1] == '"' || s[i + 1] == '\\')
+                    i++;
+            }
+            i++;
+        } else if (c == '"') {
+            in_string = 1;
+            i++;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i;
+            if (!lex_number(s, len, &i)) {
+                *why = LEX_NUMBER;
+                return start;
+            }
         } else {
-            return i;
+            i++;
         }
-        if (len - i <= need)
-            return i;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += need + 1;
     }
     return len;
 }
 
-/* A JSON number that is a whole number in [0, 2^53). */
-static int json_whole(const cJSON *item, uint64_t *out)
+/* A JSON number that is a whole number in [0, 2^53).  Otherwise returns 0
+ * and says what the item is instead, for the message: "= -2 is not ...". */
+static int json_whole(const cJSON *item, uint64_t *out, char *why,
+                      size_t whysize)
 {
-    if (!cJSON_IsNumber(item))
+    if (!cJSON_IsNumber(item)) {
+        snprintf(why, whysize, "is not a number");
         return 0;
+    }
     double d = item->valuedouble;
-    if (!(d >= 0.0) || d >= TB_JSON_INT_LIMIT || floor(d) != d)
+    if (!(d >= 0.0) || d >= TB_JSON_INT_LIMIT || floor(d) != d) {
+        char num[40];
+        snprintf(num, sizeof num, "%.15g", d);
+        if (strtod(num, NULL) != d)
+            snprintf(num, sizeof num, "%.17g", d);
+        snprintf(why, whysize, "= %s is not a whole number in [0, 2^53)",
+                 num);
         return 0;
+    }
     *out = (uint64_t)d;
     return 1;
 }
@@ -241,11 +345,11 @@ static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
     size_t d = 0;
     for (const cJSON *c = shape->child; c; c = c->next, d++) {
         uint64_t v;
-        if (!json_whole(c, &v))
+        char why[96];
+        if (!json_whole(c, &v, why, sizeof why))
             return tb_fail(err, TIMBER_ERR_FORMAT,
-                           "%s: tensor '%s': shape[%zu] is not a whole "
-                           "number in [0, 2^53)",
-                           s->path, name, d);
+                           "%s: tensor '%s': shape[%zu] %s", s->path, name, d,
+                           why);
         dims[d] = v;
     }
     /* Multiply in two passes so a zero dimension anywhere makes the tensor
@@ -282,12 +386,15 @@ static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
                        "two numbers",
                        s->path, name);
     uint64_t begin, end;
-    if (!json_whole(offs->child, &begin) ||
-        !json_whole(offs->child->next, &end))
+    char why[96];
+    if (!json_whole(offs->child, &begin, why, sizeof why))
         return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: tensor '%s': \"data_offsets\" are not whole "
-                       "numbers in [0, 2^53)",
-                       s->path, name);
+                       "%s: tensor '%s': data_offsets[0] %s", s->path, name,
+                       why);
+    if (!json_whole(offs->child->next, &end, why, sizeof why))
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets[1] %s", s->path, name,
+                       why);
     if (end < begin)
         return tb_fail(err, TIMBER_ERR_FORMAT,
                        "%s: tensor '%s': data_offsets [%llu, %llu] end before "
@@ -341,12 +448,32 @@ static timber_status parse_header(tb_shard *s, timber_error *err)
     const char *text = (const char *)s->map + 8;
     size_t len = (size_t)s->header_len;
 
-    size_t bad = check_header_text((const unsigned char *)text, len);
-    if (bad != len)
+    enum lex_fault why;
+    size_t bad = lex_header((const unsigned char *)text, len, &why);
+    unsigned byte = bad < len ? (unsigned char)text[bad] : 0;
+    switch (why) {
+    case LEX_OK:
+        break;
+    case LEX_UTF8:
         return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header byte %zu (0x%02x) is not valid UTF-8 JSON "
-                       "text",
-                       s->path, bad, (unsigned)(unsigned char)text[bad]);
+                       "%s: header byte %zu (0x%02x) is not valid UTF-8",
+                       s->path, bad, byte);
+    case LEX_CONTROL:
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header byte %zu (0x%02x) is a raw control "
+                       "character, which JSON does not allow there",
+                       s->path, bad, byte);
+    case LEX_NUMBER:
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header byte %zu starts a number that is not "
+                       "valid JSON",
+                       s->path, bad);
+    case LEX_NUL_ESCAPE:
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header byte %zu: a string holds \\u0000 (NUL), "
+                       "which timber does not support in names",
+                       s->path, bad);
+    }
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -446,7 +573,12 @@ static timber_status parse_header(tb_shard *s, timber_error *err)
     for (size_t k = 0; k < ntensors; k++) {
         const timber_tensor_info *t = &s->tensors[k];
         if (t->offset != expect) {
-            if (t->offset > expect)
+            if (k == 0)
+                st = tb_fail(err, TIMBER_ERR_FORMAT,
+                             "%s: tensor '%s' is the first in the data "
+                             "buffer but begins at byte %llu, not 0",
+                             s->path, t->name, (unsigned long long)t->offset);
+            else if (t->offset > expect)
                 st = tb_fail(err, TIMBER_ERR_FORMAT,
                              "%s: tensor '%s' begins at byte %llu but the "
                              "previous tensor ends at %llu (a hole in the "
@@ -492,7 +624,9 @@ timber_status tb_shard_open(const char *path, tb_shard **out,
         return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
     }
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
+     * refused as not a regular file.  (It changes nothing for mmap.) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         tb_shard_free(s);
@@ -654,6 +788,17 @@ void tb_writer_free(tb_writer *w)
     free(w);
 }
 
+/* Appends an integer to a JSON array, printed in full: cJSON prints
+ * numbers with "%1.15g", which writes 10^15 as "1e+15", a number the
+ * reference reader does not take for an integer. */
+static int add_integer(cJSON *array, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    cJSON *item = cJSON_CreateRaw(text);
+    return item && cJSON_AddItemToArray(array, item);
+}
+
 static char *build_header(const tb_meta *meta, size_t nmeta,
                           const tb_tensor_spec *t,
                           const tb_tensor_spec *const *order,
@@ -681,16 +826,12 @@ static char *build_header(const tb_meta *meta, size_t nmeta,
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         if (!shape)
             goto out;
-        for (size_t d = 0; d < t[i].ndim; d++) {
-            cJSON *v = cJSON_CreateNumber((double)t[i].shape[d]);
-            if (!v || !cJSON_AddItemToArray(shape, v))
+        for (size_t d = 0; d < t[i].ndim; d++)
+            if (!add_integer(shape, t[i].shape[d]))
                 goto out;
-        }
         cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
-        cJSON *b = cJSON_CreateNumber((double)offsets[i]);
-        cJSON *en = cJSON_CreateNumber((double)(offsets[i] + sizes[i]));
-        if (!offs || !b || !en || !cJSON_AddItemToArray(offs, b) ||
-            !cJSON_AddItemToArray(offs, en))
+        if (!offs || !add_integer(offs, offsets[i]) ||
+            !add_integer(offs, offsets[i] + sizes[i]))
             goto out;
     }
     text = cJSON_PrintUnformatted(root);
@@ -731,8 +872,19 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
         }
         uint64_t elems = 1, bits;
         int zero = 0;
-        for (size_t d = 0; d < t[i].ndim; d++)
+        for (size_t d = 0; d < t[i].ndim; d++) {
+            /* Readers (this one included) refuse what a double cannot
+             * hold exactly: do not write a file no one can read. */
+            if (t[i].shape[d] >= TB_JSON_INT_LIMIT_U64) {
+                st = tb_fail(err, TIMBER_ERR_INVALID,
+                             "%s: tensor '%s': shape[%zu] = %llu is 2^53 or "
+                             "more, which readers refuse",
+                             path, t[i].name, d,
+                             (unsigned long long)t[i].shape[d]);
+                goto fail;
+            }
             zero |= t[i].shape[d] == 0;
+        }
         for (size_t d = 0; d < t[i].ndim && !zero; d++)
             if (!tb_mul_u64(elems, t[i].shape[d], &elems))
                 goto too_big;
@@ -762,12 +914,24 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
     for (size_t k = 0; k < n; k++) {
         size_t i = (size_t)(order[k] - t);
         w->offsets[i] = at;
-        if (!tb_add_u64(at, w->sizes[i], &at)) {
+        if (!tb_add_u64(at, w->sizes[i], &at) ||
+            at >= TB_JSON_INT_LIMIT_U64) {
             st = tb_fail(err, TIMBER_ERR_INVALID,
-                         "%s: data larger than 2^64 bytes", path);
+                         "%s: data of 2^53 bytes or more, which readers "
+                         "refuse",
+                         path);
             goto fail;
         }
     }
+    /* Duplicate metadata keys: the reader refuses them. */
+    for (size_t i = 0; i < nmeta; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(meta[i].key, meta[j].key) == 0) {
+                st = tb_fail(err, TIMBER_ERR_INVALID,
+                             "%s: metadata key \"%s\" given twice", path,
+                             meta[i].key);
+                goto fail;
+            }
     /* Duplicate names (of any dtype) would make an unreadable file. */
     {
         const char **names = tb_alloc_array(n, sizeof(char *));
@@ -814,7 +978,8 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
     }
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (w->fd < 0) {
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot create",
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot create its temporary file %s", path,
                            w->tmp);
         free(w->tmp); /* never created: nothing to unlink */
         w->tmp = NULL;

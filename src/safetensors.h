@@ -88,7 +88,10 @@ typedef struct tb_meta {
 typedef struct tb_writer tb_writer;
 
 /* Plans the layout of `n` tensors, creates a temporary file beside `path`
- * and writes the header.  Nothing appears under `path` until commit. */
+ * and writes the header.  Nothing appears under `path` until commit.
+ * Refused (TIMBER_ERR_INVALID): duplicate tensor names or metadata keys, a
+ * tensor called "__metadata__", a size that is not whole bytes, and
+ * dimensions or data of 2^53 or more (no reader could read them). */
 timber_status tb_writer_create(const char *path, const tb_meta *meta,
                                size_t nmeta, const tb_tensor_spec *tensors,
                                size_t n, tb_writer **out, timber_error *err);
@@ -106,7 +109,9 @@ uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index);
 uint64_t tb_writer_file_size(const tb_writer *w);
 
 /* Checks every tensor is complete, flushes, fsyncs, renames into place and
- * fsyncs the directory.  On failure the temporary is removed. */
+ * fsyncs the directory.  On failure nothing appears under `path`; the
+ * temporary is removed by tb_writer_free (after an incomplete tensor the
+ * writer stays usable: put the missing bytes and commit again). */
 timber_status tb_writer_commit(tb_writer *w, timber_error *err);
 
 /* Frees the writer; an uncommitted temporary file is removed. */
