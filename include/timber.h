@@ -196,7 +196,9 @@ typedef struct timber_refine_options {
     size_t nexclude;
     int strict;            /* a shape mismatch is an error, not a copy */
     int force;             /* replace an existing OUT once complete */
-    /* Called after each tensor (from the calling thread). */
+    int threads;           /* 0: one per online core */
+    /* Called after each tensor, from a worker thread; calls are
+     * serialised (never two at once). */
     void (*progress)(const timber_progress *progress, void *user);
     /* Called with one-line warnings (no trailing newline). */
     void (*warning)(const char *message, void *user);

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "dtype.h"
 #include "model.h"
@@ -142,11 +144,15 @@ typedef struct run {
     uint64_t work_done, work_total;
     size_t done, total;
     double t0;
+    int threads;          /* workers for small tensors, BLAS for big ones */
+    atomic_int failed;    /* a worker failed: the others stop early */
+    pthread_mutex_t lock; /* progress, first error */
 } run;
 
 static int cancelled(const run *R)
 {
-    return R->opt->cancel && *R->opt->cancel;
+    return (R->opt->cancel && *R->opt->cancel) ||
+           atomic_load_explicit(&((run *)R)->failed, memory_order_relaxed);
 }
 
 static timber_status interrupted(timber_error *err)
@@ -704,8 +710,7 @@ static timber_status publish(run *R, timber_error *err)
     return TIMBER_OK;
 }
 
-/* --------------------------------------------------------- the shards */
-
+/* Called by workers under R->lock. */
 static void report_progress(run *R, const tb_plan_item *it)
 {
     R->done++;
@@ -716,6 +721,111 @@ static void report_progress(run *R, const tb_plan_item *it)
                          R->work_total, now_seconds() - R->t0};
     R->opt->progress(&p, R->opt->user);
 }
+
+/* ---------------------------------------------------------- scheduling */
+
+/* A tensor is "big" when one matrix is better served by all cores through
+ * BLAS threads (embeddings, lm_head: very tall, with G small); everything
+ * else runs one tensor per core with single-threaded BLAS, because the
+ * eigen-solves of small matrices are memory-bound and sequential.  The
+ * split changes only who computes what, never the arithmetic: outputs
+ * are byte-identical for any thread count. */
+static int is_big(const tb_plan_item *it)
+{
+    if (it->action != TIMBER_ACTION_REFINED)
+        return 0;
+    uint64_t L = it->rows > it->cols ? it->rows : it->cols;
+    uint64_t S = it->rows > it->cols ? it->cols : it->rows;
+    return L >= 32768 || S >= 8192;
+}
+
+typedef struct pool {
+    run *R;
+    tb_writer **w;
+    size_t first, n;
+    atomic_size_t next;
+    int big;             /* this pass takes the big items, else the rest */
+    timber_status st;    /* first failure */
+    timber_error *err;
+} pool;
+
+static timber_status do_item(run *R, tb_writer **w, size_t first, size_t i,
+                             timber_error *err)
+{
+    const tb_plan_item *it = &R->plan.items[first + i];
+    timber_tensor_report *rep = &R->res->reports[first + i];
+    timber_status st = it->action == TIMBER_ACTION_REFINED
+                           ? refine_tensor(R, it, w, i, rep, err)
+                           : copy_tensor(R, it->instruct, w, i, err);
+    if (!st) {
+        pthread_mutex_lock(&R->lock);
+        report_progress(R, it);
+        pthread_mutex_unlock(&R->lock);
+    }
+    return st;
+}
+
+static void *worker(void *arg)
+{
+    pool *P = arg;
+    timber_error local;
+    for (;;) {
+        size_t i = atomic_fetch_add(&P->next, 1);
+        if (i >= P->n || cancelled(P->R))
+            break;
+        if (is_big(&P->R->plan.items[P->first + i]) != P->big)
+            continue;
+        timber_status st = do_item(P->R, P->w, P->first, i, &local);
+        if (st) {
+            pthread_mutex_lock(&P->R->lock);
+            /* The first real error wins over the "interrupted" of the
+             * workers it stopped. */
+            if (!P->st || (P->st == TIMBER_ERR_INTERRUPTED &&
+                           st != TIMBER_ERR_INTERRUPTED)) {
+                P->st = st;
+                if (P->err)
+                    *P->err = local;
+            }
+            atomic_store(&P->R->failed, 1);
+            pthread_mutex_unlock(&P->R->lock);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Items [first, first+n) of a shard: the big ones one at a time with BLAS
+ * on every core, then the rest spread over the workers. */
+static timber_status run_items(run *R, tb_writer **w, size_t first, size_t n,
+                               timber_error *err)
+{
+    pool P = {0};
+    P.R = R;
+    P.w = w;
+    P.first = first;
+    P.n = n;
+    P.err = err;
+    for (int pass = 0; pass < 2 && !P.st; pass++) {
+        P.big = pass == 0;
+        atomic_store(&P.next, 0);
+        int workers = P.big ? 1 : R->threads;
+        openblas_set_num_threads(P.big ? R->threads : 1);
+        pthread_t tids[64];
+        int started = 0;
+        for (int t = 1; t < workers && t < 64; t++)
+            if (pthread_create(&tids[started], NULL, worker, &P) == 0)
+                started++;
+        worker(&P);
+        for (int t = 0; t < started; t++)
+            pthread_join(tids[t], NULL);
+    }
+    openblas_set_num_threads(R->threads);
+    if (!P.st && R->opt->cancel && *R->opt->cancel)
+        P.st = interrupted(err);
+    return P.st;
+}
+
+/* --------------------------------------------------------- the shards */
 
 /* Writes one output shard (for every gamma): Instruct's tensors of that
  * shard, items[first..last). */
@@ -772,17 +882,9 @@ static timber_status write_shard(run *R, const char *shard_name, size_t first,
         if (st)
             goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        const tb_plan_item *it = &R->plan.items[first + i];
-        timber_tensor_report *rep = &R->res->reports[first + i];
-        if (it->action == TIMBER_ACTION_REFINED)
-            st = refine_tensor(R, it, w, i, rep, err);
-        else
-            st = copy_tensor(R, it->instruct, w, i, err);
-        if (st)
-            goto out;
-        report_progress(R, it);
-    }
+    st = run_items(R, w, first, n, err);
+    if (st)
+        goto out;
     for (size_t g = 0; g < R->ng && !st; g++) {
         R->res->bytes_written += tb_writer_file_size(w[g]);
         st = tb_writer_commit(w[g], err);
@@ -881,6 +983,13 @@ timber_status timber_refine(const char *base, const char *instruct,
     run R = {0};
     R.opt = options;
     R.t0 = now_seconds();
+    pthread_mutex_init(&R.lock, NULL);
+    R.threads = options->threads > 0 ? options->threads
+                                     : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (R.threads < 1)
+        R.threads = 1;
+    if (R.threads > 64)
+        R.threads = 64;
     timber_status st = setup_result(&R, err);
     if (!st && !(R.out = tb_strdup(out)))
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
@@ -995,5 +1104,6 @@ timber_status timber_refine(const char *base, const char *instruct,
         R.res = NULL;
     }
     timber_result_free(R.res);
+    pthread_mutex_destroy(&R.lock);
     return st;
 }

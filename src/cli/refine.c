@@ -34,6 +34,8 @@ const char cli_refine_help[] =
     "  --force            replace OUT if it exists (once the new one is done)\n"
     "  --report FILE      per-tensor report, JSON or CSV by extension\n"
     "                     (.json / .csv; repeatable)\n"
+    "  --threads N        worker threads (default: one per core); the output\n"
+    "                     is byte-identical for any N\n"
     "  -q, --quiet        no progress and no summary (errors and warnings\n"
     "                     still go to stderr)\n"
     "  -h, --help         show this help\n"
@@ -167,7 +169,7 @@ int cmd_refine(int argc, char **argv)
     const char **exclude = calloc((size_t)argc, sizeof(char *));
     const char **reports = calloc((size_t)argc, sizeof(char *));
     size_t ninc = 0, nexc = 0, nrep = 0;
-    int strict = 0, force = 0, quiet = 0, code = EXIT_OK;
+    int strict = 0, force = 0, quiet = 0, threads = 0, code = EXIT_OK;
     if (!include || !exclude || !reports) {
         cli_errorf("out of memory");
         code = EXIT_FAIL;
@@ -178,9 +180,10 @@ int cmd_refine(int argc, char **argv)
         const char *val = NULL;
         /* Options taking a value accept "--opt VALUE" and "--opt=VALUE". */
         static const char *const valued[] = {"--gamma", "--include",
-                                             "--exclude", "--report"};
+                                             "--exclude", "--report",
+                                             "--threads"};
         int which = -1;
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < 5; v++) {
             size_t l = strlen(valued[v]);
             if (strncmp(a, valued[v], l) == 0 &&
                 (a[l] == '\0' || a[l] == '=')) {
@@ -218,6 +221,16 @@ int cmd_refine(int argc, char **argv)
                 goto out;
             }
             reports[nrep++] = val;
+        } else if (which == 4) {
+            char *end = NULL;
+            long t = strtol(val, &end, 10);
+            if (!*val || *end || t < 1 || t > 64) {
+                code = cli_usage("refine",
+                                 "--threads: '%s' is not a number in 1..64",
+                                 val);
+                goto out;
+            }
+            threads = (int)t;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_refine_help);
             goto out;
@@ -262,6 +275,7 @@ int cmd_refine(int argc, char **argv)
     opt.nexclude = nexc;
     opt.strict = strict;
     opt.force = force;
+    opt.threads = threads;
     opt.progress = on_progress;
     opt.warning = on_warning;
     opt.user = &u;
