@@ -176,6 +176,7 @@ typedef struct timber_tensor_report {
     double erank;            /* effective rank of the delta */
     uint64_t k;              /* ceil(erank): components kept whole */
     double tail_energy;      /* share of ||D||_F^2 in the tail */
+    int from_cache;          /* spectrum taken from the SVD cache */
 } timber_tensor_report;
 
 typedef struct timber_progress {
@@ -197,6 +198,10 @@ typedef struct timber_refine_options {
     int strict;            /* a shape mismatch is an error, not a copy */
     int force;             /* replace an existing OUT once complete */
     int threads;           /* 0: one per online core */
+    /* The SVD cache: NULL for the default file of this pair under
+     * $XDG_CACHE_HOME/timber/ (or ~/.cache/timber/); no_cache to skip. */
+    const char *cache_path;
+    int no_cache;
     /* Called after each tensor, from a worker thread; calls are
      * serialised (never two at once). */
     void (*progress)(const timber_progress *progress, void *user);
@@ -237,6 +242,45 @@ double timber_result_gamma(const timber_result *result, size_t i);
 uint64_t timber_result_bytes_written(const timber_result *result);
 size_t timber_result_shards_written(const timber_result *result);
 double timber_result_seconds(const timber_result *result);
+/* The cache file used ("" if none), its size after the run, and how many
+ * refined tensors it answered / had to be computed and added. */
+const char *timber_result_cache_path(const timber_result *result);
+uint64_t timber_result_cache_bytes(const timber_result *result);
+size_t timber_result_cache_hits(const timber_result *result);
+size_t timber_result_cache_misses(const timber_result *result);
+
+/* ------------------------------------------------------------ the cache */
+
+/* One record of an SVD cache file (see docs/cache-format.md). */
+typedef struct timber_cache_record {
+    uint64_t offset;         /* of the record in the file */
+    int valid;               /* 0: damaged (checksum or structure) */
+    const char *name;        /* the rest only when valid */
+    size_t ndim;
+    const uint64_t *shape;
+    uint64_t rows, cols, rank, k, basis_columns;
+    double erank;
+    uint64_t bytes;
+    uint32_t transform_version;
+} timber_cache_record;
+
+typedef struct timber_cache_stats {
+    uint32_t format_version;
+    uint64_t fingerprint;    /* of the pair that created the file */
+    uint64_t file_size;
+    size_t records;          /* valid records */
+    size_t damaged;          /* damaged records (skipped, recomputed) */
+    uint64_t trailing_bytes; /* an unfinished last record */
+} timber_cache_stats;
+
+/* Reads every record of a cache file, calling each (optional) per record
+ * in file order.  Fails only when the file is not a cache of this format
+ * version; damaged records are counted, not fatal. */
+timber_status timber_cache_inspect(const char *path,
+                                   void (*each)(const timber_cache_record *r,
+                                                void *user),
+                                   void *user, timber_cache_stats *stats,
+                                   timber_error *err);
 
 #ifdef __cplusplus
 }

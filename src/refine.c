@@ -34,6 +34,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <zlib.h>
+
+#include "cache.h"
 #include "dtype.h"
 #include "model.h"
 #include "plan.h"
@@ -57,6 +60,9 @@ struct timber_result {
     uint64_t bytes_written;
     size_t shards_written;
     double seconds;
+    char *cache_path;
+    uint64_t cache_bytes;
+    size_t cache_hits, cache_misses;
 };
 
 const char *timber_action_name(timber_action a)
@@ -89,6 +95,7 @@ void timber_result_free(timber_result *r)
     free(r->reports);
     free(r->gammas);
     free(r->gamma_dirs);
+    free(r->cache_path);
     timber_model_free(r->base);
     timber_model_free(r->inst);
     free(r);
@@ -105,6 +112,22 @@ size_t timber_result_shards_written(const timber_result *r)
     return r->shards_written;
 }
 double timber_result_seconds(const timber_result *r) { return r->seconds; }
+const char *timber_result_cache_path(const timber_result *r)
+{
+    return r->cache_path ? r->cache_path : "";
+}
+uint64_t timber_result_cache_bytes(const timber_result *r)
+{
+    return r->cache_bytes;
+}
+size_t timber_result_cache_hits(const timber_result *r)
+{
+    return r->cache_hits;
+}
+size_t timber_result_cache_misses(const timber_result *r)
+{
+    return r->cache_misses;
+}
 
 const timber_tensor_report *timber_result_tensor(const timber_result *r,
                                                  size_t i)
@@ -141,10 +164,13 @@ typedef struct run {
     char **gdirs;  /* per gamma: the checkpoint directory being built */
     size_t ng;
     char fingerprint[17];
+    uint64_t fp;
     uint64_t work_done, work_total;
     size_t done, total;
     double t0;
     int threads;          /* workers for small tensors, BLAS for big ones */
+    tb_cache *cache;      /* NULL: no cache */
+    atomic_size_t hits, misses;
     atomic_int failed;    /* a worker failed: the others stop early */
     pthread_mutex_t lock; /* progress, first error */
 } run;
@@ -237,6 +263,20 @@ static void release_rows(const mat *M, uint64_t r0, uint64_t nr)
                      nr * M->cols * M->esi);
     tb_shard_release(M->sb, M->bi, r0 * M->cols * M->esb,
                      nr * M->cols * M->esb);
+}
+
+/* CRC-32 of a tensor's bytes (the cache key), dropping pages as it goes. */
+static uint32_t tensor_crc(const tb_shard *s, const timber_tensor_info *t)
+{
+    const unsigned char *p = tb_shard_data(s, t);
+    uLong c = crc32(0, Z_NULL, 0);
+    for (uint64_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
+        uint64_t len = t->nbytes - off < COPY_CHUNK ? t->nbytes - off
+                                                    : COPY_CHUNK;
+        c = crc32(c, p + off, (uInt)len);
+        tb_shard_release(s, t, off, len);
+    }
+    return (uint32_t)c;
 }
 
 /* ------------------------------------------------------ one refinement */
@@ -384,7 +424,7 @@ static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
     return TIMBER_OK;
 }
 
-static timber_status refine_tensor(const run *R, const tb_plan_item *it,
+static timber_status refine_tensor(run *R, const tb_plan_item *it,
                                    tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
                                    timber_error *err)
@@ -433,12 +473,34 @@ static timber_status refine_tensor(const run *R, const tb_plan_item *it,
                      M.ii->name, (unsigned long long)m, (unsigned long long)n);
         goto out;
     }
-    st = gram_pass(R, &M, B.G, &B, err);
-    if (st)
-        goto out;
-    st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
-    if (st)
-        goto out;
+    tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
+                        0, 0};
+    if (R->cache) {
+        key.crc_base = tensor_crc(M.sb, M.bi);
+        key.crc_inst = tensor_crc(M.si, M.ii);
+    }
+    if (R->cache && tb_cache_get(R->cache, &key, m, n, &sp)) {
+        rep->from_cache = 1;
+        atomic_fetch_add(&R->hits, 1);
+    } else {
+        st = gram_pass(R, &M, B.G, &B, err);
+        if (st)
+            goto out;
+        st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
+        if (st)
+            goto out;
+        /* The update always uses the basis rounded to float32, the form
+         * the cache stores: a run from the cache, or resumed after a kill,
+         * writes the same bytes as a fresh one. */
+        for (size_t i = 0; i < sp.S * sp.p; i++)
+            sp.basis[i] = (double)(float)sp.basis[i];
+        if (R->cache) {
+            atomic_fetch_add(&R->misses, 1);
+            st = tb_cache_put(R->cache, &key, m, n, &sp, err);
+            if (st)
+                goto out;
+        }
+    }
     free(B.G);
     B.G = NULL;
 
@@ -900,6 +962,42 @@ out:
 
 /* --------------------------------------------------------------- setup */
 
+/* Opens the SVD cache.  An explicit --cache that cannot be used is an
+ * error (it may be someone's file); trouble with the default location
+ * only costs speed, so it is a warning and the run goes on without. */
+static timber_status open_cache(run *R, timber_error *err)
+{
+    const timber_refine_options *o = R->opt;
+    if (o->no_cache)
+        return TIMBER_OK;
+    char *path = o->cache_path ? tb_strdup(o->cache_path)
+                               : tb_cache_default_path(R->fp);
+    if (!path) {
+        if (o->warning && !o->cache_path)
+            o->warning("no cache: neither XDG_CACHE_HOME nor HOME is set",
+                       o->user);
+        return o->cache_path ? tb_fail(err, TIMBER_ERR_NOMEM, "out of memory")
+                             : TIMBER_OK;
+    }
+    timber_error cerr;
+    timber_status st = tb_cache_open(path, R->fp, &R->cache, &cerr);
+    free(path);
+    if (!st)
+        return TIMBER_OK;
+    if (o->cache_path && st != TIMBER_ERR_EXISTS) {
+        if (err)
+            *err = cerr;
+        return st;
+    }
+    if (o->warning) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s; continuing without the cache",
+                 cerr.message);
+        o->warning(msg, o->user);
+    }
+    return TIMBER_OK;
+}
+
 static timber_status setup_result(run *R, timber_error *err)
 {
     const timber_refine_options *o = R->opt;
@@ -1017,8 +1115,10 @@ timber_status timber_refine(const char *base, const char *instruct,
         uint64_t h = tb_model_fingerprint(R.base);
         uint64_t hi = tb_model_fingerprint(R.inst);
         h = tb_fnv1a(h, &hi, sizeof hi);
+        R.fp = h;
         snprintf(R.fingerprint, sizeof R.fingerprint, "%016llx",
                  (unsigned long long)h);
+        st = open_cache(&R, err);
         for (size_t i = 0; i < R.plan.ninstruct; i++) {
             const tb_plan_item *it = &R.plan.items[i];
             R.work_total += work_of(it);
@@ -1031,7 +1131,8 @@ timber_status timber_refine(const char *base, const char *instruct,
             }
         }
         R.total = R.plan.ninstruct;
-        st = make_temp_dirs(&R, err);
+        if (!st)
+            st = make_temp_dirs(&R, err);
     }
     /* Shards: Instruct's file order groups each shard's tensors. */
     size_t first = 0;
@@ -1082,8 +1183,16 @@ timber_status timber_refine(const char *base, const char *instruct,
         st = publish(&R, err);
     if (R.tmp)
         remove_tree(R.tmp);
-    if (R.res)
+    if (R.res) {
         R.res->seconds = now_seconds() - R.t0;
+        R.res->cache_hits = atomic_load(&R.hits);
+        R.res->cache_misses = atomic_load(&R.misses);
+        if (R.cache) {
+            R.res->cache_path = tb_strdup(tb_cache_path(R.cache));
+            R.res->cache_bytes = tb_cache_size(R.cache);
+        }
+    }
+    tb_cache_close(R.cache);
     for (size_t g = 0; R.gdirs && g < R.ng; g++)
         free(R.gdirs[g]);
     free(R.gdirs);

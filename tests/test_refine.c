@@ -4,8 +4,9 @@
  *
  * (a) Prescribed spectra: D = U diag(s) V^T with random orthogonal U, V
  *     and chosen s, so eRank, k and the tail are known exactly; stored as
- *     F64 (no rounding to hide behind), the output must match
- *     W_I - (1 - gamma) * sum_{i>=k} s_i u_i v_i^T to ~1e-12.  Covers tall,
+ *     F64 (no storage rounding to hide behind), the output must match
+ *     W_I - (1 - gamma) * sum_{i>=k} s_i u_i v_i^T to 1e-7 of the delta
+ *     (the float32-rounded basis), far below one singular value.  Covers tall,
  *     wide and 3-D tensors, tail-side and head-side cuts, k = r, D = 0.
  * (c) gamma = 1 reproduces Instruct bit for bit.
  * (d) The directory: shard names and layout, rebuilt index, "format": "pt",
@@ -237,6 +238,7 @@ static void test_prescribed(void)
         const char *out = tu_path(dir, name);
         timber_refine_options opt;
         timber_refine_options_init(&opt);
+    opt.no_cache = 1;
         opt.gammas = &gammas[g];
         opt.ngammas = 1;
         timber_result *res = NULL;
@@ -267,8 +269,11 @@ static void test_prescribed(void)
                 double want = ts[t].inst[i] - (1 - gammas[g]) * K[t].tail[i];
                 worst = fmax(worst, fabs(o[i] - want));
             }
-            CHECKF(worst <= 1e-12, "%s gamma %g: max error %.3g", ts[t].name,
-                   gammas[g], worst);
+            /* The update uses the basis rounded to float32 (the form the
+             * cache stores): errors ~1e-7 of the delta, where a wrong k or
+             * side would be off by a whole singular value (>= 1e-4). */
+            CHECKF(worst <= 1e-7 * 0.05, "%s gamma %g: max error %.3g",
+                   ts[t].name, gammas[g], worst);
             if (t == 4 || t == 5) /* k = r or D = 0: exactly Instruct */
                 CHECKF(memcmp(o, ts[t].inst, n * sizeof(double)) == 0,
                        "%s should be Instruct bit for bit", ts[t].name);
@@ -351,6 +356,7 @@ static timber_status run_refine(const char *dir, const char *out, double g,
 {
     timber_refine_options opt;
     timber_refine_options_init(&opt);
+    opt.no_cache = 1;
     opt.gammas = &g;
     opt.ngammas = 1;
     opt.force = force;
@@ -463,6 +469,7 @@ static void test_directory(void)
     double gs[] = {0, 0.5, 1};
     timber_refine_options opt;
     timber_refine_options_init(&opt);
+    opt.no_cache = 1;
     opt.gammas = gs;
     opt.ngammas = 3;
     const char *sweep = tu_path(dir, "sweep");

@@ -34,6 +34,9 @@ const char cli_refine_help[] =
     "  --force            replace OUT if it exists (once the new one is done)\n"
     "  --report FILE      per-tensor report, JSON or CSV by extension\n"
     "                     (.json / .csv; repeatable)\n"
+    "  --cache FILE       the SVD cache file (default: one per pair under\n"
+    "                     $XDG_CACHE_HOME/timber/ or ~/.cache/timber/)\n"
+    "  --no-cache         neither read nor write a cache\n"
     "  --threads N        worker threads (default: one per core); the output\n"
     "                     is byte-identical for any N\n"
     "  -q, --quiet        no progress and no summary (errors and warnings\n"
@@ -157,6 +160,15 @@ static void print_summary(const char *out, const timber_result *r)
             timber_result_shards_written(r),
             timber_result_shards_written(r) == 1 ? "" : "s", mb,
             timber_result_seconds(r));
+    if (timber_result_cache_path(r)[0])
+        fprintf(stderr,
+                "timber: cache %s (%.1f MB): %zu tensor%s from the cache, "
+                "%zu computed\n",
+                timber_result_cache_path(r),
+                (double)timber_result_cache_bytes(r) / 1e6,
+                timber_result_cache_hits(r),
+                timber_result_cache_hits(r) == 1 ? "" : "s",
+                timber_result_cache_misses(r));
 }
 
 int cmd_refine(int argc, char **argv)
@@ -169,7 +181,9 @@ int cmd_refine(int argc, char **argv)
     const char **exclude = calloc((size_t)argc, sizeof(char *));
     const char **reports = calloc((size_t)argc, sizeof(char *));
     size_t ninc = 0, nexc = 0, nrep = 0;
-    int strict = 0, force = 0, quiet = 0, threads = 0, code = EXIT_OK;
+    int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
+    int code = EXIT_OK;
+    const char *cache = NULL;
     if (!include || !exclude || !reports) {
         cli_errorf("out of memory");
         code = EXIT_FAIL;
@@ -181,9 +195,9 @@ int cmd_refine(int argc, char **argv)
         /* Options taking a value accept "--opt VALUE" and "--opt=VALUE". */
         static const char *const valued[] = {"--gamma", "--include",
                                              "--exclude", "--report",
-                                             "--threads"};
+                                             "--threads", "--cache"};
         int which = -1;
-        for (int v = 0; v < 5; v++) {
+        for (int v = 0; v < 6; v++) {
             size_t l = strlen(valued[v]);
             if (strncmp(a, valued[v], l) == 0 &&
                 (a[l] == '\0' || a[l] == '=')) {
@@ -231,6 +245,10 @@ int cmd_refine(int argc, char **argv)
                 goto out;
             }
             threads = (int)t;
+        } else if (which == 5) {
+            cache = val;
+        } else if (strcmp(a, "--no-cache") == 0) {
+            no_cache = 1;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_refine_help);
             goto out;
@@ -276,6 +294,8 @@ int cmd_refine(int argc, char **argv)
     opt.strict = strict;
     opt.force = force;
     opt.threads = threads;
+    opt.cache_path = cache;
+    opt.no_cache = no_cache;
     opt.progress = on_progress;
     opt.warning = on_warning;
     opt.user = &u;

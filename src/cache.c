@@ -1,0 +1,726 @@
+/*
+ * cache.c — the SVD cache file (format in cache.h and docs/cache-format.md):
+ * scanning and validating records, looking them up by key, appending new
+ * ones safely, and the read-only `timber cache info|verify` walk.
+ *
+ * Why it is built this way: records are appended and flushed one by one
+ * so a killed run keeps every finished tensor; each carries its own CRC
+ * and full key, so a damaged record, or one from another pair, is simply
+ * recomputed; a failed append is cut back so the file always ends on a
+ * whole record.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "util.h"
+
+#define HEADER_SIZE 32u
+#define REC_MAGIC 0x43455254u /* "TREC" little-endian */
+#define REC_HEAD 12u          /* magic + body length */
+/* Bodies larger than this are not records (a corrupt length field). */
+#define MAX_BODY (1ull << 36)
+
+static const char file_magic[8] = {'T', 'I', 'M', 'B', 'E', 'R', 'S', 'V'};
+
+typedef struct entry {
+    char *name;
+    size_t ndim;
+    uint64_t *shape;
+    uint8_t dtb, dti;
+    uint32_t crcb, crci, version;
+    uint64_t offset; /* of the record */
+    uint64_t body;   /* body length */
+    uint64_t rows, cols, r, k, p;
+    double erank;
+} entry;
+
+struct tb_cache {
+    char *path;
+    int fd;
+    uint64_t end; /* end of the last whole record: appends go here */
+    entry *entries;
+    size_t n, cap;
+    pthread_mutex_t lock;
+    double last_sync;
+    int dirty;
+};
+
+/* ------------------------------------------------------ little endian */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t crc(uint32_t c, const void *p, uint64_t n)
+{
+    const unsigned char *b = p;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = (uint32_t)crc32(c, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return c;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------- record parsing */
+
+/* A cursor over a record body with bounds checks: a corrupt length can
+ * never make the parser read past the body. */
+typedef struct cursor {
+    const unsigned char *p;
+    uint64_t left;
+    int bad;
+} cursor;
+
+static const unsigned char *take(cursor *c, uint64_t n)
+{
+    if (c->bad || n > c->left) {
+        c->bad = 1;
+        return NULL;
+    }
+    const unsigned char *at = c->p;
+    c->p += n;
+    c->left -= n;
+    return at;
+}
+
+static uint64_t take64(cursor *c)
+{
+    const unsigned char *p = take(c, 8);
+    return p ? get64(p) : 0;
+}
+
+static uint32_t take32(cursor *c)
+{
+    const unsigned char *p = take(c, 4);
+    return p ? get32(p) : 0;
+}
+
+/* Parses a body's key and sizes into e (name and shape allocated); the
+ * values start at *values_at.  Returns 0 on success. */
+static int parse_body(const unsigned char *body, uint64_t len, entry *e,
+                      uint64_t *values_at)
+{
+    cursor c = {body, len, 0};
+    memset(e, 0, sizeof *e);
+    uint32_t nlen = take32(&c);
+    const unsigned char *name = take(&c, nlen);
+    uint32_t ndim = take32(&c);
+    if (c.bad || ndim > 64)
+        return -1;
+    const unsigned char *dims = take(&c, 8ull * ndim);
+    const unsigned char *dt = take(&c, 4);
+    e->crcb = take32(&c);
+    e->crci = take32(&c);
+    e->version = take32(&c);
+    e->rows = take64(&c);
+    e->cols = take64(&c);
+    e->r = take64(&c);
+    e->k = take64(&c);
+    take(&c, 16); /* erank, tail energy */
+    take(&c, 8);  /* side + padding */
+    e->p = take64(&c);
+    if (c.bad)
+        return -1;
+    uint64_t S = e->rows < e->cols ? e->rows : e->cols;
+    uint64_t need, basis;
+    if (e->r != S || e->k > e->r || e->p > e->r ||
+        !tb_mul_u64(S, e->p, &basis) || !tb_mul_u64(basis, 4, &basis) ||
+        !tb_add_u64(basis, 8 * e->r, &need) || need != c.left)
+        return -1;
+    e->name = malloc((size_t)nlen + 1);
+    e->shape = tb_calloc_array(ndim, sizeof(uint64_t));
+    if (!e->name || !e->shape) {
+        free(e->name);
+        free(e->shape);
+        return -1;
+    }
+    memcpy(e->name, name, nlen);
+    e->name[nlen] = '\0';
+    e->ndim = ndim;
+    for (uint32_t d = 0; d < ndim; d++)
+        e->shape[d] = get64(dims + 8 * d);
+    e->dtb = dt[0];
+    e->dti = dt[1];
+    *values_at = len - c.left;
+    return 0;
+}
+
+/* Reads and checks the record at off: 1 if whole and valid (body in
+ * *body_out, malloc'd, if non-NULL), 0 if damaged, -1 if truncated by the
+ * end of the file. */
+static int read_record(int fd, uint64_t off, uint64_t file_size,
+                       uint64_t *body_len, unsigned char **body_out)
+{
+    unsigned char head[REC_HEAD];
+    if (off + REC_HEAD > file_size)
+        return -1;
+    if (pread_all(fd, head, REC_HEAD, off) != 0)
+        return 0;
+    if (get32(head) != REC_MAGIC)
+        return 0;
+    uint64_t B = get64(head + 4);
+    if (B > MAX_BODY)
+        return 0;
+    if (off + REC_HEAD + B + 4 > file_size)
+        return -1;
+    unsigned char *body = malloc((size_t)B + 4);
+    if (!body)
+        return 0;
+    if (pread_all(fd, body, (size_t)B + 4, off + REC_HEAD) != 0) {
+        free(body);
+        return 0;
+    }
+    uint32_t c = crc(crc(0, head, REC_HEAD), body, B);
+    if (c != get32(body + B)) {
+        free(body);
+        return 0;
+    }
+    *body_len = B;
+    if (body_out)
+        *body_out = body;
+    else
+        free(body);
+    return 1;
+}
+
+/* Next offset after `from` where a record magic starts, or file_size. */
+static uint64_t resync(int fd, uint64_t from, uint64_t file_size)
+{
+    unsigned char buf[65536];
+    for (uint64_t at = from; at + 4 <= file_size;) {
+        size_t want = (size_t)(file_size - at < sizeof buf ? file_size - at
+                                                           : sizeof buf);
+        if (pread_all(fd, buf, want, at) != 0)
+            return file_size;
+        for (size_t i = 0; i + 4 <= want; i++)
+            if (get32(buf + i) == REC_MAGIC)
+                return at + i;
+        at += want > 3 ? want - 3 : want;
+    }
+    return file_size;
+}
+
+/* Walks every record; calls fn for each whole one (valid or damaged).
+ * Returns the end of the last valid record. */
+typedef void (*walk_fn)(void *user, uint64_t off, int valid,
+                        const unsigned char *body, uint64_t len);
+
+static uint64_t walk(int fd, uint64_t file_size, walk_fn fn, void *user,
+                     size_t *damaged)
+{
+    uint64_t off = HEADER_SIZE, end = HEADER_SIZE;
+    while (off < file_size) {
+        uint64_t B = 0;
+        unsigned char *body = NULL;
+        int rc = read_record(fd, off, file_size, &B, &body);
+        if (rc == 1) {
+            fn(user, off, 1, body, B);
+            free(body);
+            off += REC_HEAD + B + 4;
+            end = off;
+            continue;
+        }
+        if (rc < 0 && resync(fd, off + 1, file_size) >= file_size)
+            break; /* a tail cut short: not damage, just unfinished */
+        if (damaged)
+            (*damaged)++;
+        fn(user, off, 0, NULL, 0);
+        off = resync(fd, off + 1, file_size);
+    }
+    return end;
+}
+
+/* ----------------------------------------------------------- opening */
+
+static void add_entry_cb(void *user, uint64_t off, int valid,
+                         const unsigned char *body, uint64_t len)
+{
+    tb_cache *c = user;
+    if (!valid)
+        return;
+    entry e;
+    uint64_t values;
+    if (parse_body(body, len, &e, &values) != 0)
+        return;
+    e.offset = off;
+    e.body = len;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        entry *g = realloc(c->entries, cap * sizeof *g);
+        if (!g) {
+            free(e.name);
+            free(e.shape);
+            return;
+        }
+        c->entries = g;
+        c->cap = cap;
+    }
+    c->entries[c->n++] = e;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char *p = tb_strdup(dir);
+    if (!p)
+        return -1;
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                free(p);
+                return -1;
+            }
+            *s = '/';
+        }
+    int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+    free(p);
+    return rc;
+}
+
+static timber_status check_header(int fd, const char *path,
+                                  timber_error *err)
+{
+    unsigned char h[HEADER_SIZE];
+    if (pread_all(fd, h, HEADER_SIZE, 0) != 0 ||
+        memcmp(h, file_magic, 8) != 0)
+        return tb_fail(err, TIMBER_ERR_CACHE,
+                       "%s: not a timber SVD cache file", path);
+    if (get32(h + 8) != TB_CACHE_VERSION)
+        return tb_fail(err, TIMBER_ERR_CACHE,
+                       "%s: cache format version %u, this timber reads "
+                       "version %u (remove the file or choose another with "
+                       "--cache)",
+                       path, get32(h + 8), TB_CACHE_VERSION);
+    if (get32(h + 12) != HEADER_SIZE || get32(h + 28) != crc(0, h, 28))
+        return tb_fail(err, TIMBER_ERR_CACHE,
+                       "%s: cache header is corrupt (checksum mismatch)",
+                       path);
+    return TIMBER_OK;
+}
+
+void tb_cache_close(tb_cache *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0) {
+        if (c->dirty)
+            fdatasync(c->fd);
+        close(c->fd); /* releases the lock */
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->entries[i].name);
+        free(c->entries[i].shape);
+    }
+    free(c->entries);
+    free(c->path);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+timber_status tb_cache_open(const char *path, uint64_t fingerprint,
+                            tb_cache **out, timber_error *err)
+{
+    *out = NULL;
+    tb_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    c->fd = -1;
+    pthread_mutex_init(&c->lock, NULL);
+    c->path = tb_strdup(path);
+    timber_status st = TIMBER_OK;
+    char *dir = tb_dirname(path);
+    if (!c->path || !dir) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (mkdir_p(dir) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot create the cache directory", dir);
+        goto fail;
+    }
+    c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (c->fd < 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot open the cache", path);
+        goto fail;
+    }
+    if (flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
+        st = errno == EWOULDBLOCK
+                 ? tb_fail(err, TIMBER_ERR_EXISTS,
+                           "%s: cache in use by another timber run", path)
+                 : tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: cannot lock the cache", path);
+        goto fail;
+    }
+    struct stat sb;
+    if (fstat(c->fd, &sb) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot stat",
+                           path);
+        goto fail;
+    }
+    if (sb.st_size == 0) {
+        unsigned char h[HEADER_SIZE] = {0};
+        memcpy(h, file_magic, 8);
+        put32(h + 8, TB_CACHE_VERSION);
+        put32(h + 12, HEADER_SIZE);
+        put64(h + 16, fingerprint);
+        put32(h + 24, TB_TRANSFORM_VERSION);
+        put32(h + 28, crc(0, h, 28));
+        if (tb_pwrite_all(c->fd, h, HEADER_SIZE, 0) != 0 ||
+            fdatasync(c->fd) != 0) {
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                               "%s: cannot write the cache header", path);
+            ftruncate(c->fd, 0);
+            goto fail;
+        }
+        c->end = HEADER_SIZE;
+    } else {
+        st = check_header(c->fd, path, err);
+        if (st)
+            goto fail;
+        c->end = walk(c->fd, (uint64_t)sb.st_size, add_entry_cb, c, NULL);
+        /* A record cut short by a kill: drop it so appends stay whole. */
+        if (c->end < (uint64_t)sb.st_size) {
+            uint64_t dummy;
+            if (read_record(c->fd, c->end, (uint64_t)sb.st_size, &dummy,
+                            NULL) < 0 &&
+                resync(c->fd, c->end + 1, (uint64_t)sb.st_size) >=
+                    (uint64_t)sb.st_size)
+                ftruncate(c->fd, (off_t)c->end);
+            else
+                c->end = (uint64_t)sb.st_size; /* damage in the middle:
+                                                  keep what follows */
+        }
+    }
+    free(dir);
+    *out = c;
+    return TIMBER_OK;
+fail:
+    free(dir);
+    tb_cache_close(c);
+    return st;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static int key_matches(const entry *e, const tb_cache_key *k, uint64_t rows,
+                       uint64_t cols)
+{
+    if (strcmp(e->name, k->name) != 0 || e->ndim != k->ndim ||
+        e->dtb != (uint8_t)k->base_dtype || e->dti != (uint8_t)k->inst_dtype ||
+        e->crcb != k->crc_base || e->crci != k->crc_inst ||
+        e->version != TB_TRANSFORM_VERSION || e->rows != rows ||
+        e->cols != cols)
+        return 0;
+    for (size_t d = 0; d < e->ndim; d++)
+        if (e->shape[d] != k->shape[d])
+            return 0;
+    return 1;
+}
+
+int tb_cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
+                 uint64_t cols, tb_spectrum *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    pthread_mutex_lock(&c->lock);
+    const entry *hit = NULL;
+    for (size_t i = c->n; i-- > 0 && !hit;)
+        if (key_matches(&c->entries[i], key, rows, cols))
+            hit = &c->entries[i];
+    entry e = hit ? *hit : (entry){0};
+    uint64_t file_end = c->end;
+    pthread_mutex_unlock(&c->lock);
+    if (!hit)
+        return 0;
+    /* Re-read and re-check: the file may have been damaged since. */
+    uint64_t B = 0;
+    unsigned char *body = NULL;
+    if (read_record(c->fd, e.offset, file_end, &B, &body) != 1)
+        return 0;
+    entry parsed;
+    uint64_t at;
+    int ok = B == e.body && parse_body(body, B, &parsed, &at) == 0;
+    if (ok) {
+        free(parsed.name);
+        free(parsed.shape);
+        const unsigned char *v = body + at - 8 - 8 - 16;
+        /* erank, tail energy, side precede p */
+        double erank, tail;
+        memcpy(&erank, v, 8);
+        memcpy(&tail, v + 8, 8);
+        int side = v[16];
+        uint64_t S = rows < cols ? rows : cols;
+        sp->S = (size_t)S;
+        sp->erank = erank;
+        sp->tail_energy = tail;
+        sp->k = (size_t)e.k;
+        sp->tail_side = side;
+        sp->p = (size_t)e.p;
+        sp->s = tb_alloc_array((size_t)e.r, sizeof(double));
+        sp->basis = tb_alloc_array((size_t)(S * e.p), sizeof(double));
+        ok = sp->s && sp->basis;
+        if (ok) {
+            memcpy(sp->s, body + at, (size_t)e.r * 8);
+            const unsigned char *b = body + at + 8 * e.r;
+            for (uint64_t i = 0; i < S * e.p; i++) {
+                float f;
+                memcpy(&f, b + 4 * i, 4);
+                sp->basis[i] = f;
+            }
+        }
+    }
+    free(body);
+    if (!ok)
+        tb_spectrum_clear(sp);
+    return ok;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
+                           uint64_t cols, const tb_spectrum *sp,
+                           timber_error *err)
+{
+    size_t nlen = strlen(k->name);
+    uint64_t S = sp->S, basis = S * sp->p;
+    uint64_t B = 4 + nlen + 4 + 8 * k->ndim + 4 + 4 + 4 + 4 + 32 + 16 + 8 +
+                 8 + 8 * S + 4 * basis;
+    unsigned char *rec = malloc((size_t)(REC_HEAD + B + 4));
+    if (!rec)
+        return tb_fail(err, TIMBER_ERR_NOMEM,
+                       "tensor '%s': out of memory for its cache record",
+                       k->name);
+    unsigned char *p = rec;
+    put32(p, REC_MAGIC);
+    put64(p + 4, B);
+    p += REC_HEAD;
+    put32(p, (uint32_t)nlen);
+    memcpy(p + 4, k->name, nlen);
+    p += 4 + nlen;
+    put32(p, (uint32_t)k->ndim);
+    p += 4;
+    for (size_t d = 0; d < k->ndim; d++, p += 8)
+        put64(p, k->shape[d]);
+    p[0] = (unsigned char)k->base_dtype;
+    p[1] = (unsigned char)k->inst_dtype;
+    p[2] = p[3] = 0;
+    put32(p + 4, k->crc_base);
+    put32(p + 8, k->crc_inst);
+    put32(p + 12, TB_TRANSFORM_VERSION);
+    put64(p + 16, rows);
+    put64(p + 24, cols);
+    put64(p + 32, S);
+    put64(p + 40, sp->k);
+    memcpy(p + 48, &sp->erank, 8);
+    memcpy(p + 56, &sp->tail_energy, 8);
+    memset(p + 64, 0, 8);
+    p[64] = (unsigned char)(sp->tail_side ? 1 : 0);
+    put64(p + 72, sp->p);
+    p += 80;
+    memcpy(p, sp->s, 8 * S);
+    p += 8 * S;
+    for (uint64_t i = 0; i < basis; i++, p += 4) {
+        float f = (float)sp->basis[i];
+        memcpy(p, &f, 4);
+    }
+    put32(p, crc(0, rec, REC_HEAD + B));
+
+    timber_status st = TIMBER_OK;
+    pthread_mutex_lock(&c->lock);
+    uint64_t at = c->end;
+    if (tb_pwrite_all(c->fd, rec, (size_t)(REC_HEAD + B + 4), at) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot append the record of tensor '%s'",
+                           c->path, k->name);
+        /* Cut the partial record off: the file stays a valid cache. */
+        if (ftruncate(c->fd, (off_t)at) != 0) {
+            /* nothing more we can do: the next open drops the tail */
+        }
+    } else {
+        c->end = at + REC_HEAD + B + 4;
+        c->dirty = 1;
+        /* Durable at most a second later; a kill loses nothing written. */
+        double now = now_seconds();
+        if (now - c->last_sync >= 1.0) {
+            fdatasync(c->fd);
+            c->last_sync = now;
+            c->dirty = 0;
+        }
+        entry e;
+        uint64_t values;
+        if (parse_body(rec + REC_HEAD, B, &e, &values) == 0) {
+            e.offset = at;
+            e.body = B;
+            if (c->n == c->cap) {
+                size_t cap = c->cap ? 2 * c->cap : 64;
+                entry *g = realloc(c->entries, cap * sizeof *g);
+                if (g) {
+                    c->entries = g;
+                    c->cap = cap;
+                }
+            }
+            if (c->n < c->cap)
+                c->entries[c->n++] = e;
+            else {
+                free(e.name);
+                free(e.shape);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(rec);
+    return st;
+}
+
+uint64_t tb_cache_size(const tb_cache *c) { return c->end; }
+const char *tb_cache_path(const tb_cache *c) { return c->path; }
+
+char *tb_cache_default_path(uint64_t fingerprint)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    char name[64];
+    snprintf(name, sizeof name, "timber/%016llx.v%u.tsvd",
+             (unsigned long long)fingerprint, TB_CACHE_VERSION);
+    if (xdg && xdg[0] == '/')
+        return tb_path_join(xdg, name);
+    if (home && home[0]) {
+        char *base = tb_path_join(home, ".cache");
+        char *p = base ? tb_path_join(base, name) : NULL;
+        free(base);
+        return p;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------- info and verify */
+
+typedef struct walk_ctx {
+    void (*each)(const timber_cache_record *rec, void *user);
+    void *user;
+    timber_cache_stats *stats;
+} walk_ctx;
+
+static void info_cb(void *user, uint64_t off, int valid,
+                    const unsigned char *body, uint64_t len)
+{
+    walk_ctx *w = user;
+    timber_cache_record r = {0};
+    r.offset = off;
+    r.valid = valid;
+    entry e = {0};
+    uint64_t values;
+    if (valid && parse_body(body, len, &e, &values) != 0)
+        r.valid = valid = 0;
+    if (valid) {
+        memcpy(&r.erank, body + values - 32, 8);
+        r.name = e.name;
+        r.ndim = e.ndim;
+        r.shape = e.shape;
+        r.rows = e.rows;
+        r.cols = e.cols;
+        r.rank = e.r;
+        r.k = e.k;
+        r.basis_columns = e.p;
+        r.bytes = REC_HEAD + len + 4;
+        r.transform_version = e.version;
+        w->stats->records++;
+    } else {
+        w->stats->damaged++;
+    }
+    if (w->each)
+        w->each(&r, w->user);
+    free(e.name);
+    free(e.shape);
+}
+
+timber_status timber_cache_inspect(const char *path,
+                                   void (*each)(const timber_cache_record *,
+                                                void *),
+                                   void *user, timber_cache_stats *stats,
+                                   timber_error *err)
+{
+    memset(stats, 0, sizeof *stats);
+    tb_error_clear(err);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", path);
+    struct stat sb;
+    timber_status st = TIMBER_OK;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = tb_fail(err, TIMBER_ERR_IO, "%s: not a regular file", path);
+        goto out;
+    }
+    st = check_header(fd, path, err);
+    if (st)
+        goto out;
+    unsigned char h[HEADER_SIZE];
+    pread_all(fd, h, HEADER_SIZE, 0);
+    stats->format_version = get32(h + 8);
+    stats->fingerprint = get64(h + 16);
+    stats->file_size = (uint64_t)sb.st_size;
+    walk_ctx w = {each, user, stats};
+    uint64_t end = walk(fd, (uint64_t)sb.st_size, info_cb, &w, NULL);
+    stats->trailing_bytes = (uint64_t)sb.st_size - end;
+    if (stats->damaged && end == (uint64_t)sb.st_size)
+        stats->trailing_bytes = 0;
+out:
+    close(fd);
+    return st;
+}
