@@ -16,10 +16,7 @@
  */
 #include "timber.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -34,18 +31,17 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include <zlib.h>
 
 #include "cache.h"
 #include "dtype.h"
+#include "matrix.h"
 #include "model.h"
+#include "outdir.h"
 #include "plan.h"
 #include "safetensors.h"
 #include "spectrum.h"
 #include "util.h"
 
-/* Elements per streamed panel: 2 Mi doubles = 16 MiB per buffer. */
-#define PANEL_ELEMS (2u << 20)
 /* Bytes per chunk when copying a tensor verbatim. */
 #define COPY_CHUNK (8u << 20)
 
@@ -160,7 +156,7 @@ typedef struct run {
     tb_plan plan;
     timber_result *res;
     char *out;     /* OUT, trailing slashes removed */
-    char *tmp;     /* the temporary directory beside OUT */
+    tb_outdir dir; /* the temporary directory beside OUT */
     char **gdirs;  /* per gamma: the checkpoint directory being built */
     size_t ng;
     char fingerprint[17];
@@ -193,92 +189,6 @@ static uint64_t work_of(const tb_plan_item *it)
     return it->instruct->nbytes / 4 + 1;
 }
 
-/* ---------------------------------------------------------- matrix I/O */
-
-typedef struct mat {
-    const unsigned char *wi, *wb;
-    timber_dtype dti, dtb;
-    size_t esi, esb;
-    uint64_t rows, cols;
-    const timber_tensor_info *ii, *bi;
-    tb_shard *si, *sb;
-} mat;
-
-/* First non-finite value of n doubles, or -1. */
-static long first_nonfinite(const double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return (long)i;
-    return -1;
-}
-
-static timber_status nonfinite_error(const mat *M, int instruct, uint64_t row,
-                                     uint64_t col, double v,
-                                     timber_error *err)
-{
-    return tb_fail(err, TIMBER_ERR_NONFINITE,
-                   "%s: tensor '%s': element [%llu, %llu] is %s; refusing to "
-                   "factorise a matrix with non-finite values",
-                   tb_shard_path(instruct ? M->si : M->sb), M->ii->name,
-                   (unsigned long long)row, (unsigned long long)col,
-                   isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
-}
-
-/* Decodes rows [r0, r0+nr) x cols [c0, c0+nc) of D = W_I - W_B into D
- * (nr x nc, row-major) and, if wi_out, W_I into wi_out.  scratch holds nc
- * doubles when wi_out is NULL.  check: refuse non-finite values. */
-static timber_status load_block(const mat *M, uint64_t r0, uint64_t nr,
-                                uint64_t c0, uint64_t nc, double *D,
-                                double *wi_out, double *scratch, int check,
-                                timber_error *err)
-{
-    for (uint64_t r = 0; r < nr; r++) {
-        uint64_t at = (r0 + r) * M->cols + c0;
-        double *d = D + r * nc;
-        double *w = wi_out ? wi_out + r * nc : scratch;
-        tb_decode(M->dtb, M->wb + at * M->esb, d, nc);
-        tb_decode(M->dti, M->wi + at * M->esi, w, nc);
-        if (check) {
-            long bad = first_nonfinite(d, nc);
-            if (bad >= 0)
-                return nonfinite_error(M, 0, r0 + r, c0 + (uint64_t)bad,
-                                       d[bad], err);
-            bad = first_nonfinite(w, nc);
-            if (bad >= 0)
-                return nonfinite_error(M, 1, r0 + r, c0 + (uint64_t)bad,
-                                       w[bad], err);
-        }
-        for (uint64_t c = 0; c < nc; c++)
-            d[c] = w[c] - d[c];
-    }
-    return TIMBER_OK;
-}
-
-/* Drops the pages of rows [r0, r0+nr) of both inputs from our RSS (they
- * stay in the page cache if memory allows). */
-static void release_rows(const mat *M, uint64_t r0, uint64_t nr)
-{
-    tb_shard_release(M->si, M->ii, r0 * M->cols * M->esi,
-                     nr * M->cols * M->esi);
-    tb_shard_release(M->sb, M->bi, r0 * M->cols * M->esb,
-                     nr * M->cols * M->esb);
-}
-
-/* CRC-32 of a tensor's bytes (the cache key), dropping pages as it goes. */
-static uint32_t tensor_crc(const tb_shard *s, const timber_tensor_info *t)
-{
-    const unsigned char *p = tb_shard_data(s, t);
-    uLong c = crc32(0, Z_NULL, 0);
-    for (uint64_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
-        uint64_t len = t->nbytes - off < COPY_CHUNK ? t->nbytes - off
-                                                    : COPY_CHUNK;
-        c = crc32(c, p + off, (uInt)len);
-        tb_shard_release(s, t, off, len);
-    }
-    return (uint32_t)c;
-}
-
 /* ------------------------------------------------------ one refinement */
 
 typedef struct bufs {
@@ -297,47 +207,14 @@ static void free_bufs(bufs *b)
     free(b->enc);
 }
 
-/* Pass 1: G = A^T A with A = D (rows >= cols) or D^T (rows < cols),
- * row-major upper triangle. */
-static timber_status gram_pass(const run *R, const mat *M, double *G,
-                               bufs *B, timber_error *err)
+static int stop_run(const void *ctx)
 {
-    uint64_t m = M->rows, n = M->cols;
-    if (m >= n) {
-        uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
-        for (uint64_t r0 = 0; r0 < m; r0 += step) {
-            if (cancelled(R))
-                return interrupted(err);
-            uint64_t nr = m - r0 < step ? m - r0 : step;
-            timber_status st =
-                load_block(M, r0, nr, 0, n, B->D, NULL, B->W, 1, err);
-            if (st)
-                return st;
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n,
-                        (int)nr, 1.0, B->D, (int)n, 1.0, G, (int)n);
-            release_rows(M, r0, nr);
-        }
-    } else {
-        uint64_t step = PANEL_ELEMS / m ? PANEL_ELEMS / m : 1;
-        for (uint64_t c0 = 0; c0 < n; c0 += step) {
-            if (cancelled(R))
-                return interrupted(err);
-            uint64_t nc = n - c0 < step ? n - c0 : step;
-            timber_status st =
-                load_block(M, 0, m, c0, nc, B->D, NULL, B->W, 1, err);
-            if (st)
-                return st;
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m,
-                        (int)nc, 1.0, B->D, (int)nc, 1.0, G, (int)m);
-        }
-        release_rows(M, 0, m);
-    }
-    return TIMBER_OK;
+    return cancelled(ctx);
 }
 
 /* The update for every gamma, streamed by row blocks, into writers w[g]
  * at tensor index `idx`. */
-static timber_status update_pass(const run *R, const mat *M,
+static timber_status update_pass(const run *R, const tb_mat *M,
                                  const tb_spectrum *sp, tb_writer **w,
                                  size_t idx, bufs *B, timber_error *err)
 {
@@ -345,7 +222,7 @@ static timber_status update_pass(const run *R, const mat *M,
     int p = (int)sp->p;
     int tall = m >= n;
     const double *Vt = sp->basis; /* p x S row-major */
-    uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
+    uint64_t step = tb_mat_row_step(M);
     timber_status st;
 
     if (!tall) {
@@ -355,13 +232,14 @@ static timber_status update_pass(const run *R, const mat *M,
             if (cancelled(R))
                 return interrupted(err);
             uint64_t nr = m - r0 < step ? m - r0 : step;
-            st = load_block(M, r0, nr, 0, n, B->D, NULL, B->W, 0, err);
+            st = tb_mat_load(M, r0, nr, 0, n, B->D, NULL, NULL, B->W, 0,
+                             err);
             if (st)
                 return st;
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
                         (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
                         B->Z, (int)n);
-            release_rows(M, r0, nr);
+            tb_mat_release_rows(M, r0, nr);
         }
     }
     for (uint64_t r0 = 0; r0 < m; r0 += step) {
@@ -369,7 +247,7 @@ static timber_status update_pass(const run *R, const mat *M,
             return interrupted(err);
         uint64_t nr = m - r0 < step ? m - r0 : step;
         size_t count = (size_t)(nr * n);
-        st = load_block(M, r0, nr, 0, n, B->D, B->W, NULL, 0, err);
+        st = tb_mat_load(M, r0, nr, 0, n, B->D, B->W, NULL, NULL, 0, err);
         if (st)
             return st;
         if (tall) {
@@ -397,7 +275,7 @@ static timber_status update_pass(const run *R, const mat *M,
             if (st)
                 return st;
         }
-        release_rows(M, r0, nr);
+        tb_mat_release_rows(M, r0, nr);
     }
     return TIMBER_OK;
 }
@@ -429,19 +307,8 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
                                    timber_tensor_report *rep,
                                    timber_error *err)
 {
-    mat M = {0};
-    M.ii = it->instruct;
-    M.bi = it->base;
-    M.si = tb_model_shard_of(R->inst, M.ii);
-    M.sb = tb_model_shard_of(R->base, M.bi);
-    M.wi = tb_shard_data(M.si, M.ii);
-    M.wb = tb_shard_data(M.sb, M.bi);
-    M.dti = M.ii->dtype;
-    M.dtb = M.bi->dtype;
-    M.esi = tb_dtype_size(M.dti);
-    M.esb = tb_dtype_size(M.dtb);
-    M.rows = it->rows;
-    M.cols = it->cols;
+    tb_mat M;
+    tb_mat_init(&M, R->inst, it->instruct, R->base, it->base);
     uint64_t m = M.rows, n = M.cols;
     uint64_t S = m < n ? m : n, L = m < n ? n : m;
     if (L > INT32_MAX || S > 65536)
@@ -454,14 +321,7 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     bufs B = {0};
     tb_spectrum sp = {0};
     timber_status st = TIMBER_OK;
-    /* Panel buffers: row blocks hold step*n elements, column panels (for
-     * the Gram of a wide matrix) step*m; both at most ~PANEL_ELEMS, but
-     * never less than one row or column. */
-    uint64_t panel = PANEL_ELEMS;
-    if (n > panel)
-        panel = n;
-    if (m > panel)
-        panel = m;
+    uint64_t panel = tb_mat_panel_elems(&M);
     B.D = tb_alloc_array((size_t)panel, sizeof(double));
     B.W = tb_alloc_array((size_t)panel, sizeof(double));
     B.P = tb_alloc_array((size_t)panel, sizeof(double));
@@ -476,14 +336,15 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
                         0, 0};
     if (R->cache) {
-        key.crc_base = tensor_crc(M.sb, M.bi);
-        key.crc_inst = tensor_crc(M.si, M.ii);
+        key.crc_base = tb_tensor_crc(M.sb, M.bi);
+        key.crc_inst = tb_tensor_crc(M.si, M.ii);
     }
     if (R->cache && tb_cache_get(R->cache, &key, m, n, &sp)) {
         rep->from_cache = 1;
         atomic_fetch_add(&R->hits, 1);
     } else {
-        st = gram_pass(R, &M, B.G, &B, err);
+        double *const gbufs[3] = {B.D, B.W, B.P};
+        st = tb_mat_gram(&M, B.G, NULL, NULL, gbufs, stop_run, R, err);
         if (st)
             goto out;
         st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
@@ -517,9 +378,7 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         st = copy_tensor(R, M.ii, w, idx, err);
         goto out;
     }
-    uint64_t step = PANEL_ELEMS / n ? PANEL_ELEMS / n : 1;
-    if (step > m)
-        step = m;
+    uint64_t step = tb_mat_row_step(&M);
     B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
     if (m < n)
         B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
@@ -540,236 +399,6 @@ out:
     tb_spectrum_clear(&sp);
     free_bufs(&B);
     return st;
-}
-
-/* ------------------------------------------------------ the directory */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Temporary directories of runs that were killed (SIGKILL, power loss)
- * are recognised by name and dead pid, and removed. */
-static void remove_stale_temps(const char *parent, const char *prefix)
-{
-    DIR *d = opendir(parent);
-    if (!d)
-        return;
-    size_t plen = strlen(prefix);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, prefix, plen) != 0)
-            continue;
-        char *end = NULL;
-        long pid = strtol(de->d_name + plen, &end, 10);
-        if (!end || *end != '\0' || pid <= 0 || pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char *p = tb_path_join(parent, de->d_name);
-        if (p)
-            remove_tree(p);
-        free(p);
-    }
-    closedir(d);
-}
-
-static timber_status copy_file(const char *src, const char *dst,
-                               timber_error *err)
-{
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
-                             src);
-    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (out < 0) {
-        int e = errno;
-        close(in);
-        return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot create", dst);
-    }
-    timber_status st = TIMBER_OK;
-    char *buf = malloc(1 << 20);
-    uint64_t off = 0;
-    if (!buf)
-        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    while (!st) {
-        ssize_t n = read(in, buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot read",
-                               src);
-            break;
-        }
-        if (n == 0)
-            break;
-        if (tb_pwrite_all(out, buf, (size_t)n, off) != 0)
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
-                               dst);
-        off += (uint64_t)n;
-    }
-    if (!st && fsync(out) != 0)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
-                           dst);
-    if (close(out) != 0 && !st)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                           dst);
-    close(in);
-    free(buf);
-    return st;
-}
-
-/* realpath of a path that may not exist yet: its parent's realpath plus
- * its last component. */
-static char *resolve_out(const char *out, timber_error *err)
-{
-    char *parent = tb_dirname(out);
-    if (!parent) {
-        tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    char *rp = realpath(parent, NULL);
-    if (!rp) {
-        tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                      "%s: cannot use the output's parent directory '%s'",
-                      out, parent);
-        free(parent);
-        return NULL;
-    }
-    free(parent);
-    char *full = tb_path_join(rp, tb_basename(out));
-    free(rp);
-    if (!full)
-        tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    return full;
-}
-
-static int path_within(const char *inner, const char *outer)
-{
-    size_t n = strlen(outer);
-    return strncmp(inner, outer, n) == 0 &&
-           (inner[n] == '\0' || inner[n] == '/' ||
-            (n == 1 && outer[0] == '/'));
-}
-
-static timber_status check_out_path(run *R, const char *base_path,
-                                    const char *inst_path, timber_error *err)
-{
-    const char *name = tb_basename(R->out);
-    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return tb_fail(err, TIMBER_ERR_INVALID,
-                       "%s: not a usable output directory name", R->out);
-    char *full = resolve_out(R->out, err);
-    if (!full)
-        return err ? err->status : TIMBER_ERR_IO;
-    timber_status st = TIMBER_OK;
-    const char *inputs[2] = {base_path, inst_path};
-    for (int i = 0; i < 2 && !st; i++) {
-        char *in = realpath(inputs[i], NULL);
-        if (!in) {
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", inputs[i]);
-            break;
-        }
-        if (path_within(full, in) || path_within(in, full))
-            st = tb_fail(err, TIMBER_ERR_INVALID,
-                         "output %s %s input %s: refusing to overwrite an "
-                         "input",
-                         R->out,
-                         path_within(full, in) ? "is or lies inside the"
-                                               : "contains the",
-                         inputs[i]);
-        free(in);
-    }
-    free(full);
-    if (st)
-        return st;
-    struct stat sb;
-    if (lstat(R->out, &sb) == 0 && !R->opt->force)
-        return tb_fail(err, TIMBER_ERR_EXISTS,
-                       "%s already exists (use --force to replace it)",
-                       R->out);
-    return TIMBER_OK;
-}
-
-static timber_status make_temp_dirs(run *R, timber_error *err)
-{
-    char *parent = tb_dirname(R->out);
-    if (!parent)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    const char *name = tb_basename(R->out);
-    size_t size = strlen(parent) + strlen(name) + 64;
-    char prefix[512];
-    snprintf(prefix, sizeof prefix, ".%s.timber-tmp.", name);
-    remove_stale_temps(parent, prefix);
-    R->tmp = malloc(size + sizeof prefix);
-    if (!R->tmp) {
-        free(parent);
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    }
-    snprintf(R->tmp, size + sizeof prefix, "%s/%s%ld", parent, prefix,
-             (long)getpid());
-    free(parent);
-    if (mkdir(R->tmp, 0777) != 0) {
-        timber_status st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                         "%s: cannot create", R->tmp);
-        free(R->tmp);
-        R->tmp = NULL;
-        return st;
-    }
-    R->gdirs = tb_calloc_array(R->ng, sizeof(char *));
-    if (!R->gdirs)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    for (size_t g = 0; g < R->ng; g++) {
-        R->gdirs[g] = R->ng == 1 ? tb_strdup(R->tmp)
-                                 : tb_path_join(R->tmp, R->res->gamma_dirs[g]);
-        if (!R->gdirs[g])
-            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-        if (R->ng > 1 && mkdir(R->gdirs[g], 0777) != 0)
-            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                 "%s: cannot create", R->gdirs[g]);
-    }
-    return TIMBER_OK;
-}
-
-/* Renames the finished temporary directory to OUT.  With --force an
- * existing OUT is swapped out atomically (RENAME_EXCHANGE) and removed
- * only after the new one is in place. */
-static timber_status publish(run *R, timber_error *err)
-{
-    if (tb_fsync_dir(R->tmp) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
-                             R->tmp);
-    struct stat sb;
-    int exists = lstat(R->out, &sb) == 0;
-    if (exists && R->opt->force) {
-        if (renameat2(AT_FDCWD, R->tmp, AT_FDCWD, R->out, RENAME_EXCHANGE) !=
-            0)
-            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                 "%s: cannot replace", R->out);
-        /* R->tmp now names the old OUT: the cleanup removes it. */
-    } else {
-        if (renameat2(AT_FDCWD, R->tmp, AT_FDCWD, R->out, RENAME_NOREPLACE) !=
-            0)
-            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                 "%s: cannot rename %s into place", R->out,
-                                 R->tmp);
-        free(R->tmp);
-        R->tmp = NULL;
-    }
-    if (tb_fsync_parent_dir(R->out) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                             "%s: cannot fsync its directory", R->out);
-    return TIMBER_OK;
 }
 
 /* Called by workers under R->lock. */
@@ -962,6 +591,26 @@ out:
 
 /* --------------------------------------------------------------- setup */
 
+/* Per gamma, the checkpoint directory being built: the temporary itself
+ * for one gamma, gamma-<g>/ inside it for several. */
+static timber_status make_gamma_dirs(run *R, timber_error *err)
+{
+    R->gdirs = tb_calloc_array(R->ng, sizeof(char *));
+    if (!R->gdirs)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t g = 0; g < R->ng; g++) {
+        R->gdirs[g] = R->ng == 1
+                          ? tb_strdup(R->dir.tmp)
+                          : tb_path_join(R->dir.tmp, R->res->gamma_dirs[g]);
+        if (!R->gdirs[g])
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        if (R->ng > 1 && mkdir(R->gdirs[g], 0777) != 0)
+            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: cannot create", R->gdirs[g]);
+    }
+    return TIMBER_OK;
+}
+
 /* Opens the SVD cache.  An explicit --cache that cannot be used is an
  * error (it may be someone's file); trouble with the default location
  * only costs speed, so it is a warning and the run goes on without. */
@@ -1110,7 +759,7 @@ timber_status timber_refine(const char *base, const char *instruct,
     if (!st)
         st = fill_reports(&R, err);
     if (!st)
-        st = check_out_path(&R, base, instruct, err);
+        st = tb_outdir_check(R.out, base, instruct, options->force, err);
     if (!st) {
         uint64_t h = tb_model_fingerprint(R.base);
         uint64_t hi = tb_model_fingerprint(R.inst);
@@ -1132,7 +781,9 @@ timber_status timber_refine(const char *base, const char *instruct,
         }
         R.total = R.plan.ninstruct;
         if (!st)
-            st = make_temp_dirs(&R, err);
+            st = tb_outdir_begin(&R.dir, R.out, options->force, err);
+        if (!st)
+            st = make_gamma_dirs(&R, err);
     }
     /* Shards: Instruct's file order groups each shard's tensors. */
     size_t first = 0;
@@ -1168,7 +819,7 @@ timber_status timber_refine(const char *base, const char *instruct,
             const char *name = timber_model_extra_name(R.inst, i);
             char *src = tb_path_join(timber_model_path(R.inst), name);
             char *dst = tb_path_join(R.gdirs[g], name);
-            st = src && dst ? copy_file(src, dst, err)
+            st = src && dst ? tb_copy_file(src, dst, err)
                             : tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
             free(src);
             free(dst);
@@ -1180,9 +831,8 @@ timber_status timber_refine(const char *base, const char *instruct,
     if (!st && cancelled(&R))
         st = interrupted(err);
     if (!st)
-        st = publish(&R, err);
-    if (R.tmp)
-        remove_tree(R.tmp);
+        st = tb_outdir_publish(&R.dir, err);
+    tb_outdir_end(&R.dir);
     if (R.res) {
         R.res->seconds = now_seconds() - R.t0;
         R.res->cache_hits = atomic_load(&R.hits);
@@ -1196,7 +846,6 @@ timber_status timber_refine(const char *base, const char *instruct,
     for (size_t g = 0; R.gdirs && g < R.ng; g++)
         free(R.gdirs[g]);
     free(R.gdirs);
-    free(R.tmp);
     free(R.out);
     tb_plan_clear(&R.plan);
     /* The report points into the models' names and shapes: they live as

@@ -1,0 +1,174 @@
+/*
+ * matrix.c — streaming a tensor pair's matrix view in double panels (see
+ * matrix.h): decoding, finiteness checks, page release, Gram matrices.
+ */
+#include "matrix.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <zlib.h>
+
+#include "dtype.h"
+#include "model.h"
+#include "util.h"
+
+void tb_mat_init(tb_mat *M, const timber_model *inst,
+                 const timber_tensor_info *ii, const timber_model *base,
+                 const timber_tensor_info *bi)
+{
+    memset(M, 0, sizeof *M);
+    M->ii = ii;
+    M->si = tb_model_shard_of(inst, ii);
+    M->wi = tb_shard_data(M->si, ii);
+    M->dti = ii->dtype;
+    M->esi = tb_dtype_size(ii->dtype);
+    M->rows = ii->ndim ? ii->shape[0] : 1;
+    M->cols = M->rows ? ii->nelems / M->rows : 0;
+    if (bi) {
+        M->bi = bi;
+        M->sb = tb_model_shard_of(base, bi);
+        M->wb = tb_shard_data(M->sb, bi);
+        M->dtb = bi->dtype;
+        M->esb = tb_dtype_size(bi->dtype);
+    }
+}
+
+uint64_t tb_mat_panel_elems(const tb_mat *M)
+{
+    uint64_t p = TB_PANEL_ELEMS;
+    if (M->cols > p)
+        p = M->cols;
+    if (M->rows > p)
+        p = M->rows;
+    return p;
+}
+
+uint64_t tb_mat_row_step(const tb_mat *M)
+{
+    uint64_t step = TB_PANEL_ELEMS / M->cols;
+    if (step < 1)
+        step = 1;
+    return step > M->rows ? M->rows : step;
+}
+
+static long first_nonfinite(const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+static timber_status nonfinite_error(const tb_mat *M, int instruct,
+                                     uint64_t row, uint64_t col, double v,
+                                     timber_error *err)
+{
+    return tb_fail(err, TIMBER_ERR_NONFINITE,
+                   "%s: tensor '%s': element [%llu, %llu] is %s; refusing to "
+                   "factorise a matrix with non-finite values",
+                   tb_shard_path(instruct ? M->si : M->sb), M->ii->name,
+                   (unsigned long long)row, (unsigned long long)col,
+                   isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+}
+
+timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
+                          uint64_t c0, uint64_t nc, double *D, double *wi,
+                          double *wb, double *scratch, int check,
+                          timber_error *err)
+{
+    for (uint64_t r = 0; r < nr; r++) {
+        uint64_t at = (r0 + r) * M->cols + c0;
+        double *d = D + r * nc;
+        double *w = wi ? wi + r * nc : scratch;
+        tb_decode(M->dti, M->wi + at * M->esi, w, nc);
+        if (check) {
+            long bad = first_nonfinite(w, nc);
+            if (bad >= 0)
+                return nonfinite_error(M, 1, r0 + r, c0 + (uint64_t)bad,
+                                       w[bad], err);
+        }
+        if (!M->wb) {
+            memcpy(d, w, nc * sizeof *d);
+            continue;
+        }
+        tb_decode(M->dtb, M->wb + at * M->esb, d, nc);
+        if (check) {
+            long bad = first_nonfinite(d, nc);
+            if (bad >= 0)
+                return nonfinite_error(M, 0, r0 + r, c0 + (uint64_t)bad,
+                                       d[bad], err);
+        }
+        if (wb)
+            memcpy(wb + r * nc, d, nc * sizeof *d);
+        for (uint64_t c = 0; c < nc; c++)
+            d[c] = w[c] - d[c];
+    }
+    return TIMBER_OK;
+}
+
+void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
+{
+    tb_shard_release(M->si, M->ii, r0 * M->cols * M->esi,
+                     nr * M->cols * M->esi);
+    if (M->wb)
+        tb_shard_release(M->sb, M->bi, r0 * M->cols * M->esb,
+                         nr * M->cols * M->esb);
+}
+
+timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
+                          double *gi, double *const bufs[3], tb_stop_fn stop,
+                          const void *ctx, timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols;
+    int tall = m >= n;
+    uint64_t S = tall ? n : m, L = tall ? m : n;
+    uint64_t step = TB_PANEL_ELEMS / S ? TB_PANEL_ELEMS / S : 1;
+    double *D = bufs[0], *W = bufs[1], *B = bufs[2];
+    /* Wide matrices are read in column panels (every row's segment), so
+     * their pages are released once, at the end. */
+    for (uint64_t at = 0; at < L; at += step) {
+        if (stop && stop(ctx))
+            return tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
+        uint64_t len = L - at < step ? L - at : step;
+        timber_status st =
+            tall ? tb_mat_load(M, at, len, 0, n, D, W, gb ? B : NULL, W, 1,
+                               err)
+                 : tb_mat_load(M, 0, m, at, len, D, W, gb ? B : NULL, W, 1,
+                               err);
+        if (st)
+            return st;
+        /* Tall: panel is len x S, G += P^T P; wide: panel is S x len,
+         * G += P P^T. */
+        CBLAS_TRANSPOSE t = tall ? CblasTrans : CblasNoTrans;
+        int ld = tall ? (int)S : (int)len;
+        if (gd)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
+                        D, ld, 1.0, gd, (int)S);
+        if (gi)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
+                        W, ld, 1.0, gi, (int)S);
+        if (gb && M->wb)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
+                        B, ld, 1.0, gb, (int)S);
+        if (tall)
+            tb_mat_release_rows(M, at, len);
+    }
+    if (!tall)
+        tb_mat_release_rows(M, 0, m);
+    return TIMBER_OK;
+}
+
+uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t)
+{
+    const uint64_t chunk = 8u << 20;
+    const unsigned char *p = tb_shard_data(s, t);
+    uLong c = crc32(0, Z_NULL, 0);
+    for (uint64_t off = 0; off < t->nbytes; off += chunk) {
+        uint64_t len = t->nbytes - off < chunk ? t->nbytes - off : chunk;
+        c = crc32(c, p + off, (uInt)len);
+        tb_shard_release(s, t, off, len);
+    }
+    return (uint32_t)c;
+}

@@ -1,0 +1,65 @@
+/*
+ * matrix.h — a tensor pair seen as a matrix of d0 rows and d1*d2*... cols,
+ * decoded to double in panels straight from the mapped shards: the delta
+ * D = W_I - W_B (or one model's W alone), its Gram matrix, the CRC of the
+ * raw bytes.  Refinement and the eRank analysis both stream through here,
+ * so neither ever holds a whole matrix in double.
+ */
+#ifndef TIMBER_MATRIX_H
+#define TIMBER_MATRIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+#include "timber.h"
+
+/* Doubles per streamed panel: 2 Mi = 16 MiB per buffer. */
+#define TB_PANEL_ELEMS (2u << 20)
+
+typedef struct tb_mat {
+    const unsigned char *wi, *wb; /* wb NULL: one model, D = W_I */
+    timber_dtype dti, dtb;
+    size_t esi, esb;
+    uint64_t rows, cols;
+    const timber_tensor_info *ii, *bi;
+    tb_shard *si, *sb;
+} tb_mat;
+
+/* Polled between panels: non-zero stops with TIMBER_ERR_INTERRUPTED. */
+typedef int (*tb_stop_fn)(const void *ctx);
+
+/* The matrix view of Instruct's tensor ii (and Base's bi, or NULL). */
+void tb_mat_init(tb_mat *M, const timber_model *inst,
+                 const timber_tensor_info *ii, const timber_model *base,
+                 const timber_tensor_info *bi);
+
+/* Elements each panel buffer must hold for this matrix. */
+uint64_t tb_mat_panel_elems(const tb_mat *M);
+/* Rows per row block (at least 1). */
+uint64_t tb_mat_row_step(const tb_mat *M);
+
+/* Decodes rows [r0, r0+nr) x cols [c0, c0+nc) into D (= W_I - W_B, or W_I
+ * for one model), and W_I / W_B into wi / wb when non-NULL; scratch holds
+ * nc doubles and is used when wi is NULL.  check: a NaN or Inf is an error
+ * naming the file, tensor and element. */
+timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
+                          uint64_t c0, uint64_t nc, double *D, double *wi,
+                          double *wb, double *scratch, int check,
+                          timber_error *err);
+
+/* Drops rows [r0, r0+nr) of both inputs from this process's RSS. */
+void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr);
+
+/* Gram matrices G = A^T A (A = X, or X^T when rows < cols; S x S,
+ * row-major upper triangle, accumulated into zeroed buffers) of the delta
+ * (gd), Base (gb) and Instruct (gi); any may be NULL.  Checks finiteness.
+ * bufs: three buffers of tb_mat_panel_elems() doubles. */
+timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
+                          double *gi, double *const bufs[3], tb_stop_fn stop,
+                          const void *ctx, timber_error *err);
+
+/* CRC-32 of a tensor's bytes, dropping its pages as it goes. */
+uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t);
+
+#endif /* TIMBER_MATRIX_H */

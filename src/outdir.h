@@ -1,0 +1,44 @@
+/*
+ * outdir.h — publishing an output directory atomically: it is built under
+ * a temporary name beside OUT (same file system), fsynced, and renamed into
+ * place only when complete; an existing OUT is replaced (--force) by an
+ * atomic exchange and removed only afterwards.  Temporaries of killed runs
+ * are recognised by name and dead pid and swept on the next run.
+ */
+#ifndef TIMBER_OUTDIR_H
+#define TIMBER_OUTDIR_H
+
+#include "timber.h"
+
+typedef struct tb_outdir {
+    char *out; /* the final name */
+    char *tmp; /* the directory being built (or the old OUT after a swap) */
+    int force;
+} tb_outdir;
+
+/* Refuses an OUT that is, contains, or lies inside an input, whose parent
+ * does not exist, or that exists without force. */
+timber_status tb_outdir_check(const char *out, const char *input1,
+                              const char *input2, int force,
+                              timber_error *err);
+
+/* Sweeps stale temporaries of OUT and creates a fresh one in d->tmp. */
+timber_status tb_outdir_begin(tb_outdir *d, const char *out, int force,
+                              timber_error *err);
+
+/* fsyncs the temporary and renames it to OUT (exchanging with an existing
+ * OUT under force), then fsyncs OUT's parent. */
+timber_status tb_outdir_publish(tb_outdir *d, timber_error *err);
+
+/* Removes whatever temporary is left (an unpublished build, or the old OUT
+ * after a swap) and frees d.  Safe on a zeroed or ended d. */
+void tb_outdir_end(tb_outdir *d);
+
+/* Copies a regular file (created exclusively, fsynced). */
+timber_status tb_copy_file(const char *src, const char *dst,
+                           timber_error *err);
+
+/* Removes a directory tree, not following symbolic links. */
+void tb_remove_tree(const char *path);
+
+#endif /* TIMBER_OUTDIR_H */
