@@ -37,6 +37,7 @@
 #include "matrix.h"
 #include "model.h"
 #include "outdir.h"
+#include "parallel.h"
 #include "plan.h"
 #include "safetensors.h"
 #include "spectrum.h"
@@ -415,39 +416,29 @@ static void report_progress(run *R, const tb_plan_item *it)
 
 /* ---------------------------------------------------------- scheduling */
 
-/* A tensor is "big" when one matrix is better served by all cores through
- * BLAS threads (embeddings, lm_head: very tall, with G small); everything
- * else runs one tensor per core with single-threaded BLAS, because the
- * eigen-solves of small matrices are memory-bound and sequential.  The
- * split changes only who computes what, never the arithmetic: outputs
- * are byte-identical for any thread count. */
-static int is_big(const tb_plan_item *it)
-{
-    if (it->action != TIMBER_ACTION_REFINED)
-        return 0;
-    uint64_t L = it->rows > it->cols ? it->rows : it->cols;
-    uint64_t S = it->rows > it->cols ? it->cols : it->rows;
-    return L >= 32768 || S >= 8192;
-}
-
-typedef struct pool {
+typedef struct shard_job {
     run *R;
     tb_writer **w;
-    size_t first, n;
-    atomic_size_t next;
-    int big;             /* this pass takes the big items, else the rest */
-    timber_status st;    /* first failure */
-    timber_error *err;
-} pool;
+    size_t first;
+} shard_job;
 
-static timber_status do_item(run *R, tb_writer **w, size_t first, size_t i,
-                             timber_error *err)
+static int item_is_big(void *ctx, size_t i)
 {
-    const tb_plan_item *it = &R->plan.items[first + i];
-    timber_tensor_report *rep = &R->res->reports[first + i];
+    shard_job *J = ctx;
+    const tb_plan_item *it = &J->R->plan.items[J->first + i];
+    return it->action == TIMBER_ACTION_REFINED &&
+           tb_matrix_is_big(it->rows, it->cols);
+}
+
+static timber_status do_item(void *ctx, size_t i, timber_error *err)
+{
+    shard_job *J = ctx;
+    run *R = J->R;
+    const tb_plan_item *it = &R->plan.items[J->first + i];
+    timber_tensor_report *rep = &R->res->reports[J->first + i];
     timber_status st = it->action == TIMBER_ACTION_REFINED
-                           ? refine_tensor(R, it, w, i, rep, err)
-                           : copy_tensor(R, it->instruct, w, i, err);
+                           ? refine_tensor(R, it, J->w, i, rep, err)
+                           : copy_tensor(R, it->instruct, J->w, i, err);
     if (!st) {
         pthread_mutex_lock(&R->lock);
         report_progress(R, it);
@@ -456,64 +447,16 @@ static timber_status do_item(run *R, tb_writer **w, size_t first, size_t i,
     return st;
 }
 
-static void *worker(void *arg)
-{
-    pool *P = arg;
-    timber_error local;
-    for (;;) {
-        size_t i = atomic_fetch_add(&P->next, 1);
-        if (i >= P->n || cancelled(P->R))
-            break;
-        if (is_big(&P->R->plan.items[P->first + i]) != P->big)
-            continue;
-        timber_status st = do_item(P->R, P->w, P->first, i, &local);
-        if (st) {
-            pthread_mutex_lock(&P->R->lock);
-            /* The first real error wins over the "interrupted" of the
-             * workers it stopped. */
-            if (!P->st || (P->st == TIMBER_ERR_INTERRUPTED &&
-                           st != TIMBER_ERR_INTERRUPTED)) {
-                P->st = st;
-                if (P->err)
-                    *P->err = local;
-            }
-            atomic_store(&P->R->failed, 1);
-            pthread_mutex_unlock(&P->R->lock);
-            break;
-        }
-    }
-    return NULL;
-}
-
-/* Items [first, first+n) of a shard: the big ones one at a time with BLAS
- * on every core, then the rest spread over the workers. */
+/* Items [first, first+n) of a shard, on every core (parallel.h). */
 static timber_status run_items(run *R, tb_writer **w, size_t first, size_t n,
                                timber_error *err)
 {
-    pool P = {0};
-    P.R = R;
-    P.w = w;
-    P.first = first;
-    P.n = n;
-    P.err = err;
-    for (int pass = 0; pass < 2 && !P.st; pass++) {
-        P.big = pass == 0;
-        atomic_store(&P.next, 0);
-        int workers = P.big ? 1 : R->threads;
-        openblas_set_num_threads(P.big ? R->threads : 1);
-        pthread_t tids[64];
-        int started = 0;
-        for (int t = 1; t < workers && t < 64; t++)
-            if (pthread_create(&tids[started], NULL, worker, &P) == 0)
-                started++;
-        worker(&P);
-        for (int t = 0; t < started; t++)
-            pthread_join(tids[t], NULL);
-    }
-    openblas_set_num_threads(R->threads);
-    if (!P.st && R->opt->cancel && *R->opt->cancel)
-        P.st = interrupted(err);
-    return P.st;
+    shard_job J = {R, w, first};
+    tb_tasks t = {n, R->threads, do_item, item_is_big, &J, &R->failed};
+    timber_status st = tb_tasks_run(&t, err);
+    if (!st && R->opt->cancel && *R->opt->cancel)
+        st = interrupted(err);
+    return st;
 }
 
 /* --------------------------------------------------------- the shards */
