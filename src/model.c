@@ -74,7 +74,8 @@ static timber_status read_small_file(const char *path, size_t limit,
                                      timber_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must be refused below, not waited on. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
                              path);
