@@ -434,6 +434,30 @@ static void test_index_errors(void)
     OPEN_FAILS("index is a directory", d, TIMBER_ERR_IO,
                "not a readable regular file");
 
+    /* The index is a FIFO: refused, not waited on (alarm fails the test
+     * rather than hanging it). */
+    d = subdir("index-fifo");
+    shard(d, "model.safetensors", NAMES("a"));
+    if (mkfifo(tu_path(d, TB_INDEX_NAME), 0644) == 0) {
+        alarm(20);
+        OPEN_FAILS("index is a FIFO", d, TIMBER_ERR_IO,
+                   "not a readable regular file");
+        alarm(0);
+    }
+
+    /* A shard the index names is a FIFO. */
+    d = subdir("shard-fifo");
+    shard(d, "a.safetensors", NAMES("a"));
+    if (mkfifo(tu_path(d, "b.safetensors"), 0644) == 0) {
+        const tb_index_entry e[] = {{"a", "a.safetensors"},
+                                    {"b", "b.safetensors"}};
+        index_of(d, e, 2);
+        alarm(20);
+        OPEN_FAILS("indexed shard is a FIFO", d, TIMBER_ERR_IO,
+                   "b.safetensors: not a regular file");
+        alarm(0);
+    }
+
     /* A shard the index names is a directory. */
     d = subdir("shard-dir");
     shard(d, "a.safetensors", NAMES("a"));
