@@ -282,6 +282,55 @@ timber_status timber_cache_inspect(const char *path,
                                    void *user, timber_cache_stats *stats,
                                    timber_error *err);
 
+/* ------------------------------------------------------------ the eRank */
+
+/* One analysed tensor.  For a single model only `erank_instruct` (the
+ * model's eRank) is set; the pair-only fields are NaN / 0. */
+typedef struct timber_erank_row {
+    const char *name;
+    size_t ndim;
+    const uint64_t *shape;
+    timber_dtype dtype;
+    uint64_t rows, cols, rank;   /* matrix view d0 x (d1*...), r */
+    double erank_base;
+    double erank_instruct;
+    double erank_delta;
+    uint64_t k;                  /* ceil(erank_delta) */
+    double delta_ratio;          /* erank_delta / r */
+    double delta_rel_norm;       /* ||D||_F / ||W_B||_F */
+    int from_cache;              /* the delta's spectrum came from the cache */
+} timber_erank_row;
+
+typedef struct timber_erank_options {
+    const char *const *include;  /* as in timber_refine_options */
+    size_t ninclude;
+    const char *const *exclude;
+    size_t nexclude;
+    int threads;
+    const char *cache_path;      /* read only: NULL for the default file */
+    int no_cache;
+    void (*progress)(const timber_progress *progress, void *user);
+    void *user;
+    const volatile sig_atomic_t *cancel;
+} timber_erank_options;
+
+void timber_erank_options_init(timber_erank_options *options);
+
+typedef struct timber_erank_result timber_erank_result;
+
+/* eRank of every tensor that refinement would refine (same pairing and
+ * selection rules).  instruct NULL: one checkpoint, every float tensor of
+ * 2+ dimensions.  Singular values only, in double precision. */
+timber_status timber_erank(const char *base, const char *instruct,
+                           const timber_erank_options *options,
+                           timber_erank_result **result, timber_error *err);
+void timber_erank_result_free(timber_erank_result *result);
+size_t timber_erank_count(const timber_erank_result *result);
+const timber_erank_row *timber_erank_row_at(const timber_erank_result *result,
+                                            size_t i);
+/* 1 when the result is for a Base/Instruct pair. */
+int timber_erank_is_pair(const timber_erank_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,10 +46,12 @@ int cli_parse_gammas(const char *arg, double **out);
 int cmd_inspect(int argc, char **argv);
 int cmd_refine(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_erank(int argc, char **argv);
 
 extern const char cli_inspect_help[];
 extern const char cli_refine_help[];
 extern const char cli_cache_help[];
+extern const char cli_erank_help[];
 
 /* Reports: one row per tensor, JSON or CSV chosen by the extension. */
 int cli_write_report(const char *path, const timber_result *result);

@@ -126,6 +126,8 @@ static const char main_help[] =
     "commands:\n"
     "  refine BASE INSTRUCT OUT   write the refined checkpoint (the default)\n"
     "  inspect PATH               list the tensors of a checkpoint or shard\n"
+    "  erank BASE INSTRUCT        effective ranks of Base, Instruct and delta\n"
+    "  erank MODEL                effective rank of each weight matrix\n"
     "  cache info|verify FILE     describe or check an SVD cache file\n"
     "  help [COMMAND]             show help for a command\n"
     "\n"
@@ -149,6 +151,7 @@ static int cmd_help(int argc, char **argv);
 static const struct command commands[] = {
     {"refine", cmd_refine, cli_refine_help},
     {"inspect", cmd_inspect, cli_inspect_help},
+    {"erank", cmd_erank, cli_erank_help},
     {"cache", cmd_cache, cli_cache_help},
     {"help", cmd_help, main_help},
 };

@@ -1,0 +1,726 @@
+/*
+ * erank.c — `timber erank BASE INSTRUCT` / `timber erank MODEL`: the
+ * paper's weight-level analysis as a table on stdout (grouped by layer,
+ * with per-module summaries), JSON and CSV files, and a gnuplot picture of
+ * its Figures 1 and 2.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+const char cli_erank_help[] =
+    "usage: timber erank BASE INSTRUCT [options]\n"
+    "       timber erank MODEL [options]\n"
+    "\n"
+    "For every tensor that refinement would refine: shape, rank r, the\n"
+    "effective rank of Base, of Instruct and of the delta, k = ceil(eRank of\n"
+    "the delta), eRank/r of the delta and ||D||_F / ||W_B||_F; grouped by\n"
+    "layer, with mean and spread per module type (q, k, v, o, gate, up,\n"
+    "down, embeddings, lm_head, experts).  With one MODEL: the eRank of each\n"
+    "float tensor of 2+ dimensions.  Singular values only, in double\n"
+    "precision; the delta's comes from the SVD cache when it has it.\n"
+    "\n"
+    "options:\n"
+    "  --include REGEX   analyse only matching tensors (repeatable)\n"
+    "  --exclude REGEX   skip matching tensors (repeatable)\n"
+    "  --json FILE       one object per tensor (name, shape, rank,\n"
+    "                    erank_base, erank_instruct, erank_delta, k, ...)\n"
+    "  --csv FILE        the same as CSV\n"
+    "  --plot FILE       .png or .svg: eRank per layer of Base and Instruct\n"
+    "                    per module type (the paper's Figure 1) and the\n"
+    "                    distribution of eRank/r of the deltas (Figure 2);\n"
+    "                    needs gnuplot (apt-get install gnuplot-nox)\n"
+    "  --cache FILE      read delta spectra from this SVD cache\n"
+    "  --no-cache        do not read any cache\n"
+    "  --threads N       worker threads (default: one per core)\n"
+    "  -q, --quiet       no progress on stderr\n"
+    "  -h, --help        show this help\n";
+
+static volatile sig_atomic_t cancel_signal;
+
+static void on_signal(int sig)
+{
+    cancel_signal = sig;
+}
+
+static void on_progress(const timber_progress *p, void *user)
+{
+    int *drawn = user;
+    fprintf(stderr, "\r\033[K[%zu/%zu] %.60s", p->index, p->total, p->tensor);
+    fflush(stderr);
+    *drawn = 1;
+}
+
+/* ------------------------------------------------------ classification */
+
+static const char *const module_order[] = {
+    "q", "k", "v", "o", "gate", "up", "down", "router", "experts",
+    "embeddings", "lm_head", "other"};
+enum { NMODULES = sizeof module_order / sizeof *module_order };
+
+static int module_of(const char *name)
+{
+    static const struct {
+        const char *needle;
+        int module;
+    } rules[] = {
+        {"experts", 8},   {"embed", 9},    {"lm_head", 10}, {"q_proj", 0},
+        {"k_proj", 1},    {"v_proj", 2},   {"o_proj", 3},   {"gate_proj", 4},
+        {"up_proj", 5},   {"down_proj", 6}, {"mlp.gate.", 7}, {"router", 7},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++)
+        if (strstr(name, rules[i].needle))
+            return rules[i].module;
+    return 11;
+}
+
+/* The decoder layer of a tensor ("...layers.12.") or -1. */
+static long layer_of(const char *name)
+{
+    static const char *const keys[] = {"layers.", "layer.", "blocks.",
+                                       ".h."};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const char *p = strstr(name, keys[k]);
+        if (!p)
+            continue;
+        p += strlen(keys[k]);
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end != p && *end == '.')
+            return v;
+    }
+    return -1;
+}
+
+static void shape_text(char *buf, size_t size, const timber_erank_row *r)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t d = 0; d < r->ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? "x" : "",
+                               (unsigned long long)r->shape[d]);
+}
+
+/* ----------------------------------------------------------------- table */
+
+typedef struct stat_acc {
+    size_t n;
+    double sum, sum2, min, max;
+} stat_acc;
+
+static void acc_add(stat_acc *a, double v)
+{
+    if (!isfinite(v))
+        return;
+    if (a->n == 0 || v < a->min)
+        a->min = v;
+    if (a->n == 0 || v > a->max)
+        a->max = v;
+    a->n++;
+    a->sum += v;
+    a->sum2 += v * v;
+}
+
+static double acc_mean(const stat_acc *a)
+{
+    return a->n ? a->sum / (double)a->n : NAN;
+}
+
+static double acc_sd(const stat_acc *a)
+{
+    if (a->n < 2)
+        return 0.0;
+    double m = acc_mean(a);
+    double v = (a->sum2 - (double)a->n * m * m) / (double)(a->n - 1);
+    return v > 0 ? sqrt(v) : 0.0;
+}
+
+static void print_row(const timber_erank_row *r, int pair)
+{
+    char shape[64];
+    shape_text(shape, sizeof shape, r);
+    if (pair)
+        printf("  %-44s %-14s %6llu %9.2f %9.2f %6.3f %9.2f %6llu %6.3f "
+               "%8.4f\n",
+               r->name, shape, (unsigned long long)r->rank, r->erank_base,
+               r->erank_instruct, r->erank_instruct / r->erank_base,
+               r->erank_delta, (unsigned long long)r->k, r->delta_ratio,
+               r->delta_rel_norm);
+    else
+        printf("  %-44s %-14s %6llu %9.2f %6.3f\n", r->name, shape,
+               (unsigned long long)r->rank, r->erank_instruct,
+               r->erank_instruct / (double)r->rank);
+}
+
+static void print_table(const timber_erank_result *res)
+{
+    int pair = timber_erank_is_pair(res);
+    size_t n = timber_erank_count(res);
+    if (pair)
+        printf("  %-44s %-14s %6s %9s %9s %6s %9s %6s %6s %8s\n", "tensor",
+               "shape", "r", "eRank B", "eRank I", "I/B", "eRank D", "k",
+               "D/r", "|D|/|B|");
+    else
+        printf("  %-44s %-14s %6s %9s %6s\n", "tensor", "shape", "r",
+               "eRank", "e/r");
+    long maxlayer = -1;
+    for (size_t i = 0; i < n; i++) {
+        long l = layer_of(timber_erank_row_at(res, i)->name);
+        if (l > maxlayer)
+            maxlayer = l;
+    }
+    /* Tensors outside layers first (embeddings), then layer by layer. */
+    for (long l = -1; l <= maxlayer; l++) {
+        int header = 0;
+        for (size_t i = 0; i < n; i++) {
+            const timber_erank_row *r = timber_erank_row_at(res, i);
+            if (layer_of(r->name) != l)
+                continue;
+            if (!header) {
+                if (l < 0)
+                    printf("outside layers\n");
+                else
+                    printf("layer %ld\n", l);
+                header = 1;
+            }
+            print_row(r, pair);
+        }
+    }
+    stat_acc ratio[NMODULES] = {{0}}, ib[NMODULES] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        const timber_erank_row *r = timber_erank_row_at(res, i);
+        int m = module_of(r->name);
+        if (pair) {
+            acc_add(&ratio[m], r->delta_ratio);
+            acc_add(&ib[m], r->erank_instruct / r->erank_base);
+        } else {
+            acc_add(&ratio[m], r->erank_instruct / (double)r->rank);
+        }
+    }
+    printf("\nper module type%s\n",
+           pair ? " (eRank/r of the delta; eRank Instruct / eRank Base)"
+                : " (eRank/r)");
+    printf("  %-11s %6s %8s %8s %8s %8s", "module", "count", "mean", "sd",
+           "min", "max");
+    if (pair)
+        printf(" %9s %8s", "I/B mean", "I/B sd");
+    printf("\n");
+    for (int m = 0; m < NMODULES; m++) {
+        if (!ratio[m].n)
+            continue;
+        printf("  %-11s %6zu %8.4f %8.4f %8.4f %8.4f", module_order[m],
+               ratio[m].n, acc_mean(&ratio[m]), acc_sd(&ratio[m]),
+               ratio[m].min, ratio[m].max);
+        if (pair)
+            printf(" %9.5f %8.5f", acc_mean(&ib[m]), acc_sd(&ib[m]));
+        printf("\n");
+    }
+    printf("total: %zu tensor%s analysed\n", n, n == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------ JSON, CSV */
+
+static cJSON *number_or_null(double v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+/* Writes text to path through a temporary and a rename. */
+static int write_text_file(const char *path, const char *text)
+{
+    size_t l = strlen(path) + 32;
+    char *tmp = malloc(l);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, l, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = f ? 0 : -1;
+    if (f) {
+        if (fputs(text, f) < 0)
+            rc = -1;
+        if (fclose(f) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0) {
+        int e = errno;
+        remove(tmp);
+        errno = e;
+    }
+    free(tmp);
+    return rc;
+}
+
+static int write_json(const char *path, const timber_erank_result *res)
+{
+    int pair = timber_erank_is_pair(res);
+    cJSON *arr = cJSON_CreateArray();
+    int ok = arr != NULL;
+    for (size_t i = 0; ok && i < timber_erank_count(res); i++) {
+        const timber_erank_row *r = timber_erank_row_at(res, i);
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(arr, o) &&
+             cJSON_AddStringToObject(o, "name", r->name);
+        cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
+        ok = ok && shape;
+        for (size_t d = 0; ok && d < r->ndim; d++)
+            ok = cJSON_AddItemToArray(shape,
+                                      cJSON_CreateNumber((double)r->shape[d]));
+        ok = ok && cJSON_AddNumberToObject(o, "rank", (double)r->rank) &&
+             cJSON_AddNumberToObject(o, "rows", (double)r->rows) &&
+             cJSON_AddNumberToObject(o, "cols", (double)r->cols);
+        if (ok && pair) {
+            ok = cJSON_AddItemToObject(o, "erank_base",
+                                       number_or_null(r->erank_base)) &&
+                 cJSON_AddItemToObject(o, "erank_instruct",
+                                       number_or_null(r->erank_instruct)) &&
+                 cJSON_AddItemToObject(o, "erank_delta",
+                                       number_or_null(r->erank_delta)) &&
+                 cJSON_AddNumberToObject(o, "k", (double)r->k) &&
+                 cJSON_AddItemToObject(o, "erank_delta_ratio",
+                                       number_or_null(r->delta_ratio)) &&
+                 cJSON_AddItemToObject(o, "delta_rel_norm",
+                                       number_or_null(r->delta_rel_norm)) &&
+                 cJSON_AddBoolToObject(o, "from_cache", r->from_cache);
+        } else if (ok) {
+            ok = cJSON_AddItemToObject(o, "erank",
+                                       number_or_null(r->erank_instruct)) &&
+                 cJSON_AddItemToObject(
+                     o, "erank_ratio",
+                     number_or_null(r->erank_instruct / (double)r->rank));
+        }
+        ok = ok &&
+             cJSON_AddStringToObject(o, "dtype", timber_dtype_name(r->dtype)) &&
+             cJSON_AddStringToObject(o, "module",
+                                     module_order[module_of(r->name)]);
+        long l = layer_of(r->name);
+        ok = ok && (l >= 0 ? cJSON_AddNumberToObject(o, "layer", (double)l)
+                           : cJSON_AddNullToObject(o, "layer")) != NULL;
+    }
+    char *text = ok ? cJSON_Print(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    char *t2 = realloc(text, len + 2);
+    if (!t2) {
+        free(text);
+        return -1;
+    }
+    t2[len] = '\n';
+    t2[len + 1] = '\0';
+    int rc = write_text_file(path, t2);
+    free(t2);
+    return rc;
+}
+
+static int write_csv(const char *path, const timber_erank_result *res)
+{
+    int pair = timber_erank_is_pair(res);
+    size_t n = timber_erank_count(res);
+    size_t cap = 256 + n * 320, at = 0;
+    char *text = malloc(cap);
+    if (!text)
+        return -1;
+    at += (size_t)snprintf(text + at, cap - at, "%s\n",
+                           pair ? "name,shape,rank,erank_base,erank_instruct,"
+                                  "erank_delta,k,erank_delta_ratio,"
+                                  "delta_rel_norm,module,layer"
+                                : "name,shape,rank,erank,erank_ratio,module,"
+                                  "layer");
+    for (size_t i = 0; i < n && at < cap; i++) {
+        const timber_erank_row *r = timber_erank_row_at(res, i);
+        char shape[64];
+        shape_text(shape, sizeof shape, r);
+        long l = layer_of(r->name);
+        char layer[24] = "";
+        if (l >= 0)
+            snprintf(layer, sizeof layer, "%ld", l);
+        /* Tensor names have no commas or quotes in practice; quote anyway
+         * when they do (RFC 4180). */
+        const char *q = strpbrk(r->name, ",\"") ? "\"" : "";
+        if (pair)
+            at += (size_t)snprintf(
+                text + at, cap - at,
+                "%s%s%s,%s,%llu,%.17g,%.17g,%.17g,%llu,%.17g,%.17g,%s,%s\n",
+                q, r->name, q, shape, (unsigned long long)r->rank,
+                r->erank_base, r->erank_instruct, r->erank_delta,
+                (unsigned long long)r->k, r->delta_ratio, r->delta_rel_norm,
+                module_order[module_of(r->name)], layer);
+        else
+            at += (size_t)snprintf(
+                text + at, cap - at, "%s%s%s,%s,%llu,%.17g,%.17g,%s,%s\n", q,
+                r->name, q, shape, (unsigned long long)r->rank,
+                r->erank_instruct, r->erank_instruct / (double)r->rank,
+                module_order[module_of(r->name)], layer);
+    }
+    int rc = write_text_file(path, text);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ plot */
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcasecmp(s + a - b, suf) == 0;
+}
+
+static char *find_gnuplot(void)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/bin:/bin";
+    char *copy = strdup(path);
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save)) {
+        size_t l = strlen(dir) + 16;
+        char *p = malloc(l);
+        snprintf(p, l, "%s/gnuplot", dir);
+        if (access(p, X_OK) == 0) {
+            free(copy);
+            return p;
+        }
+        free(p);
+    }
+    free(copy);
+    return NULL;
+}
+
+/* Escapes a string for a single-quoted gnuplot literal. */
+static void gp_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+static int write_plot(const char *out, const timber_erank_result *res,
+                      const char *title)
+{
+    int png = has_suffix(out, ".png");
+    if (!png && !has_suffix(out, ".svg")) {
+        cli_errorf("--plot %s: the file name must end in .png or .svg", out);
+        return EXIT_USAGE;
+    }
+    char *gp = find_gnuplot();
+    if (!gp) {
+        cli_errorf("--plot %s: gnuplot is not installed (install it with "
+                   "'apt-get install gnuplot-nox')",
+                   out);
+        return EXIT_FAIL;
+    }
+    char dir[] = "/tmp/timber-plot-XXXXXX";
+    if (!mkdtemp(dir)) {
+        cli_errorf("cannot create a temporary directory: %s",
+                   strerror(errno));
+        free(gp);
+        return EXIT_FAIL;
+    }
+    int pair = timber_erank_is_pair(res);
+    size_t n = timber_erank_count(res);
+    char path[4096];
+    /* One data file per module type with layer info (Figure 1) ... */
+    int present[NMODULES] = {0};
+    for (int m = 0; m < NMODULES; m++) {
+        snprintf(path, sizeof path, "%s/m%d.dat", dir, m);
+        FILE *f = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const timber_erank_row *r = timber_erank_row_at(res, i);
+            long l = layer_of(r->name);
+            if (module_of(r->name) != m || l < 0)
+                continue;
+            if (!f && !(f = fopen(path, "w")))
+                break;
+            fprintf(f, "%ld %.10g %.10g\n", l,
+                    pair ? r->erank_base : r->erank_instruct,
+                    r->erank_instruct);
+            present[m] = 1;
+        }
+        if (f)
+            fclose(f);
+    }
+    /* ... and the eRank/r of every delta (Figure 2). */
+    snprintf(path, sizeof path, "%s/ratio.dat", dir);
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; f && i < n; i++) {
+        const timber_erank_row *r = timber_erank_row_at(res, i);
+        fprintf(f, "%.10g\n",
+                pair ? r->delta_ratio : r->erank_instruct / (double)r->rank);
+    }
+    if (f)
+        fclose(f);
+
+    size_t ol = strlen(out) + 32;
+    char *tmp_out = malloc(ol);
+    snprintf(tmp_out, ol, "%s.tmp%ld", out, (long)getpid());
+    snprintf(path, sizeof path, "%s/plot.gp", dir);
+    FILE *g = fopen(path, "w");
+    int npanels = 0;
+    for (int m = 0; m < NMODULES; m++)
+        npanels += present[m];
+    if (g) {
+        if (png)
+            fprintf(g, "set terminal pngcairo size 1800,1200 font 'Sans,11' "
+                       "enhanced\n");
+        else
+            fprintf(g, "set terminal svg size 1800,1200 font 'Sans,11' "
+                       "enhanced background rgb 'white'\n");
+        fprintf(g, "set output ");
+        gp_quote(g, tmp_out);
+        fprintf(g, "\nset datafile separator whitespace\n");
+        fprintf(g, "set multiplot title ");
+        gp_quote(g, title);
+        fprintf(g, " font 'Sans,15'\n");
+        int cols = npanels > 4 ? (npanels + 1) / 2 : (npanels ? npanels : 1);
+        int rows = npanels > cols ? 2 : 1;
+        double top = 0.93, fig1_h = 0.56, w = 1.0 / cols;
+        double h = fig1_h / rows;
+        int at = 0;
+        fprintf(g, "set key top left font 'Sans,9'\nset grid\n");
+        for (int m = 0; m < NMODULES; m++) {
+            if (!present[m])
+                continue;
+            int rr = at / cols, cc = at % cols;
+            fprintf(g, "set origin %.4f,%.4f\nset size %.4f,%.4f\n", cc * w,
+                    top - (rr + 1) * h, w, h);
+            fprintf(g, "set title 'Fig. 1: eRank per layer, %s'\n",
+                    module_order[m]);
+            fprintf(g, "set xlabel 'layer'\nset ylabel 'eRank'\n");
+            if (pair)
+                fprintf(g,
+                        "plot '%s/m%d.dat' using 1:2 with linespoints lw 2 "
+                        "pt 7 ps 0.6 title 'Base', '' using 1:3 with "
+                        "linespoints lw 2 dt 2 pt 6 ps 0.8 title "
+                        "'Instruct'\n",
+                        dir, m);
+            else
+                fprintf(g,
+                        "plot '%s/m%d.dat' using 1:3 with linespoints lw 2 "
+                        "pt 7 ps 0.6 title 'model'\n",
+                        dir, m);
+            at++;
+        }
+        fprintf(g, "set origin 0.0,0.0\nset size 1.0,%.4f\n",
+                top - fig1_h - 0.01);
+        fprintf(g, "set title '%s'\n",
+                pair ? "Fig. 2: distribution of eRank / r of the deltas "
+                       "(k = ceil(eRank) is the cut-off)"
+                     : "distribution of eRank / r");
+        fprintf(g, "set xlabel 'eRank / r'\nset ylabel 'tensors'\n");
+        fprintf(g, "set style fill solid 0.6 border -1\nset boxwidth 0.9 "
+                   "relative\nset xrange [0:1.02]\nset yrange [0:*]\n");
+        fprintf(g, "stats '%s/ratio.dat' using 1 nooutput\n", dir);
+        fprintf(g, "set arrow from STATS_mean, graph 0 to STATS_mean, graph "
+                   "1 nohead lw 2 lc rgb 'red'\n");
+        fprintf(g, "set label sprintf('mean %%.3f', STATS_mean) at "
+                   "STATS_mean, graph 0.95 offset 1,0 tc rgb 'red'\n");
+        fprintf(g, "bin(x) = 0.01 * floor(x / 0.01) + 0.005\n");
+        fprintf(g, "plot '%s/ratio.dat' using (bin($1)):(1.0) smooth "
+                   "frequency with boxes lc rgb '#4477aa' notitle\n",
+                   dir);
+        fprintf(g, "unset multiplot\nset output\n");
+        fclose(g);
+    }
+    int code = EXIT_FAIL;
+    pid_t pid;
+    char *argv[] = {gp, path, NULL};
+    int status = 0;
+    if (g && posix_spawn(&pid, gp, NULL, NULL, argv, environ) == 0 &&
+        waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 0) {
+        struct stat sb;
+        if (stat(tmp_out, &sb) == 0 && sb.st_size > 0 &&
+            rename(tmp_out, out) == 0)
+            code = EXIT_OK;
+    }
+    if (code != EXIT_OK) {
+        cli_errorf("--plot %s: gnuplot failed (exit status %d) to draw the "
+                   "figure",
+                   out, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        remove(tmp_out);
+    }
+    /* Clean the work files. */
+    for (int m = 0; m < NMODULES; m++) {
+        snprintf(path, sizeof path, "%s/m%d.dat", dir, m);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s/ratio.dat", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/plot.gp", dir);
+    remove(path);
+    rmdir(dir);
+    free(tmp_out);
+    free(gp);
+    return code;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int cmd_erank(int argc, char **argv)
+{
+    const char *pos[2];
+    int npos = 0, quiet = 0, threads = 0, no_cache = 0, code = EXIT_OK;
+    const char *json = NULL, *csv = NULL, *plot = NULL, *cache = NULL;
+    const char **include = calloc((size_t)argc, sizeof(char *));
+    const char **exclude = calloc((size_t)argc, sizeof(char *));
+    size_t ninc = 0, nexc = 0;
+    if (!include || !exclude) {
+        cli_errorf("out of memory");
+        code = EXIT_FAIL;
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        static const char *const valued[] = {"--include", "--exclude",
+                                             "--json",    "--csv",
+                                             "--plot",    "--threads",
+                                             "--cache"};
+        int which = -1;
+        const char *val = NULL;
+        for (int v = 0; v < 7; v++) {
+            size_t l = strlen(valued[v]);
+            if (strncmp(a, valued[v], l) == 0 &&
+                (a[l] == '\0' || a[l] == '=')) {
+                which = v;
+                if (a[l] == '=')
+                    val = a + l + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else {
+                    code = cli_usage("erank", "%s needs a value", valued[v]);
+                    goto out;
+                }
+            }
+        }
+        if (which == 0)
+            include[ninc++] = val;
+        else if (which == 1)
+            exclude[nexc++] = val;
+        else if (which == 2)
+            json = val;
+        else if (which == 3)
+            csv = val;
+        else if (which == 4) {
+            if (!has_suffix(val, ".png") && !has_suffix(val, ".svg")) {
+                code = cli_usage("erank",
+                                 "--plot '%s': the file name must end in "
+                                 ".png or .svg",
+                                 val);
+                goto out;
+            }
+            plot = val;
+        } else if (which == 5) {
+            char *end = NULL;
+            long t = strtol(val, &end, 10);
+            if (!*val || *end || t < 1 || t > 64) {
+                code = cli_usage("erank",
+                                 "--threads: '%s' is not a number in 1..64",
+                                 val);
+                goto out;
+            }
+            threads = (int)t;
+        } else if (which == 6)
+            cache = val;
+        else if (strcmp(a, "--no-cache") == 0)
+            no_cache = 1;
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+            quiet = 1;
+        else if (cli_is_help(a)) {
+            code = cli_print_help(cli_erank_help);
+            goto out;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            code = cli_usage("erank", "unknown option '%s'", a);
+            goto out;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            code = cli_usage("erank", "unexpected argument '%s'", a);
+            goto out;
+        }
+    }
+    if (npos < 1) {
+        code = cli_usage("erank", "needs BASE and INSTRUCT, or one MODEL");
+        goto out;
+    }
+    timber_erank_options opt;
+    timber_erank_options_init(&opt);
+    opt.include = include;
+    opt.ninclude = ninc;
+    opt.exclude = exclude;
+    opt.nexclude = nexc;
+    opt.threads = threads;
+    opt.cache_path = cache;
+    opt.no_cache = no_cache;
+    int drawn = 0;
+    if (!quiet && isatty(2)) {
+        opt.progress = on_progress;
+        opt.user = &drawn;
+    }
+    opt.cancel = &cancel_signal;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    timber_erank_result *res = NULL;
+    timber_error err;
+    timber_status st = timber_erank(pos[0], npos == 2 ? pos[1] : NULL, &opt,
+                                    &res, &err);
+    if (drawn)
+        fputs("\r\033[K", stderr);
+    if (st == TIMBER_ERR_INTERRUPTED) {
+        int sig = cancel_signal ? (int)cancel_signal : SIGINT;
+        cli_errorf("interrupted by %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        code = sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+        goto out;
+    }
+    if (st != TIMBER_OK) {
+        code = st == TIMBER_ERR_INVALID && err.message[0] == '-'
+                   ? (cli_errorf("%s", err.message), EXIT_USAGE)
+                   : cli_lib_error(&err);
+        goto out;
+    }
+    print_table(res);
+    code = cli_finish_stdout(EXIT_OK);
+    if (!code && json && write_json(json, res) != 0) {
+        cli_errorf("%s: cannot write the JSON: %s", json, strerror(errno));
+        code = EXIT_FAIL;
+    }
+    if (!code && csv && write_csv(csv, res) != 0) {
+        cli_errorf("%s: cannot write the CSV: %s", csv, strerror(errno));
+        code = EXIT_FAIL;
+    }
+    if (!code && plot) {
+        char title[512];
+        snprintf(title, sizeof title, "timber erank: %s%s%s", pos[0],
+                 npos == 2 ? " vs " : "", npos == 2 ? pos[1] : "");
+        code = write_plot(plot, res, title);
+    }
+    timber_erank_result_free(res);
+out:
+    free(include);
+    free(exclude);
+    return code;
+}

@@ -1,0 +1,287 @@
+/*
+ * erank.c — the paper's weight-level analysis (its Figures 1 and 2): the
+ * effective rank of Base, Instruct and their delta for every tensor that
+ * refinement would touch, from singular values only (Gram eigenvalues in
+ * double precision, three Grams from one streamed pass).  The delta's
+ * spectrum is taken from the SVD cache when a matching record exists.
+ */
+#include "timber.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "matrix.h"
+#include "model.h"
+#include "parallel.h"
+#include "plan.h"
+#include "spectrum.h"
+#include "util.h"
+
+struct timber_erank_result {
+    timber_model *base, *inst; /* rows point into their names and shapes */
+    timber_erank_row *rows;
+    size_t n;
+    int pair;
+};
+
+void timber_erank_options_init(timber_erank_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+void timber_erank_result_free(timber_erank_result *r)
+{
+    if (!r)
+        return;
+    timber_model_free(r->base);
+    timber_model_free(r->inst);
+    free(r->rows);
+    free(r);
+}
+
+size_t timber_erank_count(const timber_erank_result *r) { return r->n; }
+int timber_erank_is_pair(const timber_erank_result *r) { return r->pair; }
+
+const timber_erank_row *timber_erank_row_at(const timber_erank_result *r,
+                                            size_t i)
+{
+    return i < r->n ? &r->rows[i] : NULL;
+}
+
+typedef struct job {
+    const timber_erank_options *opt;
+    timber_erank_result *res;
+    const timber_tensor_info **inst, **base; /* per row */
+    tb_cache *cache;
+    atomic_int failed;
+    pthread_mutex_t lock;
+    size_t done;
+    uint64_t work_done, work_total;
+    double t0;
+} job;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int stop_job(const void *ctx)
+{
+    const job *J = ctx;
+    return (J->opt->cancel && *J->opt->cancel) ||
+           atomic_load(&((job *)J)->failed);
+}
+
+static double trace(const double *G, size_t S)
+{
+    double t = 0;
+    for (size_t i = 0; i < S; i++)
+        t += G[i * S + i];
+    return t;
+}
+
+/* eRank from a Gram matrix (destroyed). */
+static timber_status erank_of(double *G, size_t S, const char *name,
+                              double *out, timber_error *err)
+{
+    tb_spectrum sp;
+    timber_status st = tb_spectrum_from_gram(G, S, 0, &sp, name, err);
+    if (!st)
+        *out = sp.erank;
+    tb_spectrum_clear(&sp);
+    return st;
+}
+
+static int row_is_big(void *ctx, size_t i)
+{
+    job *J = ctx;
+    return tb_matrix_is_big(J->res->rows[i].rows, J->res->rows[i].cols);
+}
+
+static timber_status analyse(void *ctx, size_t i, timber_error *err)
+{
+    job *J = ctx;
+    timber_erank_row *row = &J->res->rows[i];
+    tb_mat M;
+    tb_mat_init(&M, J->res->inst, J->inst[i], J->res->base, J->base[i]);
+    uint64_t S = row->rank;
+    uint64_t panel = tb_mat_panel_elems(&M);
+    double *b0 = tb_alloc_array((size_t)panel, sizeof(double));
+    double *b1 = tb_alloc_array((size_t)panel, sizeof(double));
+    double *b2 = tb_alloc_array((size_t)panel, sizeof(double));
+    int pair = J->res->pair;
+    double *gd = tb_calloc_array((size_t)(S * S), sizeof(double));
+    double *gb = pair ? tb_calloc_array((size_t)(S * S), sizeof(double)) : NULL;
+    double *gi = pair ? tb_calloc_array((size_t)(S * S), sizeof(double)) : NULL;
+    timber_status st = TIMBER_OK;
+    tb_spectrum cached = {0};
+    if (!b0 || !b1 || !b2 || !gd || (pair && (!gb || !gi))) {
+        st = tb_fail(err, TIMBER_ERR_NOMEM,
+                     "tensor '%s': out of memory for a %llux%llu matrix",
+                     row->name, (unsigned long long)row->rows,
+                     (unsigned long long)row->cols);
+        goto out;
+    }
+    int hit = 0;
+    if (pair && J->cache) {
+        tb_cache_key key = {row->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
+                            tb_tensor_crc(M.sb, M.bi),
+                            tb_tensor_crc(M.si, M.ii)};
+        hit = tb_cache_get(J->cache, &key, row->rows, row->cols, &cached);
+    }
+    double *const bufs[3] = {b0, b1, b2};
+    /* With a cached delta spectrum the delta's Gram is not needed, but its
+     * Frobenius norm is: sum of s^2. */
+    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, bufs, stop_job, J, err);
+    if (st)
+        goto out;
+    if (pair) {
+        double d2 = 0, b2n = trace(gb, (size_t)S);
+        if (hit) {
+            for (size_t k = 0; k < cached.S; k++)
+                d2 += cached.s[k] * cached.s[k];
+            row->erank_delta = cached.erank;
+            row->from_cache = 1;
+        } else {
+            d2 = trace(gd, (size_t)S);
+            st = erank_of(gd, (size_t)S, row->name, &row->erank_delta, err);
+        }
+        row->delta_rel_norm = b2n > 0 ? sqrt(d2 / b2n) : 0.0;
+        if (!st)
+            st = erank_of(gb, (size_t)S, row->name, &row->erank_base, err);
+        if (!st)
+            st = erank_of(gi, (size_t)S, row->name, &row->erank_instruct,
+                          err);
+        row->k = tb_cutoff(row->erank_delta, (size_t)S);
+        row->delta_ratio = S ? row->erank_delta / (double)S : 0.0;
+    } else {
+        st = erank_of(gd, (size_t)S, row->name, &row->erank_instruct, err);
+    }
+    if (!st && J->opt->progress) {
+        pthread_mutex_lock(&J->lock);
+        J->done++;
+        J->work_done += row->rows * row->cols;
+        timber_progress p = {J->done, J->res->n, row->name, J->work_done,
+                             J->work_total, now_seconds() - J->t0};
+        J->opt->progress(&p, J->opt->user);
+        pthread_mutex_unlock(&J->lock);
+    }
+out:
+    tb_spectrum_clear(&cached);
+    free(b0);
+    free(b1);
+    free(b2);
+    free(gd);
+    free(gb);
+    free(gi);
+    return st;
+}
+
+/* A row per analysed tensor: pairs follow refinement's plan exactly. */
+static timber_status build_rows(job *J, timber_error *err)
+{
+    timber_erank_result *res = J->res;
+    const timber_erank_options *o = J->opt;
+    tb_plan plan = {0};
+    size_t cap = timber_model_tensor_count(res->inst);
+    res->rows = tb_calloc_array(cap, sizeof *res->rows);
+    J->inst = tb_calloc_array(cap, sizeof *J->inst);
+    J->base = tb_calloc_array(cap, sizeof *J->base);
+    if (!res->rows || !J->inst || !J->base)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    tb_selection sel = {o->include, o->ninclude, o->exclude, o->nexclude};
+    /* One model: pair it with itself for the selection rules; only the
+     * Instruct side is analysed then. */
+    timber_status st = tb_plan_build(res->pair ? res->base : res->inst,
+                                     res->inst, &sel, 0, &plan, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < plan.ninstruct; i++) {
+        const tb_plan_item *it = &plan.items[i];
+        if (it->action != TIMBER_ACTION_REFINED)
+            continue;
+        timber_erank_row *r = &res->rows[res->n];
+        J->inst[res->n] = it->instruct;
+        J->base[res->n] = res->pair ? it->base : NULL;
+        r->name = it->instruct->name;
+        r->ndim = it->instruct->ndim;
+        r->shape = it->instruct->shape;
+        r->dtype = it->instruct->dtype;
+        r->rows = it->rows;
+        r->cols = it->cols;
+        r->rank = it->rows < it->cols ? it->rows : it->cols;
+        r->erank_base = r->erank_delta = r->delta_ratio = NAN;
+        r->delta_rel_norm = NAN;
+        J->work_total += r->rows * r->cols;
+        res->n++;
+    }
+    tb_plan_clear(&plan);
+    return TIMBER_OK;
+}
+
+timber_status timber_erank(const char *base, const char *instruct,
+                           const timber_erank_options *options,
+                           timber_erank_result **result, timber_error *err)
+{
+    timber_erank_options defaults;
+    if (!options) {
+        timber_erank_options_init(&defaults);
+        options = &defaults;
+    }
+    *result = NULL;
+    tb_error_clear(err);
+    timber_erank_result *res = calloc(1, sizeof *res);
+    if (!res)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    job J = {0};
+    J.opt = options;
+    J.res = res;
+    J.t0 = now_seconds();
+    pthread_mutex_init(&J.lock, NULL);
+    res->pair = instruct != NULL;
+    timber_status st = timber_model_open(res->pair ? instruct : base,
+                                         &res->inst, err);
+    if (!st && res->pair)
+        st = timber_model_open(base, &res->base, err);
+    if (!st)
+        st = build_rows(&J, err);
+    if (!st && res->pair && !options->no_cache) {
+        uint64_t h = tb_model_fingerprint(res->base);
+        uint64_t hi = tb_model_fingerprint(res->inst);
+        h = tb_fnv1a(h, &hi, sizeof hi);
+        char *path = options->cache_path ? tb_strdup(options->cache_path)
+                                         : tb_cache_default_path(h);
+        /* Read-only use: open only an existing cache; any trouble with it
+         * just means computing from scratch. */
+        if (path && access(path, R_OK) == 0)
+            tb_cache_open(path, h, &J.cache, NULL);
+        free(path);
+    }
+    if (!st) {
+        int threads = options->threads > 0
+                          ? options->threads
+                          : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        tb_tasks t = {res->n, threads, analyse, row_is_big, &J, &J.failed};
+        st = tb_tasks_run(&t, err);
+        if (!st && options->cancel && *options->cancel)
+            st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
+    }
+    tb_cache_close(J.cache);
+    free(J.inst);
+    free(J.base);
+    pthread_mutex_destroy(&J.lock);
+    if (st) {
+        timber_erank_result_free(res);
+        return st;
+    }
+    *result = res;
+    return TIMBER_OK;
+}
