@@ -81,6 +81,7 @@ case_() {
     elif ! diff -u "$golden" "$TMP/transcript" >"$TMP/diff"; then
         bad "$name: output differs from $golden"
         cat "$TMP/diff" >&2
+        echo "(if the change is intended: UPDATE_GOLDEN=1 ctest -R '^cli\$')" >&2
     else
         ok
     fi
@@ -90,8 +91,15 @@ case_() {
 case_ version 0 --version
 case_ version-short 0 -V
 case_ help 0 --help
-case_ help-short 0 -h
-case_ help-help 0 help
+# -h and `help` print exactly what --help prints (one golden to update
+# when a command is added).
+for alias in -h help; do
+    "$TIMBER" --help >"$TMP/help1" 2>&1
+    "$TIMBER" $alias >"$TMP/help2" 2>&1
+    if cmp -s "$TMP/help1" "$TMP/help2"; then ok; else
+        bad "timber $alias differs from timber --help"
+    fi
+done
 case_ help-inspect 0 help inspect
 case_ inspect-help 0 inspect --help
 case_ help-nosuch 2 help nosuch
