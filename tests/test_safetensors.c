@@ -783,6 +783,85 @@ static void test_many_tensors(void)
     }
 }
 
+/* Deterministic mutations of a valid shard: every result must be either
+ * accepted with consistent tensors, or refused as FORMAT with a one-line
+ * message that starts with the path.  (Under the sanitizers and valgrind
+ * this doubles as a small fuzz run.) */
+static void test_mutations(void)
+{
+    static const char base[] =
+        "{\"__metadata__\":{\"format\":\"pt\"},"
+        "\"a.w\":{\"dtype\":\"BF16\",\"shape\":[2,3],"
+        "\"data_offsets\":[0,12]},"
+        "\"b\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[12,14]},"
+        "\"c\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[14,18]}}";
+    static const char alphabet[] = "{}[]:,\"\\0123456789-.eE+ \tnulltruef"
+                                   "\x00\x01\x7f\x80\xbf\xc0\xe0\xed\xf0"
+                                   "\xf4\xff";
+    const size_t blen = sizeof base - 1;
+    const char *path = tu_path(dir, "mutant.safetensors");
+    uint64_t rng = 12345;
+    int bad = 0, accepted = 0;
+    char h[sizeof base + 16];
+    for (int iter = 0; iter < 4000; iter++) {
+        memcpy(h, base, blen);
+        size_t hlen = blen;
+        int edits = 1 + (int)(tu_rand(&rng) % 3);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)(tu_rand(&rng) % hlen);
+            char c = alphabet[tu_rand(&rng) % (sizeof alphabet - 1)];
+            switch (tu_rand(&rng) % 3) {
+            case 0: /* replace */
+                h[at] = c;
+                break;
+            case 1: /* delete */
+                memmove(h + at, h + at + 1, hlen - at - 1);
+                hlen--;
+                break;
+            default: /* insert */
+                if (hlen < sizeof h) {
+                    memmove(h + at + 1, h + at, hlen - at);
+                    h[at] = c;
+                    hlen++;
+                }
+            }
+        }
+        size_t dlen = 18 + (size_t)(tu_rand(&rng) % 3) - 1;
+        uint64_t field = hlen;
+        if (tu_rand(&rng) % 16 == 0)
+            field = hlen + (tu_rand(&rng) % 5) - 2;
+        tu_write_shard_raw(path, field, h, hlen, NULL, dlen);
+        tb_shard *s = NULL;
+        timber_error err;
+        timber_status st = tb_shard_open(path, &s, &err);
+        if (st == TIMBER_OK) {
+            accepted++;
+            uint64_t total = 0;
+            int ok = 1;
+            for (size_t i = 0; i < tb_shard_tensor_count(s); i++) {
+                const timber_tensor_info *t = tb_shard_tensor(s, i);
+                ok &= t->offset == total;
+                ok &= t->nelems * timber_dtype_bits(t->dtype) == 8 * t->nbytes;
+                total += t->nbytes;
+            }
+            ok &= 8 + field + total == tb_shard_file_size(s);
+            if (!ok && bad++ < 3)
+                CHECKF(0, "mutant %d accepted with inconsistent tensors", iter);
+            tb_shard_free(s);
+        } else {
+            size_t n = strlen(path);
+            int ok = st == TIMBER_ERR_FORMAT &&
+                     strncmp(err.message, path, n) == 0 &&
+                     err.message[n] == ':' && !strchr(err.message, '\n');
+            if (!ok && bad++ < 3)
+                CHECKF(0, "mutant %d: status %d, message \"%s\"", iter,
+                       (int)st, err.message);
+        }
+    }
+    CHECKF(bad == 0, "%d mutants misbehaved", bad);
+    CHECKF(accepted > 0 && accepted < 4000, "%d of 4000 accepted", accepted);
+}
+
 int main(void)
 {
     signal(SIGALRM, SIG_DFL);
@@ -793,5 +872,6 @@ int main(void)
     test_valid_small();
     test_valid_all_dtypes();
     test_many_tensors();
+    test_mutations();
     return tu_report();
 }

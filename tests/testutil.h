@@ -52,7 +52,8 @@ const char *tu_tempdir(const char *tag);
  * 15 calls); enough for building fixture paths in tests. */
 const char *tu_path(const char *dir, const char *name);
 
-/* Writes bytes to path (created or truncated); 0 on success. */
+/* Writes bytes to a new file at path (any file there is replaced); 0 on
+ * success. */
 int tu_write_file(const char *path, const void *data, size_t len);
 /* A safetensors file: 8-byte little-endian `hlen_field`, `hlen` header
  * bytes, then `dlen` data bytes (zeros if data is NULL). */
