@@ -100,10 +100,10 @@ static timber_status erank_of(double *G, size_t S, const char *name,
     return st;
 }
 
-static int row_is_big(void *ctx, size_t i)
+static double row_cost(void *ctx, size_t i)
 {
     job *J = ctx;
-    return tb_matrix_is_big(J->res->rows[i].rows, J->res->rows[i].cols);
+    return tb_matrix_cost(J->res->rows[i].rows, J->res->rows[i].cols);
 }
 
 static timber_status analyse(void *ctx, size_t i, timber_error *err)
@@ -269,7 +269,7 @@ timber_status timber_erank(const char *base, const char *instruct,
         int threads = options->threads > 0
                           ? options->threads
                           : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        tb_tasks t = {res->n, threads, analyse, row_is_big, &J, &J.failed};
+        tb_tasks t = {res->n, threads, analyse, row_cost, &J, &J.failed};
         st = tb_tasks_run(&t, err);
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");

@@ -15,7 +15,7 @@
 #include "timber.h"
 
 /* Doubles per streamed panel: 2 Mi = 16 MiB per buffer. */
-#define TB_PANEL_ELEMS (2u << 20)
+#define TB_PANEL_ELEMS (1u << 19)
 
 typedef struct tb_mat {
     const unsigned char *wi, *wb; /* wb NULL: one model, D = W_I */

@@ -4,18 +4,21 @@
 #include "parallel.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cblas.h>
 
-int tb_matrix_is_big(uint64_t rows, uint64_t cols)
+double tb_matrix_cost(uint64_t rows, uint64_t cols)
 {
-    uint64_t L = rows > cols ? rows : cols;
-    uint64_t S = rows > cols ? cols : rows;
-    return L >= 32768 || S >= 8192;
+    double S = (double)(rows < cols ? rows : cols);
+    return (double)rows * (double)cols * S + S * S * S;
 }
 
 typedef struct pass {
     const tb_tasks *t;
+    const size_t *order; /* task indices, largest first */
+    const unsigned char *is_big;
     atomic_size_t next;
     int big;
     pthread_mutex_t lock;
@@ -29,11 +32,11 @@ static void *worker(void *arg)
     const tb_tasks *t = P->t;
     timber_error local;
     for (;;) {
-        size_t i = atomic_fetch_add(&P->next, 1);
-        if (i >= t->n || atomic_load(t->failed))
+        size_t at = atomic_fetch_add(&P->next, 1);
+        if (at >= t->n || atomic_load(t->failed))
             break;
-        int big = t->big ? t->big(t->ctx, i) : 0;
-        if (big != P->big)
+        size_t i = P->order[at];
+        if (P->is_big[i] != P->big)
             continue;
         timber_status st = t->run(t->ctx, i, &local);
         if (st) {
@@ -52,13 +55,54 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static const double *sort_costs; /* only while sorting, under sort_lock */
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int by_cost_desc(const void *a, const void *b)
+{
+    double x = sort_costs[*(const size_t *)a];
+    double y = sort_costs[*(const size_t *)b];
+    if (x != y)
+        return x > y ? -1 : 1;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    return (i > j) - (i < j);
+}
+
 timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
 {
     pass P = {0};
     P.t = t;
     P.err = err;
-    pthread_mutex_init(&P.lock, NULL);
     int threads = t->threads < 1 ? 1 : t->threads > 64 ? 64 : t->threads;
+    size_t *order = malloc((t->n ? t->n : 1) * sizeof *order);
+    double *cost = malloc((t->n ? t->n : 1) * sizeof *cost);
+    unsigned char *big = calloc(t->n ? t->n : 1, 1);
+    if (!order || !cost || !big) {
+        free(order);
+        free(cost);
+        free(big);
+        if (err) {
+            err->status = TIMBER_ERR_NOMEM;
+            snprintf(err->message, sizeof err->message, "out of memory");
+        }
+        return TIMBER_ERR_NOMEM;
+    }
+    double total = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        order[i] = i;
+        cost[i] = t->cost ? t->cost(t->ctx, i) : 1.0;
+        total += cost[i];
+    }
+    for (size_t i = 0; i < t->n && threads > 1; i++)
+        big[i] = cost[i] > total / threads;
+    pthread_mutex_lock(&sort_lock);
+    sort_costs = cost;
+    qsort(order, t->n, sizeof *order, by_cost_desc);
+    sort_costs = NULL;
+    pthread_mutex_unlock(&sort_lock);
+    P.order = order;
+    P.is_big = big;
+    pthread_mutex_init(&P.lock, NULL);
     for (int p = 0; p < 2 && !P.st; p++) {
         P.big = p == 0;
         atomic_store(&P.next, 0);
@@ -75,5 +119,8 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     }
     openblas_set_num_threads(threads);
     pthread_mutex_destroy(&P.lock);
+    free(order);
+    free(cost);
+    free(big);
     return P.st;
 }

@@ -1,10 +1,12 @@
 /*
- * parallel.h — running per-tensor tasks on every core.  Small matrices go
- * one per worker with single-threaded BLAS (their eigen-solves are
- * sequential and memory-bound, so two at once beat one on two threads);
- * "big" ones (embeddings: very tall) run one at a time with BLAS threads on
- * every core.  Only who computes what changes, never the arithmetic, so
- * results are identical for any thread count.
+ * parallel.h — running per-tensor tasks on every core.  Tasks go one per
+ * worker with single-threaded BLAS, largest first (their eigen-solves are
+ * sequential and memory-bound, so two at once beat one on two threads,
+ * and largest-first keeps every core busy to the end); a task bigger than
+ * its share of the whole (total cost / threads) would leave cores idle,
+ * so such tasks run first, one at a time, with BLAS threads on every core.
+ * Only who computes what changes, never the arithmetic: results are
+ * identical for any thread count.
  */
 #ifndef TIMBER_PARALLEL_H
 #define TIMBER_PARALLEL_H
@@ -15,22 +17,24 @@
 
 #include "timber.h"
 
-/* A matrix of rows x cols is big enough to want every core's BLAS. */
-int tb_matrix_is_big(uint64_t rows, uint64_t cols);
+/* The cost of refining or analysing a rows x cols matrix (flops of its
+ * Gram matrix, the dominant term), for scheduling. */
+double tb_matrix_cost(uint64_t rows, uint64_t cols);
 
 typedef struct tb_tasks {
     size_t n;
     int threads;
     /* Runs task i; errors go to err (a per-worker buffer). */
     timber_status (*run)(void *ctx, size_t i, timber_error *err);
-    /* 1 when task i is big (NULL: none are). */
-    int (*big)(void *ctx, size_t i);
+    /* Relative cost of task i (NULL: all equal). */
+    double (*cost)(void *ctx, size_t i);
     void *ctx;
     /* Set to 1 by the first failure; tasks should poll it to stop early. */
     atomic_int *failed;
 } tb_tasks;
 
-/* Runs the big tasks one by one, then the rest on `threads` workers.
+/* Runs the big tasks one by one, then the rest on `threads` workers,
+ * largest first.
  * Returns the first real failure (preferring it over the "interrupted" of
  * the tasks it stopped), copied into err. */
 timber_status tb_tasks_run(const tb_tasks *t, timber_error *err);

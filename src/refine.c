@@ -151,6 +151,11 @@ static double now_seconds(void)
 
 /* ------------------------------------------------------------ the run */
 
+typedef struct out_shard {
+    size_t first, n;  /* plan items of this shard */
+    tb_writer **w;    /* per gamma */
+} out_shard;
+
 typedef struct run {
     const timber_refine_options *opt;
     timber_model *base, *inst;
@@ -168,6 +173,9 @@ typedef struct run {
     int threads;          /* workers for small tensors, BLAS for big ones */
     tb_cache *cache;      /* NULL: no cache */
     atomic_size_t hits, misses;
+    struct out_shard *shards;  /* the output shards being written */
+    size_t nshards;
+    size_t *item_shard;        /* per plan item: its output shard */
     atomic_int failed;    /* a worker failed: the others stop early */
     pthread_mutex_t lock; /* progress, first error */
 } run;
@@ -193,7 +201,8 @@ static uint64_t work_of(const tb_plan_item *it)
 /* ------------------------------------------------------ one refinement */
 
 typedef struct bufs {
-    double *D, *W, *Y, *P, *Z, *G;
+    double *D, *W, *P, *G;
+    float *Vf, *Df, *Yf, *Pf, *Zf;
     unsigned char *enc;
 } bufs;
 
@@ -201,10 +210,13 @@ static void free_bufs(bufs *b)
 {
     free(b->D);
     free(b->W);
-    free(b->Y);
     free(b->P);
-    free(b->Z);
     free(b->G);
+    free(b->Vf);
+    free(b->Df);
+    free(b->Yf);
+    free(b->Pf);
+    free(b->Zf);
     free(b->enc);
 }
 
@@ -222,13 +234,21 @@ static timber_status update_pass(const run *R, const tb_mat *M,
     uint64_t m = M->rows, n = M->cols;
     int p = (int)sp->p;
     int tall = m >= n;
-    const double *Vt = sp->basis; /* p x S row-major */
+    uint64_t S = tall ? n : m;
     uint64_t step = tb_mat_row_step(M);
     timber_status st;
 
+    /* The projection runs in float32 (SGEMM, twice DGEMM's rate): the
+     * basis already is float32, D of 16-bit inputs is exact in float32,
+     * and the rounding it adds (~1e-6 of the tail, ~1e-8 of the weight)
+     * flips a bf16 output with odds ~1e-5 (docs/numerics.md).  The final
+     * W_I - (1 - gamma) T is computed in double. */
+    float *Vt = B->Vf; /* p x S row-major */
+    for (uint64_t i = 0; i < (uint64_t)p * S; i++)
+        Vt[i] = (float)sp->basis[i];
     if (!tall) {
         /* Z = U^T D (p x n), where U = Vt^T is rows x p. */
-        memset(B->Z, 0, (size_t)p * n * sizeof(double));
+        memset(B->Zf, 0, (size_t)p * n * sizeof(float));
         for (uint64_t r0 = 0; r0 < m; r0 += step) {
             if (cancelled(R))
                 return interrupted(err);
@@ -237,9 +257,11 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                              err);
             if (st)
                 return st;
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
-                        (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
-                        B->Z, (int)n);
+            for (size_t i = 0; i < (size_t)(nr * n); i++)
+                B->Df[i] = (float)B->D[i];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
+                        (int)nr, 1.0f, Vt + r0, (int)m, B->Df, (int)n, 1.0f,
+                        B->Zf, (int)n);
             tb_mat_release_rows(M, r0, nr);
         }
     }
@@ -252,25 +274,32 @@ static timber_status update_pass(const run *R, const tb_mat *M,
         if (st)
             return st;
         if (tall) {
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
-                        (int)n, 1.0, B->D, (int)n, Vt, (int)n, 0.0, B->Y, p);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0, B->Y, p, Vt, (int)n, 0.0, B->P,
+            for (size_t i = 0; i < count; i++)
+                B->Df[i] = (float)B->D[i];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
+                        (int)n, 1.0f, B->Df, (int)n, Vt, (int)n, 0.0f, B->Yf,
+                        p);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0f, B->Yf, p, Vt, (int)n, 0.0f, B->Pf,
                         (int)n);
         } else {
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0, Vt + r0, (int)m, B->Z, (int)n, 0.0,
-                        B->P, (int)n);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0f, Vt + r0, (int)m, B->Zf, (int)n, 0.0f,
+                        B->Pf, (int)n);
         }
         /* T = P on the tail side, D - P on the head side. */
-        if (!sp->tail_side)
+        double *T = B->P;
+        if (sp->tail_side)
             for (size_t i = 0; i < count; i++)
-                B->P[i] = B->D[i] - B->P[i];
+                T[i] = B->Pf[i];
+        else
+            for (size_t i = 0; i < count; i++)
+                T[i] = B->D[i] - (double)B->Pf[i];
         for (size_t g = 0; g < R->ng; g++) {
             double f = 1.0 - R->res->gammas[g];
             double *O = B->D; /* D is no longer needed: reuse it */
             for (size_t i = 0; i < count; i++)
-                O[i] = B->W[i] - f * B->P[i];
+                O[i] = B->W[i] - f * T[i];
             tb_encode(M->dti, O, B->enc, count);
             st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
             if (st)
@@ -380,10 +409,13 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         goto out;
     }
     uint64_t step = tb_mat_row_step(&M);
-    B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
+    B.Vf = tb_alloc_array((size_t)(S * sp.p), sizeof(float));
+    B.Df = tb_alloc_array((size_t)panel, sizeof(float));
+    B.Pf = tb_alloc_array((size_t)panel, sizeof(float));
+    B.Yf = tb_alloc_array((size_t)(step * sp.p), sizeof(float));
     if (m < n)
-        B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
-    if (!B.Y || (m < n && !B.Z)) {
+        B.Zf = tb_alloc_array((size_t)(sp.p * n), sizeof(float));
+    if (!B.Vf || !B.Df || !B.Pf || !B.Yf || (m < n && !B.Zf)) {
         st = tb_fail(err, TIMBER_ERR_NOMEM,
                      "tensor '%s': out of memory for the update", M.ii->name);
         goto out;
@@ -416,29 +448,27 @@ static void report_progress(run *R, const tb_plan_item *it)
 
 /* ---------------------------------------------------------- scheduling */
 
-typedef struct shard_job {
-    run *R;
-    tb_writer **w;
-    size_t first;
-} shard_job;
-
-static int item_is_big(void *ctx, size_t i)
+/* Every tensor of every shard is one task: all output shards are open at
+ * once, so no core waits at a shard boundary. */
+static double item_cost(void *ctx, size_t i)
 {
-    shard_job *J = ctx;
-    const tb_plan_item *it = &J->R->plan.items[J->first + i];
-    return it->action == TIMBER_ACTION_REFINED &&
-           tb_matrix_is_big(it->rows, it->cols);
+    run *R = ctx;
+    const tb_plan_item *it = &R->plan.items[i];
+    if (it->action == TIMBER_ACTION_REFINED)
+        return tb_matrix_cost(it->rows, it->cols);
+    return (double)it->instruct->nbytes; /* a copy: cheap */
 }
 
 static timber_status do_item(void *ctx, size_t i, timber_error *err)
 {
-    shard_job *J = ctx;
-    run *R = J->R;
-    const tb_plan_item *it = &R->plan.items[J->first + i];
-    timber_tensor_report *rep = &R->res->reports[J->first + i];
+    run *R = ctx;
+    const tb_plan_item *it = &R->plan.items[i];
+    timber_tensor_report *rep = &R->res->reports[i];
+    out_shard *o = &R->shards[R->item_shard[i]];
+    size_t idx = i - o->first;
     timber_status st = it->action == TIMBER_ACTION_REFINED
-                           ? refine_tensor(R, it, J->w, i, rep, err)
-                           : copy_tensor(R, it->instruct, J->w, i, err);
+                           ? refine_tensor(R, it, o->w, idx, rep, err)
+                           : copy_tensor(R, it->instruct, o->w, idx, err);
     if (!st) {
         pthread_mutex_lock(&R->lock);
         report_progress(R, it);
@@ -447,12 +477,10 @@ static timber_status do_item(void *ctx, size_t i, timber_error *err)
     return st;
 }
 
-/* Items [first, first+n) of a shard, on every core (parallel.h). */
-static timber_status run_items(run *R, tb_writer **w, size_t first, size_t n,
-                               timber_error *err)
+static timber_status run_all(run *R, timber_error *err)
 {
-    shard_job J = {R, w, first};
-    tb_tasks t = {n, R->threads, do_item, item_is_big, &J, &R->failed};
+    tb_tasks t = {R->plan.ninstruct, R->threads, do_item, item_cost, R,
+                  &R->failed};
     timber_status st = tb_tasks_run(&t, err);
     if (!st && R->opt->cancel && *R->opt->cancel)
         st = interrupted(err);
@@ -461,18 +489,18 @@ static timber_status run_items(run *R, tb_writer **w, size_t first, size_t n,
 
 /* --------------------------------------------------------- the shards */
 
-/* Writes one output shard (for every gamma): Instruct's tensors of that
- * shard, items[first..last). */
-static timber_status write_shard(run *R, const char *shard_name, size_t first,
-                                 size_t last, timber_error *err)
+/* Creates the writers of one output shard (for every gamma): Instruct's
+ * tensors of that shard, items[o->first .. o->first + o->n). */
+static timber_status open_shard(run *R, out_shard *o, timber_error *err)
 {
-    size_t n = last - first;
+    size_t n = o->n, first = o->first;
+    const char *shard_name = R->plan.items[first].instruct->shard;
     tb_tensor_spec *specs = tb_calloc_array(n, sizeof *specs);
-    tb_writer **w = tb_calloc_array(R->ng, sizeof *w);
+    o->w = tb_calloc_array(R->ng, sizeof *o->w);
     tb_meta meta[16];
     size_t nmeta = 0;
     timber_status st = TIMBER_OK;
-    if (!specs || !w) {
+    if (!specs || !o->w) {
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -482,7 +510,8 @@ static timber_status write_shard(run *R, const char *shard_name, size_t first,
     }
     /* Provenance: Instruct's own metadata is kept (but "format", which
      * must be "pt" for transformers), then timber's. */
-    const tb_shard *src = tb_model_shard_of(R->inst, R->plan.items[first].instruct);
+    const tb_shard *src =
+        tb_model_shard_of(R->inst, R->plan.items[first].instruct);
     meta[nmeta++] = (tb_meta){"format", "pt"};
     for (size_t i = 0; i < tb_shard_meta_count(src) && nmeta < 8; i++) {
         const char *k = tb_shard_meta_key(src, i);
@@ -511,24 +540,62 @@ static timber_status write_shard(run *R, const char *shard_name, size_t first,
         }
         tb_format_double(gbuf, sizeof gbuf, R->res->gammas[g]);
         meta[gamma_slot].value = gbuf;
-        st = tb_writer_create(path, meta, nmeta, specs, n, &w[g], err);
+        st = tb_writer_create(path, meta, nmeta, specs, n, &o->w[g], err);
         free(path);
         if (st)
             goto out;
     }
-    st = run_items(R, w, first, n, err);
-    if (st)
-        goto out;
-    for (size_t g = 0; g < R->ng && !st; g++) {
-        R->res->bytes_written += tb_writer_file_size(w[g]);
-        st = tb_writer_commit(w[g], err);
-    }
-    R->res->shards_written++;
 out:
-    for (size_t g = 0; w && g < R->ng; g++)
-        tb_writer_free(w[g]);
-    free(w);
     free(specs);
+    return st;
+}
+
+static timber_status commit_shard(run *R, out_shard *o, timber_error *err)
+{
+    timber_status st = TIMBER_OK;
+    for (size_t g = 0; g < R->ng && !st; g++) {
+        R->res->bytes_written += tb_writer_file_size(o->w[g]);
+        st = tb_writer_commit(o->w[g], err);
+    }
+    if (!st)
+        R->res->shards_written++;
+    return st;
+}
+
+static void free_shards(run *R)
+{
+    for (size_t s = 0; s < R->nshards; s++) {
+        for (size_t g = 0; R->shards[s].w && g < R->ng; g++)
+            tb_writer_free(R->shards[s].w[g]);
+        free(R->shards[s].w);
+    }
+    free(R->shards);
+    free(R->item_shard);
+}
+
+/* Groups Instruct's items by shard (file order keeps each shard's tensors
+ * together), opens every output shard, runs all items, commits. */
+static timber_status write_shards(run *R, timber_error *err)
+{
+    size_t n = R->plan.ninstruct;
+    R->shards = tb_calloc_array(n, sizeof *R->shards);
+    R->item_shard = tb_calloc_array(n, sizeof *R->item_shard);
+    if (!R->shards || !R->item_shard)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || R->plan.items[i].instruct->shard !=
+                          R->plan.items[i - 1].instruct->shard)
+            R->shards[R->nshards++].first = i;
+        R->shards[R->nshards - 1].n++;
+        R->item_shard[i] = R->nshards - 1;
+    }
+    timber_status st = TIMBER_OK;
+    for (size_t s = 0; s < R->nshards && !st; s++)
+        st = open_shard(R, &R->shards[s], err);
+    if (!st)
+        st = run_all(R, err);
+    for (size_t s = 0; s < R->nshards && !st; s++)
+        st = commit_shard(R, &R->shards[s], err);
     return st;
 }
 
@@ -728,19 +795,11 @@ timber_status timber_refine(const char *base, const char *instruct,
         if (!st)
             st = make_gamma_dirs(&R, err);
     }
-    /* Shards: Instruct's file order groups each shard's tensors. */
-    size_t first = 0;
-    while (!st && first < R.plan.ninstruct) {
-        const char *shard = R.plan.items[first].instruct->shard;
-        size_t last = first + 1;
-        while (last < R.plan.ninstruct &&
-               R.plan.items[last].instruct->shard == shard)
-            last++;
-        st = write_shard(&R, shard, first, last, err);
-        first = last;
-    }
-    int want_index = timber_model_has_index(R.inst) ||
-                     (R.inst && timber_model_shard_count(R.inst) > 1);
+    if (!st)
+        st = write_shards(&R, err);
+    free_shards(&R);
+    int want_index = R.inst && (timber_model_has_index(R.inst) ||
+                                timber_model_shard_count(R.inst) > 1);
     for (size_t g = 0; !st && g < R.ng; g++) {
         if (want_index) {
             tb_index_entry *e =
