@@ -214,3 +214,10 @@ uint64_t tu_rand(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+int tu_check_ok(const char *file, int line, const char *what,
+                timber_status got, const timber_error *err)
+{
+    return tu_check(got == TIMBER_OK, file, line, what, "status %d: %s",
+                    (int)got, err ? err->message : "");
+}

@@ -37,9 +37,11 @@ int tu_check_error(const char *file, int line, const char *what,
                    (const char *const[]){__VA_ARGS__, NULL})
 
 /* Checks a call succeeded; prints the error message if not. */
+/* `got` is evaluated once, so CHECK_OK("x", call(), &err) is safe. */
+int tu_check_ok(const char *file, int line, const char *what,
+                timber_status got, const timber_error *err);
 #define CHECK_OK(what, got, err)                                            \
-    tu_check((got) == TIMBER_OK, __FILE__, __LINE__, (what), "status %d: %s", \
-             (int)(got), (err)->message)
+    tu_check_ok(__FILE__, __LINE__, (what), (got), (err))
 
 /* Prints "N passed, M failed" (and removes the temporary directories unless
  * TIMBER_TEST_KEEP is set); returns the process exit code. */

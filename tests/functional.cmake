@@ -1,0 +1,1 @@
+# Functional tests of refinement, erank and the cache over generated pairs.

@@ -1,0 +1,1 @@
+# Robustness: fuzz-target regression inputs, fault injection, limits.
