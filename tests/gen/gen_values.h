@@ -2,7 +2,7 @@
  * gen_values.h — the numbers of timber-gen: a deterministic per-tensor
  * random generator and the Base / Instruct values of each kind of tensor.
  *
- * Every value is a pure function of (seed, tensor name, slice, row, column):
+ * Every value is a pure function of (seed, tensor name, row, column):
  * each row draws from its own xoshiro256** stream seeded through splitmix64
  * from hash(seed, name), a purpose tag and the row number.  So a tensor's
  * values never depend on which other tensors exist, on the block size, or
@@ -46,7 +46,7 @@ typedef struct gv_rng {
 
 /* The key of a tensor: hash of the seed and its name. */
 uint64_t gv_tensor_key(uint64_t seed, const char *name);
-/* A sub-key (slice of a 3-D tensor, ...). */
+/* A sub-key (for a tensor made of several independent parts). */
 uint64_t gv_subkey(uint64_t key, uint64_t tag);
 /* Seeds the stream of (key, purpose, index). */
 void gv_rng_seed(gv_rng *r, uint64_t key, uint64_t purpose, uint64_t index);
@@ -64,7 +64,8 @@ enum gv_delta {
 
 #define GV_MAX_RANK 8
 
-/* One m x n matrix (a 2-D tensor, or one slice of a 3-D one). */
+/* One m x n matrix: a 2-D tensor, or the d0 x (d1 x d2 x ...) matrix view
+ * of a tensor of 3+ dimensions. */
 typedef struct gv_matrix {
     uint64_t key;
     uint64_t m, n;

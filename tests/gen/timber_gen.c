@@ -37,7 +37,10 @@
  * Variant tensors (h = hidden size):
  *   instruct-only  model.variant.instruct_only.weight [h, h], Instruct only
  *   base-only      model.variant.base_only.weight [h, h], Base only
- *   3d             model.variant.three_d.weight [4, h/2, h], both
+ *   3d             model.variant.three_d.weight [h, 4, h/2], both; its
+ *                  matrix view (d0 rows, d1 x d2 columns) is h x 2h and
+ *                  its delta has the realistic spectrum of a 2-D weight,
+ *                  so refinement makes a real cut (0 < k < r)
  *   unchanged      model.variant.unchanged.weight [h, h], same values
  *                  (identical bytes when both sides have the same dtype)
  *   low-rank       model.variant.low_rank.weight [2h, h], delta exactly
@@ -128,7 +131,8 @@ static const char help_text[] =
     "variant tensors (h = hidden size):\n"
     "  instruct-only  model.variant.instruct_only.weight [h, h], Instruct only\n"
     "  base-only      model.variant.base_only.weight [h, h], Base only\n"
-    "  3d             model.variant.three_d.weight [4, h/2, h]\n"
+    "  3d             model.variant.three_d.weight [h, 4, h/2] (matrix\n"
+    "                 view h x 2h, a realistic delta)\n"
     "  unchanged      model.variant.unchanged.weight [h, h], same in both\n"
     "  low-rank       model.variant.low_rank.weight [2h, h], rank-4 delta\n"
     "  grow-vocab     Instruct's model.embed_tokens.weight (and lm_head.weight\n"
@@ -579,7 +583,7 @@ static int build_tensors(const options *o, tlist *l)
             l->t[head].shape[1][0] += o->grow;
     }
     unsigned v = o->variants;
-    uint64_t hh[2] = {h, h}, h3[3] = {4, h / 2, h}, lr[2] = {2 * h, h};
+    uint64_t hh[2] = {h, h}, h3[3] = {h, 4, h / 2}, lr[2] = {2 * h, h};
     uint64_t ib[2] = {8, 8}, mk[1] = {16};
     if (v & V_INSTRUCT_ONLY)
         rc = rc || tl_add(l, "model.variant.instruct_only.weight", K_MATRIX,
@@ -848,38 +852,47 @@ static timber_status put(side *s, const gtensor *g, const void *data,
     return tb_writer_put(s->w, g->slot[s->idx], data, (size_t)len, err);
 }
 
+/* Columns of a tensor's matrix view, d1 x d2 x ... (timber's convention
+ * for tensors of 3+ dimensions: d0 rows).  Only d0 may differ between the
+ * sides (grow-vocab), so Base's shape gives the columns. */
+static uint64_t view_cols(const gtensor *g)
+{
+    uint64_t n = 1;
+    for (size_t d = 1; d < g->ndim; d++)
+        n *= g->shape[0][d];
+    return n;
+}
+
+/* A weight of any rank >= 2 is generated as its matrix view, d0 rows by
+ * d1 x d2 x ... columns, so that the delta timber sees (and cuts) has the
+ * calibrated spectrum whatever the number of dimensions; row-major order
+ * of the view is the tensor's own. */
 static timber_status gen_matrix(gen *G, const gtensor *g, timber_error *err)
 {
     const options *o = G->o;
     const int pb = g->present[0], pi = g->present[1];
-    const size_t nd = g->ndim;
-    const uint64_t slices = nd == 3 ? g->shape[0][0] : 1;
-    const uint64_t n = g->shape[0][nd - 1];
-    const uint64_t mb = g->shape[0][nd - 2], mi = g->shape[1][nd - 2];
+    const uint64_t n = view_cols(g);
+    const uint64_t mb = g->shape[0][0], mi = g->shape[1][0];
     const uint64_t rows = pi && mi > mb ? mi : mb;
     const uint64_t block = n ? (BLOCK_ELEMS / n ? BLOCK_ELEMS / n : 1) : 1;
     const size_t szb = tb_dtype_size(G->sides[0]->dt);
     const size_t szi = tb_dtype_size(G->sides[1]->dt);
-    uint64_t key = gv_tensor_key(o->seed, g->name);
     timber_status st = TIMBER_OK;
-    for (uint64_t s = 0; s < slices && !st; s++) {
-        gv_matrix m;
-        if (gv_matrix_init(&m, nd == 3 ? gv_subkey(key, s) : key, mb, n,
-                           g->mode, -1.0, -1.0) != 0)
-            return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory",
-                           g->name);
-        for (uint64_t r0 = 0; r0 < rows && !st; r0 += block) {
-            uint64_t nr = rows - r0 < block ? rows - r0 : block;
-            gen_block(G, &m, r0, nr, mb, pb, pi);
-            if (pb && r0 < mb) {
-                uint64_t r = mb - r0 < nr ? mb - r0 : nr;
-                st = put(G->sides[0], g, G->obuf[0], r * n * szb, err);
-            }
-            if (!st && pi)
-                st = put(G->sides[1], g, G->obuf[1], nr * n * szi, err);
+    gv_matrix m;
+    if (gv_matrix_init(&m, gv_tensor_key(o->seed, g->name), mb, n, g->mode,
+                       -1.0, -1.0) != 0)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", g->name);
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += block) {
+        uint64_t nr = rows - r0 < block ? rows - r0 : block;
+        gen_block(G, &m, r0, nr, mb, pb, pi);
+        if (pb && r0 < mb) {
+            uint64_t r = mb - r0 < nr ? mb - r0 : nr;
+            st = put(G->sides[0], g, G->obuf[0], r * n * szb, err);
         }
-        gv_matrix_free(&m);
+        if (!st && pi)
+            st = put(G->sides[1], g, G->obuf[1], nr * n * szi, err);
     }
+    gv_matrix_free(&m);
     return st;
 }
 
@@ -936,7 +949,7 @@ static timber_status generate(const options *o, tlist *l, side *sides[2],
     uint64_t maxn = 1;
     for (size_t i = 0; i < l->n; i++)
         if (l->t[i].kind == K_MATRIX) {
-            uint64_t n = l->t[i].shape[0][l->t[i].ndim - 1];
+            uint64_t n = view_cols(&l->t[i]);
             if (n > maxn)
                 maxn = n;
         }
