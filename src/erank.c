@@ -274,6 +274,12 @@ timber_status timber_erank(const char *base, const char *instruct,
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
     }
+    /* A shard truncated or rewritten while it was read: the numbers may
+     * come from zero pages (see tb_shard_check); refuse them. */
+    if (!st)
+        st = tb_model_check(res->inst, err);
+    if (!st && res->pair)
+        st = tb_model_check(res->base, err);
     tb_cache_close(J.cache);
     free(J.inst);
     free(J.base);

@@ -516,6 +516,16 @@ tb_shard *tb_model_shard_of(const timber_model *m,
     return NULL;
 }
 
+timber_status tb_model_check(const timber_model *m, timber_error *err)
+{
+    for (size_t i = 0; i < m->nshards; i++) {
+        timber_status st = tb_shard_check(m->shards[i], err);
+        if (st)
+            return st;
+    }
+    return TIMBER_OK;
+}
+
 tb_shard *tb_model_shard(const timber_model *m, size_t i)
 {
     return i < m->nshards ? m->shards[i] : NULL;

@@ -19,6 +19,11 @@ size_t tb_model_name_rank(const timber_model *m,
 
 #endif /* TIMBER_MODEL_H */
 
+/* tb_shard_check on every shard: TIMBER_ERR_IO naming the first file
+ * that was truncated or rewritten in place since the model was opened.
+ * Called after reading everything and before publishing results. */
+timber_status tb_model_check(const timber_model *m, timber_error *err);
+
 /* A 64-bit fingerprint of the checkpoint's structure: FNV-1a over every
  * shard's name, size and header bytes.  Cheap (no tensor data is read);
  * per-tensor data checksums live in the SVD cache's records. */

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,11 @@ struct tb_shard {
     char **meta_keys;
     char **meta_values;
     size_t nmeta;
+    int borrowed;          /* map is the caller's buffer (tb_shard_parse) */
+    int guard;             /* slot in the SIGBUS guard, -1 if none */
+    dev_t dev;             /* identity of the file when opened */
+    ino_t ino;
+    struct timespec mtime;
 };
 
 /* ------------------------------------------------------------ utilities */
@@ -231,13 +239,189 @@ static int cmp_by_offset(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* ------------------------------------------- files that shrink (SIGBUS) */
+
+/* Shards are memory-mapped.  If a file is truncated while it is mapped
+ * (another process rewrites a checkpoint in place), touching a page past
+ * its new end raises SIGBUS, which would kill the process with nothing
+ * cleaned up.  Instead, a SIGBUS handler recognises addresses inside a
+ * mapped shard, maps zero pages over the rest of that mapping (so the
+ * faulting read completes), and flags the shard.  Nothing computed from
+ * the zeros can leave the process: the writer (tb_writer_put/commit) and
+ * the SVD cache (tb_cache_put) refuse to write once any shard is flagged,
+ * through tb_shard_check_all(), with a message naming the file.  Faults
+ * elsewhere go to the previous handler (or kill the process as before).
+ *
+ * The handler reads only the lock-free slot table below; registration
+ * (open/free) and the checks take guard_lock. */
+#define GUARD_SLOTS 4096
+
+typedef struct guard_slot {
+    atomic_uintptr_t lo, hi; /* the mapping, page-rounded; lo 0 when free */
+    atomic_int faulted;
+    tb_shard *shard;         /* under guard_lock */
+} guard_slot;
+
+static guard_slot guard_slots[GUARD_SLOTS];
+static atomic_int guard_faults; /* slots faulted and not yet freed */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static struct sigaction guard_prev;
+static uintptr_t guard_page = 4096;
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (size_t i = 0; i < GUARD_SLOTS; i++) {
+        uintptr_t lo = atomic_load(&guard_slots[i].lo);
+        uintptr_t hi = atomic_load(&guard_slots[i].hi);
+        if (!lo || a < lo || a >= hi)
+            continue;
+        uintptr_t from = a & ~(guard_page - 1);
+        if (mmap((void *)from, hi - from, PROT_READ,
+                 MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1,
+                 0) == MAP_FAILED)
+            break;
+        if (!atomic_exchange(&guard_slots[i].faulted, 1))
+            atomic_fetch_add(&guard_faults, 1);
+        return; /* the read is retried and sees zeros */
+    }
+    /* Not a shard: whatever would have happened without us. */
+    if ((guard_prev.sa_flags & SA_SIGINFO) && guard_prev.sa_sigaction) {
+        guard_prev.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+        guard_prev.sa_handler(sig);
+        return;
+    }
+    /* Default action: returning re-executes the access, which dies. */
+    signal(sig, SIG_DFL);
+}
+
+static void guard_install(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0)
+        guard_page = (uintptr_t)page;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &guard_prev);
+}
+
+/* Registers s's mapping (best effort: with every slot taken the shard is
+ * simply not guarded). */
+static void guard_register(tb_shard *s)
+{
+    pthread_once(&guard_once, guard_install);
+    uintptr_t lo = (uintptr_t)s->map;
+    uintptr_t hi = (lo + s->map_len + guard_page - 1) & ~(guard_page - 1);
+    pthread_mutex_lock(&guard_lock);
+    for (int i = 0; i < GUARD_SLOTS; i++)
+        if (!guard_slots[i].shard) {
+            guard_slots[i].shard = s;
+            atomic_store(&guard_slots[i].faulted, 0);
+            atomic_store(&guard_slots[i].hi, hi);
+            atomic_store(&guard_slots[i].lo, lo);
+            s->guard = i;
+            break;
+        }
+    pthread_mutex_unlock(&guard_lock);
+}
+
+static void guard_unregister(tb_shard *s)
+{
+    if (s->guard < 0)
+        return;
+    guard_slot *g = &guard_slots[s->guard];
+    pthread_mutex_lock(&guard_lock);
+    atomic_store(&g->lo, 0);
+    atomic_store(&g->hi, 0);
+    if (atomic_exchange(&g->faulted, 0))
+        atomic_fetch_sub(&guard_faults, 1);
+    g->shard = NULL;
+    pthread_mutex_unlock(&guard_lock);
+    s->guard = -1;
+}
+
+/* The error for a shard whose file changed under its mapping. */
+static timber_status changed_error(const tb_shard *s, timber_error *err)
+{
+    struct stat sb;
+    if (stat(s->path, &sb) == 0 && (uint64_t)sb.st_size < s->map_len)
+        return tb_fail(err, TIMBER_ERR_IO,
+                       "%s: the file shrank from %llu to %llu bytes while "
+                       "timber was reading it (truncated or rewritten in "
+                       "place); nothing computed from it was written",
+                       s->path, (unsigned long long)s->map_len,
+                       (unsigned long long)sb.st_size);
+    return tb_fail(err, TIMBER_ERR_IO,
+                   "%s: the file was truncated or rewritten while timber was "
+                   "reading it; nothing computed from it was written",
+                   s->path);
+}
+
+timber_status tb_shard_check(const tb_shard *s, timber_error *err)
+{
+    if (s->guard >= 0 && atomic_load(&guard_slots[s->guard].faulted))
+        return changed_error(s, err);
+    if (s->borrowed)
+        return TIMBER_OK;
+    struct stat sb;
+    if (stat(s->path, &sb) != 0)
+        return TIMBER_OK; /* removed or renamed: our mapping still holds
+                             the bytes we validated */
+    if (sb.st_dev != s->dev || sb.st_ino != s->ino)
+        return TIMBER_OK; /* replaced by rename: likewise */
+    if ((uint64_t)sb.st_size != s->map_len ||
+        sb.st_mtim.tv_sec != s->mtime.tv_sec ||
+        sb.st_mtim.tv_nsec != s->mtime.tv_nsec)
+        return changed_error(s, err);
+    return TIMBER_OK;
+}
+
+timber_status tb_shard_check_all(timber_error *err)
+{
+    if (atomic_load(&guard_faults) == 0)
+        return TIMBER_OK;
+    timber_status st = TIMBER_OK;
+    pthread_mutex_lock(&guard_lock);
+    for (int i = 0; i < GUARD_SLOTS && !st; i++)
+        if (guard_slots[i].shard && atomic_load(&guard_slots[i].faulted))
+            st = changed_error(guard_slots[i].shard, err);
+    pthread_mutex_unlock(&guard_lock);
+    return st;
+}
+
+/* The shard whose mapping holds p, if its file shrank (for a write from
+ * a mapping that failed with EFAULT: the kernel's own read of a page past
+ * the new end of the file). */
+static timber_status blame_shard(const void *p, timber_error *err)
+{
+    uintptr_t a = (uintptr_t)p;
+    timber_status st = TIMBER_OK;
+    pthread_mutex_lock(&guard_lock);
+    for (int i = 0; i < GUARD_SLOTS && !st; i++) {
+        tb_shard *s = guard_slots[i].shard;
+        if (s && a >= atomic_load(&guard_slots[i].lo) &&
+            a < atomic_load(&guard_slots[i].hi))
+            st = changed_error(s, err);
+    }
+    pthread_mutex_unlock(&guard_lock);
+    return st;
+}
+
 /* -------------------------------------------------------------- reading */
 
 void tb_shard_free(tb_shard *s)
 {
     if (!s)
         return;
-    if (s->map)
+    guard_unregister(s);
+    if (s->map && !s->borrowed)
         munmap(s->map, s->map_len);
     if (s->names)
         for (size_t i = 0; i < s->ntensors; i++)
@@ -610,19 +794,85 @@ out:
     return st;
 }
 
-timber_status tb_shard_open(const char *path, tb_shard **out,
-                            timber_error *err)
+/* Allocates a shard named by path (no file touched yet). */
+static timber_status shard_new(const char *path, tb_shard **out,
+                               timber_error *err)
 {
     *out = NULL;
     tb_shard *s = calloc(1, sizeof *s);
     if (!s)
         return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    s->guard = -1;
     s->path = tb_strdup(path);
     s->name = tb_strdup(tb_basename(path));
     if (!s->path || !s->name) {
         tb_shard_free(s);
         return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
     }
+    *out = s;
+    return TIMBER_OK;
+}
+
+/* Checks 2, 4 and 5 of docs/formats.md and then the header, on the image
+ * s->map[0 .. map_len) (the file's bytes, mapped or in memory).  The one
+ * validation path for files and buffers alike. */
+static timber_status validate_image(tb_shard *s, timber_error *err)
+{
+    uint64_t size = (uint64_t)s->map_len;
+    if (size < 8)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: file is %llu bytes, too short for the 8-byte "
+                       "header length",
+                       s->path, (unsigned long long)size);
+    uint64_t n = 0;
+    for (int b = 7; b >= 0; b--)
+        n = (n << 8) | s->map[b];
+    if (n > TB_ST_MAX_HEADER)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header length %llu exceeds the limit of %llu "
+                       "bytes",
+                       s->path, (unsigned long long)n, TB_ST_MAX_HEADER);
+    if (n > size - 8)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: header length %llu runs past the end of the "
+                       "%llu-byte file",
+                       s->path, (unsigned long long)n,
+                       (unsigned long long)size);
+    s->header_len = n;
+    s->data = s->map + 8 + n;
+    s->data_len = size - 8 - n;
+    return parse_header(s, err);
+}
+
+timber_status tb_shard_parse(const char *path, const void *buf, size_t len,
+                             tb_shard **out, timber_error *err)
+{
+    *out = NULL;
+    tb_shard *s;
+    timber_status st = shard_new(path, &s, err);
+    if (st)
+        return st;
+    /* Borrowed: never unmapped or freed by the shard. */
+    s->map = (unsigned char *)buf;
+    s->map_len = len;
+    s->borrowed = 1;
+    st = validate_image(s, err);
+    if (st) {
+        tb_shard_free(s);
+        return st;
+    }
+    *out = s;
+    return TIMBER_OK;
+}
+
+timber_status tb_shard_open(const char *path, tb_shard **out,
+                            timber_error *err)
+{
+    *out = NULL;
+    tb_shard *s;
+    timber_status st = shard_new(path, &s, err);
+    if (st)
+        return st;
 
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
      * refused as not a regular file.  (It changes nothing for mmap.) */
@@ -633,7 +883,6 @@ timber_status tb_shard_open(const char *path, tb_shard **out,
         return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot open", path);
     }
     struct stat sb;
-    timber_status st = TIMBER_OK;
     if (fstat(fd, &sb) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot stat",
                            path);
@@ -644,50 +893,32 @@ timber_status tb_shard_open(const char *path, tb_shard **out,
         goto fail;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    if (size < 8) {
-        st = tb_fail(err, TIMBER_ERR_FORMAT,
-                     "%s: file is %llu bytes, too short for the 8-byte header "
-                     "length",
-                     path, (unsigned long long)size);
-        goto fail;
-    }
     if (size > SIZE_MAX) {
         st = tb_fail(err, TIMBER_ERR_FORMAT, "%s: file too large to map",
                      path);
         goto fail;
     }
     s->map_len = (size_t)size;
-    void *map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot mmap %llu "
-                           "bytes", path, (unsigned long long)size);
-        goto fail;
+    s->dev = sb.st_dev;
+    s->ino = sb.st_ino;
+    s->mtime = sb.st_mtim;
+    /* A file too short for the length prefix is refused by
+     * validate_image; mmap cannot map zero bytes anyway. */
+    if (size >= 8) {
+        void *map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                               "%s: cannot mmap %llu bytes", path,
+                               (unsigned long long)size);
+            goto fail;
+        }
+        s->map = map;
+        guard_register(s);
     }
     close(fd);
     fd = -1;
-    s->map = map;
 
-    uint64_t n = 0;
-    for (int b = 7; b >= 0; b--)
-        n = (n << 8) | s->map[b];
-    if (n > TB_ST_MAX_HEADER) {
-        st = tb_fail(err, TIMBER_ERR_FORMAT,
-                     "%s: header length %llu exceeds the limit of %llu bytes",
-                     path, (unsigned long long)n, TB_ST_MAX_HEADER);
-        goto fail;
-    }
-    if (n > size - 8) {
-        st = tb_fail(err, TIMBER_ERR_FORMAT,
-                     "%s: header length %llu runs past the end of the "
-                     "%llu-byte file",
-                     path, (unsigned long long)n, (unsigned long long)size);
-        goto fail;
-    }
-    s->header_len = n;
-    s->data = s->map + 8 + n;
-    s->data_len = size - 8 - n;
-
-    st = parse_header(s, err);
+    st = validate_image(s, err);
     if (st)
         goto fail;
     *out = s;
@@ -1014,11 +1245,19 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                        index,
                        index < w->n ? (unsigned long long)w->sizes[index]
                                     : 0ull);
+    /* Nothing read from a shard that shrank under us is ever written. */
+    timber_status st = tb_shard_check_all(err);
+    if (st)
+        return st;
     uint64_t off = w->data_start + w->offsets[index] + w->written[index];
-    if (tb_pwrite_all(w->fd, data, len, off) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+    if (tb_pwrite_all(w->fd, data, len, off) != 0) {
+        int e = errno;
+        if (e == EFAULT && blame_shard(data, err))
+            return TIMBER_ERR_IO;
+        return tb_fail_errno(err, TIMBER_ERR_IO, e,
                              "%s: cannot write %zu bytes at offset %llu",
                              w->tmp, len, (unsigned long long)off);
+    }
     w->written[index] += len;
     return TIMBER_OK;
 }
@@ -1038,6 +1277,9 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
                            "%s: tensor #%zu has %llu of its %llu bytes",
                            w->path, i, (unsigned long long)w->written[i],
                            (unsigned long long)w->sizes[i]);
+    timber_status st = tb_shard_check_all(err);
+    if (st)
+        return st;
     /* fsync before rename: otherwise a crash can publish the name with
      * the data still missing (the classic zero-length-file-after-crash). */
     if (fsync(w->fd) != 0)

@@ -46,7 +46,27 @@ typedef struct tb_shard tb_shard;
  * shard by the file's base name. */
 timber_status tb_shard_open(const char *path, tb_shard **out,
                             timber_error *err);
+/* The same validation on a shard image already in memory (the whole
+ * file: length prefix, header, data).  The shard borrows buf, which must
+ * outlive it; path only names it in messages and tensor infos.  This is
+ * the entry point of the fuzz target; tb_shard_open maps the file and
+ * runs exactly the same checks. */
+timber_status tb_shard_parse(const char *path, const void *buf, size_t len,
+                             tb_shard **out, timber_error *err);
 void tb_shard_free(tb_shard *shard);
+
+/* A file that changes while it is mapped.  Truncating a mapped shard
+ * makes reads past its new end raise SIGBUS; a handler (installed on the
+ * first tb_shard_open, chaining to the previous one for other addresses)
+ * maps zero pages there instead, so the read completes, and flags the
+ * shard.  tb_shard_check: TIMBER_ERR_IO naming the file when it was
+ * flagged, or when the file at its path is still the same inode but its
+ * size or mtime changed since it was opened (rewritten in place).
+ * tb_shard_check_all: the flag of every open shard of the process; the
+ * writer (put and commit) and the SVD cache (put) call it, so nothing
+ * computed from such a file is ever written. */
+timber_status tb_shard_check(const tb_shard *shard, timber_error *err);
+timber_status tb_shard_check_all(timber_error *err);
 
 const char *tb_shard_path(const tb_shard *shard);
 const char *tb_shard_name(const tb_shard *shard);
