@@ -19,11 +19,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zlib.h>
 
+#include "safetensors.h"
 #include "util.h"
 
 #define HEADER_SIZE 32u
@@ -44,6 +44,7 @@ typedef struct entry {
     uint64_t body;   /* body length */
     uint64_t rows, cols, r, k, p;
     double erank;
+    size_t chain; /* 1 + the next older entry of the same bucket, or 0 */
 } entry;
 
 struct tb_cache {
@@ -52,8 +53,9 @@ struct tb_cache {
     uint64_t end; /* end of the last whole record: appends go here */
     entry *entries;
     size_t n, cap;
+    size_t *heads;   /* by name hash: 1 + the newest entry, or 0 */
+    size_t nheads;   /* a power of two, >= n */
     pthread_mutex_t lock;
-    double last_sync;
     int dirty;
 };
 
@@ -168,15 +170,21 @@ static int parse_body(const unsigned char *body, uint64_t len, entry *e,
     e->r = take64(&c);
     e->k = take64(&c);
     take(&c, 16); /* erank, tail energy */
-    take(&c, 8);  /* side + padding */
+    const unsigned char *side = take(&c, 8); /* side + padding */
     e->p = take64(&c);
     if (c.bad)
         return -1;
     uint64_t S = e->rows < e->cols ? e->rows : e->cols;
-    uint64_t need, basis;
+    uint64_t need, basis, svals;
+    /* Sizes first (every product checked: the fields are 64-bit and come
+     * from a file), then the basis is the smaller side of the cut, as
+     * spectrum.c makes it, so a record is usable as it stands. */
     if (e->r != S || e->k > e->r || e->p > e->r ||
         !tb_mul_u64(S, e->p, &basis) || !tb_mul_u64(basis, 4, &basis) ||
-        !tb_add_u64(basis, 8 * e->r, &need) || need != c.left)
+        !tb_mul_u64(e->r, 8, &svals) || !tb_add_u64(basis, svals, &need) ||
+        need != c.left)
+        return -1;
+    if (side[0] > 1 || e->p != (side[0] ? e->r - e->k : e->k))
         return -1;
     e->name = malloc((size_t)nlen + 1);
     e->shape = tb_calloc_array(ndim, sizeof(uint64_t));
@@ -283,6 +291,59 @@ static uint64_t walk(int fd, uint64_t file_size, walk_fn fn, void *user,
 
 /* ----------------------------------------------------------- opening */
 
+static size_t name_bucket(const tb_cache *c, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return (size_t)(h & (c->nheads - 1));
+}
+
+/* Appends e to the table (taking its name and shape); lookups are by
+ * name through a hash of chains, newest first, so a run over a cache of
+ * n records costs O(n), not O(n^2) (an MoE checkpoint has ~18,000
+ * matrices).  Returns -1, with e freed, when memory runs out: the record
+ * is then simply not used. */
+static int add_entry(tb_cache *c, entry *e)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        entry *g = tb_alloc_array(cap, sizeof *g);
+        if (!g)
+            goto fail;
+        if (c->n)
+            memcpy(g, c->entries, c->n * sizeof *g);
+        free(c->entries);
+        c->entries = g;
+        c->cap = cap;
+    }
+    if (c->n + 1 > c->nheads) {
+        size_t nh = c->nheads ? 2 * c->nheads : 64;
+        while (nh < c->n + 1)
+            nh *= 2;
+        size_t *h = tb_calloc_array(nh, sizeof *h);
+        if (!h)
+            goto fail;
+        free(c->heads);
+        c->heads = h;
+        c->nheads = nh;
+        for (size_t i = 0; i < c->n; i++) {
+            size_t b = name_bucket(c, c->entries[i].name);
+            c->entries[i].chain = c->heads[b];
+            c->heads[b] = i + 1;
+        }
+    }
+    size_t b = name_bucket(c, e->name);
+    e->chain = c->heads[b];
+    c->entries[c->n] = *e;
+    c->heads[b] = ++c->n;
+    return 0;
+fail:
+    free(e->name);
+    free(e->shape);
+    return -1;
+}
+
 static void add_entry_cb(void *user, uint64_t off, int valid,
                          const unsigned char *body, uint64_t len)
 {
@@ -295,18 +356,7 @@ static void add_entry_cb(void *user, uint64_t off, int valid,
         return;
     e.offset = off;
     e.body = len;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 64;
-        entry *g = realloc(c->entries, cap * sizeof *g);
-        if (!g) {
-            free(e.name);
-            free(e.shape);
-            return;
-        }
-        c->entries = g;
-        c->cap = cap;
-    }
-    c->entries[c->n++] = e;
+    add_entry(c, &e);
 }
 
 static int mkdir_p(const char *dir)
@@ -363,6 +413,7 @@ void tb_cache_close(tb_cache *c)
         free(c->entries[i].shape);
     }
     free(c->entries);
+    free(c->heads);
     free(c->path);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -475,9 +526,10 @@ int tb_cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
     memset(sp, 0, sizeof *sp);
     pthread_mutex_lock(&c->lock);
     const entry *hit = NULL;
-    for (size_t i = c->n; i-- > 0 && !hit;)
-        if (key_matches(&c->entries[i], key, rows, cols))
-            hit = &c->entries[i];
+    for (size_t at = c->nheads ? c->heads[name_bucket(c, key->name)] : 0;
+         at && !hit; at = c->entries[at - 1].chain)
+        if (key_matches(&c->entries[at - 1], key, rows, cols))
+            hit = &c->entries[at - 1];
     entry e = hit ? *hit : (entry){0};
     uint64_t file_end = c->end;
     pthread_mutex_unlock(&c->lock);
@@ -526,17 +578,16 @@ int tb_cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
     return ok;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
                            uint64_t cols, const tb_spectrum *sp,
                            timber_error *err)
 {
+    /* A spectrum computed while an input shard shrank under its mapping
+     * may come from zero pages: it must never reach the file, where its
+     * key (the CRCs of the real bytes) would make it look valid. */
+    timber_status guard = tb_shard_check_all(err);
+    if (guard)
+        return guard;
     size_t nlen = strlen(k->name);
     uint64_t S = sp->S, basis = S * sp->p;
     uint64_t B = 4 + nlen + 4 + 8 * k->ndim + 4 + 4 + 4 + 4 + 32 + 16 + 8 +
@@ -594,33 +645,18 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
         }
     } else {
         c->end = at + REC_HEAD + B + 4;
+        /* Written to the kernel: a killed process loses nothing.  No
+         * fdatasync per record: on ext4 each one commits the journal and
+         * drags the output shards' dirty pages to disk with it, halving
+         * the run's speed.  The file is synced once, at close; a record
+         * torn by a power cut fails its CRC and is recomputed. */
         c->dirty = 1;
-        /* Durable at most a second later; a kill loses nothing written. */
-        double now = now_seconds();
-        if (now - c->last_sync >= 1.0) {
-            fdatasync(c->fd);
-            c->last_sync = now;
-            c->dirty = 0;
-        }
         entry e;
         uint64_t values;
         if (parse_body(rec + REC_HEAD, B, &e, &values) == 0) {
             e.offset = at;
             e.body = B;
-            if (c->n == c->cap) {
-                size_t cap = c->cap ? 2 * c->cap : 64;
-                entry *g = realloc(c->entries, cap * sizeof *g);
-                if (g) {
-                    c->entries = g;
-                    c->cap = cap;
-                }
-            }
-            if (c->n < c->cap)
-                c->entries[c->n++] = e;
-            else {
-                free(e.name);
-                free(e.shape);
-            }
+            add_entry(c, &e);
         }
     }
     pthread_mutex_unlock(&c->lock);
