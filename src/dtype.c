@@ -145,41 +145,65 @@ float tb_f16_to_f32(uint16_t h)
     return bits_f32(sign | ((e + 112u) << 23) | (m << 13));
 }
 
-static uint16_t load_u16(const unsigned char *p)
+/* safetensors data is little-endian, as is every machine timber builds
+ * for; elements are read through unaligned-access types so the loops
+ * below vectorise (a shard's data need not be aligned). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "timber assumes a little-endian machine"
+#endif
+typedef uint16_t u16_any __attribute__((aligned(1), may_alias));
+typedef float f32_any __attribute__((aligned(1), may_alias));
+
+/* f16 -> f32 without branches on the common path: shift the exponent and
+ * mantissa into place and rebias; subnormals are renormalised by a float
+ * subtraction, Inf/NaN get the full exponent. */
+static inline float f16_to_f32_fast(uint16_t h)
 {
-    return (uint16_t)(p[0] | (p[1] << 8));
+    uint32_t o = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t exp = o & 0x0f800000u;
+    o += (uint32_t)(127 - 15) << 23;
+    float f;
+    if (exp == 0x0f800000u) {
+        o += (uint32_t)(128 - 16) << 23; /* Inf / NaN */
+        memcpy(&f, &o, 4);
+    } else if (exp == 0) {
+        o += 1u << 23; /* zero / subnormal */
+        memcpy(&f, &o, 4);
+        f -= 0x1p-14f;
+    } else {
+        memcpy(&f, &o, 4);
+    }
+    return (h & 0x8000u) ? -f : f;
 }
 
-static void store_u16(unsigned char *p, uint16_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-/* safetensors data is little-endian; so is every machine timber targets,
- * so F32/F64 are read with memcpy (alignment-safe) rather than bytewise. */
 void tb_decode(timber_dtype dt, const void *src, double *dst, size_t n)
 {
-    const unsigned char *p = src;
     switch (dt) {
     case TIMBER_DT_F64:
-        memcpy(dst, p, n * 8);
+        memcpy(dst, src, n * 8);
         break;
-    case TIMBER_DT_F32:
+    case TIMBER_DT_F32: {
+        const f32_any *s = src;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = s[i];
+        break;
+    }
+    case TIMBER_DT_F16: {
+        const u16_any *s = src;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = f16_to_f32_fast(s[i]);
+        break;
+    }
+    case TIMBER_DT_BF16: {
+        const u16_any *s = src;
         for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[i] << 16;
             float f;
-            memcpy(&f, p + 4 * i, 4);
+            memcpy(&f, &u, 4);
             dst[i] = f;
         }
         break;
-    case TIMBER_DT_F16:
-        for (size_t i = 0; i < n; i++)
-            dst[i] = tb_f16_to_f32(load_u16(p + 2 * i));
-        break;
-    case TIMBER_DT_BF16:
-        for (size_t i = 0; i < n; i++)
-            dst[i] = tb_bf16_to_f32(load_u16(p + 2 * i));
-        break;
+    }
     default:
         break; /* callers only pass refinable dtypes */
     }
@@ -187,25 +211,36 @@ void tb_decode(timber_dtype dt, const void *src, double *dst, size_t n)
 
 void tb_encode(timber_dtype dt, const double *src, void *dst, size_t n)
 {
-    unsigned char *p = dst;
     switch (dt) {
     case TIMBER_DT_F64:
-        memcpy(p, src, n * 8);
+        memcpy(dst, src, n * 8);
         break;
-    case TIMBER_DT_F32:
+    case TIMBER_DT_F32: {
+        f32_any *d = dst;
+        for (size_t i = 0; i < n; i++)
+            d[i] = (float)src[i];
+        break;
+    }
+    case TIMBER_DT_F16: {
+        u16_any *d = dst;
+        for (size_t i = 0; i < n; i++)
+            d[i] = tb_f32_to_f16((float)src[i]);
+        break;
+    }
+    case TIMBER_DT_BF16: {
+        /* tb_f32_to_bf16 written branch-free so the loop vectorises. */
+        u16_any *d = dst;
         for (size_t i = 0; i < n; i++) {
             float f = (float)src[i];
-            memcpy(p + 4 * i, &f, 4);
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+            uint32_t quiet = (u >> 16) | 0x0040u;
+            d[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet
+                                                              : rounded);
         }
         break;
-    case TIMBER_DT_F16:
-        for (size_t i = 0; i < n; i++)
-            store_u16(p + 2 * i, tb_f32_to_f16((float)src[i]));
-        break;
-    case TIMBER_DT_BF16:
-        for (size_t i = 0; i < n; i++)
-            store_u16(p + 2 * i, tb_f32_to_bf16((float)src[i]));
-        break;
+    }
     default:
         break;
     }

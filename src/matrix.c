@@ -53,8 +53,20 @@ uint64_t tb_mat_row_step(const tb_mat *M)
     return step > M->rows ? M->rows : step;
 }
 
+/* First NaN or Inf of n doubles, or -1.  The common all-finite case is a
+ * branch-free scan of the exponent bits, which vectorises; only a bad
+ * panel is searched element by element. */
 static long first_nonfinite(const double *x, size_t n)
 {
+    const uint64_t expo = 0x7ff0000000000000ull;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &x[i], 8);
+        bad |= (uint64_t)((b & expo) == expo);
+    }
+    if (!bad)
+        return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return (long)i;
