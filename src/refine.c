@@ -674,7 +674,7 @@ static timber_status setup_result(run *R, timber_error *err)
     for (size_t g = 0; g < ng; g++) {
         if (!(gs[g] >= 0.0 && gs[g] <= 1.0))
             return tb_fail(err, TIMBER_ERR_INVALID,
-                           "gamma %g is outside [0, 1]", gs[g]);
+                           "--gamma: %g is outside [0, 1]", gs[g]);
         char name[64];
         if (ng == 1)
             name[0] = '\0';
@@ -683,7 +683,7 @@ static timber_status setup_result(run *R, timber_error *err)
         for (size_t h = 0; h < g; h++)
             if (strcmp(res->gamma_dirs[h], name) == 0)
                 return tb_fail(err, TIMBER_ERR_INVALID,
-                               "gammas %.17g and %.17g would share the "
+                               "--gamma: %.17g and %.17g would share the "
                                "directory %s",
                                res->gammas[h], gs[g], name);
         res->gammas[g] = gs[g];

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# scripts/bench.sh [WORKDIR] — timber's speed and memory on this machine.
+#
+#   1. DGEMM/SGEMM rate of this machine (OpenBLAS, every core), as the yard-
+#      stick for timber's achieved rate.
+#   2. A Qwen3-0.6B-shaped pair (all 28 layers, bf16, 2 x 1.2 GB): a cold
+#      refine (empty SVD cache) and a re-run with another gamma from the
+#      cache: wall time, peak RSS, achieved GFLOP/s of the Gram + update
+#      arithmetic against the DGEMM rate.
+#   3. A Llama-3.1-8B-shaped pair with a few layers (BENCH_LLAMA_LAYERS,
+#      default 2): peak RSS, which must stay under 3 GB and not grow with
+#      the number of layers.
+# Figures go to stdout and to WORKDIR/bench.md; docs/performance.md records
+# them by hand with the machine they came from.  Needs ~12 GB of disk.
+# Nothing here is a test: no timing is asserted anywhere.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+
+"$here/setup.sh"
+bin="$root/build"
+
+work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/timber-bench.XXXXXX")}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+export XDG_CACHE_HOME="$work/xdg-cache" # never touch the user's cache
+llama_layers=${BENCH_LLAMA_LAYERS:-2}
+md="$work/bench.md"
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Runs a command, prints "wall_s peak_rss_kb" of it (children included).
+measure() {
+    python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t0 = time.monotonic()
+rc = subprocess.call(sys.argv[1:])
+wall = time.monotonic() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+if rc != 0:
+    sys.exit(f"bench: command failed with exit code {rc}: {' '.join(sys.argv[1:])}")
+print(f"{wall:.2f} {rss}")
+PY
+}
+
+# GFLOPs of the arithmetic timber does for a run, from its JSON report:
+# Gram (m n S), tridiagonal reduction (4/3 S^3), projection (4 m n p).
+work_gflop() {
+    python3 - "$1" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+total = 0.0
+for t in rep["tensors"]:
+    if t["action"] != "refined":
+        continue
+    m, n, r, k = t["rows"], t["cols"], t["rank"], t["k"]
+    p = min(k, r - k)
+    total += m * n * r + 4.0 / 3.0 * r ** 3 + 4.0 * m * n * p
+print(f"{total / 1e9:.1f}")
+PY
+}
+
+update_gflop() {
+    python3 - "$1" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+total = 0.0
+for t in rep["tensors"]:
+    if t["action"] == "refined":
+        r, k = t["rank"], t["k"]
+        total += 4.0 * t["rows"] * t["cols"] * min(k, r - k)
+print(f"{total / 1e9:.1f}")
+PY
+}
+
+log "machine"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+cores=$(nproc)
+mem=$(free -g | awk '/Mem:/ {print $2 " GB"}')
+echo "$cpu, $cores cores, $mem"
+read -r dgemm sgemm < <("$bin/timber-dgemm-rate" | awk '/dgemm/ {d=$2} /sgemm/ {s=$2} END {print d, s}')
+echo "DGEMM $dgemm GFLOP/s, SGEMM $sgemm GFLOP/s (2048^3, OpenBLAS, $cores threads)"
+
+log "Qwen3-0.6B-shaped pair (28 layers, bf16)"
+q="$work/qwen3-0.6b"
+if [ ! -f "$q/instruct/model.safetensors" ]; then
+    "$bin/timber-gen" "$q" --preset qwen3-0.6b --force
+fi
+rm -rf "$q/out-cold" "$q/out-cached" "$q/svd.tsvd"
+read -r cold_s cold_kb < <(measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cold" \
+    --gamma 0.2 --cache "$q/svd.tsvd" --report "$q/cold.json")
+read -r cached_s cached_kb < <(measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cached" \
+    --gamma 0.5 --cache "$q/svd.tsvd" --report "$q/cached.json")
+cold_gf=$(work_gflop "$q/cold.json")
+upd_gf=$(update_gflop "$q/cold.json")
+model_bytes=$(du -b "$q/instruct/model.safetensors" | cut -f1)
+cache_bytes=$(du -b "$q/svd.tsvd" | cut -f1)
+rate_cold=$(python3 -c "print(f'{$cold_gf/$cold_s:.1f}')")
+rate_cached=$(python3 -c "print(f'{$upd_gf/$cached_s:.1f}')")
+cache_share=$(python3 -c "print(f'{100*$cache_bytes/$model_bytes:.1f}')")
+echo "cold refine:   ${cold_s} s, peak RSS $((cold_kb / 1024)) MB, $cold_gf GFLOP -> $rate_cold GFLOP/s (DGEMM $dgemm)"
+echo "cached re-run: ${cached_s} s, peak RSS $((cached_kb / 1024)) MB, $upd_gf GFLOP -> $rate_cached GFLOP/s (SGEMM $sgemm)"
+echo "cache file:    $cache_bytes bytes = ${cache_share}% of the bf16 model"
+echo "authors' script on the same pair and machine (design notes): 220 s cold, 42 s from its cache"
+echo "speed-up:      $(python3 -c "print(f'{220/$cold_s:.1f}')")x cold, $(python3 -c "print(f'{42/$cached_s:.1f}')")x cached"
+
+log "Llama-3.1-8B-shaped pair ($llama_layers layers, bf16)"
+l="$work/llama-3.1-8b-$llama_layers"
+if [ ! -f "$l/instruct/model.safetensors" ] && [ ! -f "$l/instruct/model.safetensors.index.json" ]; then
+    "$bin/timber-gen" "$l" --preset llama-3.1-8b --layers "$llama_layers" --force
+fi
+rm -rf "$l/out" "$l/svd.tsvd"
+read -r llama_s llama_kb < <(measure "$bin/timber" "$l/base" "$l/instruct" "$l/out" \
+    --gamma 0.2 --cache "$l/svd.tsvd" --report "$l/cold.json")
+llama_gb=$(python3 -c "print(f'{$llama_kb/1048576:.2f}')")
+echo "cold refine: ${llama_s} s, peak RSS $llama_gb GB (limit 3 GB)"
+
+cat > "$md" <<EOF
+| measurement | value |
+|---|---|
+| machine | $cpu, $cores cores, $mem |
+| DGEMM / SGEMM (2048³, OpenBLAS) | $dgemm / $sgemm GFLOP/s |
+| Qwen3-0.6B cold refine | ${cold_s} s, peak RSS $((cold_kb / 1024)) MB, $rate_cold GFLOP/s |
+| Qwen3-0.6B re-run from cache (other gamma) | ${cached_s} s, peak RSS $((cached_kb / 1024)) MB |
+| cache size | $cache_bytes B = ${cache_share} % of the bf16 model |
+| Llama-3.1-8B ($llama_layers layers) cold refine | ${llama_s} s, peak RSS $llama_gb GB |
+EOF
+log "summary (also in $md)"
+cat "$md"
