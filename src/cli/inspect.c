@@ -87,6 +87,21 @@ static void format_shape(char *buf, size_t size, const timber_tensor_info *t)
         snprintf(buf + at, size - at, "]");
 }
 
+/* A name as one table cell: control characters (legal in JSON strings,
+ * so possible in a valid header) are escaped so a row stays one line. */
+static void cell_name(char *buf, size_t size, const char *name)
+{
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)name;
+         *p && at + 5 < size; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            at += (size_t)snprintf(buf + at, size - at, "\\x%02x", *p);
+        else
+            buf[at++] = (char)*p;
+    }
+    buf[at] = '\0';
+}
+
 static int inspect_text(const timber_model *m)
 {
     size_t n = timber_model_tensor_count(m);
@@ -95,7 +110,9 @@ static int inspect_text(const timber_model *m)
     for (size_t i = 0; i < n; i++) {
         const timber_tensor_info *t = timber_model_tensor(m, i);
         format_shape(shape, sizeof shape, t);
-        int l = (int)strlen(t->name);
+        char name[1024];
+        cell_name(name, sizeof name, t->name);
+        int l = (int)strlen(name);
         wname = l > wname ? l : wname;
         l = (int)strlen(shape);
         wshape = l > wshape ? l : wshape;
@@ -106,7 +123,9 @@ static int inspect_text(const timber_model *m)
     for (size_t i = 0; i < n; i++) {
         const timber_tensor_info *t = timber_model_tensor(m, i);
         format_shape(shape, sizeof shape, t);
-        printf("%-*s  %-11s  %-*s  %*llu  %s\n", wname, t->name,
+        char name[1024];
+        cell_name(name, sizeof name, t->name);
+        printf("%-*s  %-11s  %-*s  %*llu  %s\n", wname, name,
                timber_dtype_name(t->dtype), wshape, shape, wbytes,
                (unsigned long long)t->nbytes, t->shard);
         params += t->nelems;
