@@ -481,10 +481,10 @@ static int write_plot(const char *out, const timber_erank_result *res,
     if (g) {
         if (png)
             fprintf(g, "set terminal pngcairo size 1800,1200 font 'Sans,11' "
-                       "enhanced\n");
+                       "noenhanced\n");
         else
             fprintf(g, "set terminal svg size 1800,1200 font 'Sans,11' "
-                       "enhanced background rgb 'white'\n");
+                       "noenhanced background rgb 'white'\n");
         fprintf(g, "set output ");
         gp_quote(g, tmp_out);
         fprintf(g, "\nset datafile separator whitespace\n");
@@ -496,7 +496,16 @@ static int write_plot(const char *out, const timber_erank_result *res,
         double top = 0.93, fig1_h = 0.56, w = 1.0 / cols;
         double h = fig1_h / rows;
         int at = 0;
-        fprintf(g, "set key top left font 'Sans,9'\nset grid\n");
+        /* Layers are whole numbers; y from 0 so that "barely changes"
+         * looks like it (autoscale would magnify 0.01 % differences). */
+        long maxl = 0;
+        for (size_t i = 0; i < n; i++) {
+            long l = layer_of(timber_erank_row_at(res, i)->name);
+            maxl = l > maxl ? l : maxl;
+        }
+        fprintf(g, "set key bottom right font 'Sans,9'\nset grid\n");
+        fprintf(g, "set xtics %ld\nset format x '%%.0f'\nset yrange [0:*]\n",
+                maxl >= 8 ? (maxl + 7) / 8 : 1);
         for (int m = 0; m < NMODULES; m++) {
             if (!present[m])
                 continue;
@@ -527,8 +536,10 @@ static int write_plot(const char *out, const timber_erank_result *res,
                        "(k = ceil(eRank) is the cut-off)"
                      : "distribution of eRank / r");
         fprintf(g, "set xlabel 'eRank / r'\nset ylabel 'tensors'\n");
-        fprintf(g, "set style fill solid 0.6 border -1\nset boxwidth 0.9 "
-                   "relative\nset xrange [0:1.02]\nset yrange [0:*]\n");
+        fprintf(g, "set style fill solid 0.6 border -1\nset boxwidth 0.009 "
+                   "absolute\nset xrange [0:1.02]\nset yrange [0:*]\n"
+                   "set xtics 0.1\nset format x '%%.1f'\n"
+                   "set offsets 0, 0, graph 0.08, 0\n");
         fprintf(g, "stats '%s/ratio.dat' using 1 nooutput\n", dir);
         fprintf(g, "set arrow from STATS_mean, graph 0 to STATS_mean, graph "
                    "1 nohead lw 2 lc rgb 'red'\n");
