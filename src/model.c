@@ -300,8 +300,30 @@ static timber_status scan_dir(timber_model *m, int want_shards,
         if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
             continue;
         char *p = tb_path_join(m->path, n);
+        if (!p) {
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         struct stat sb;
-        int regular = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+        int found = stat(p, &sb) == 0, e = errno;
+        int regular = found && S_ISREG(sb.st_mode);
+        /* Without an index the directory listing is the list of shards:
+         * a shard that cannot be read (a dangling symbolic link, a FIFO)
+         * must not silently drop its tensors from the checkpoint. */
+        if (!regular && want_shards && ends_with(n, ".safetensors") &&
+            (!found || !S_ISDIR(sb.st_mode))) {
+            st = found ? tb_fail(err, TIMBER_ERR_IO,
+                                 "%s: not a regular file, so its tensors "
+                                 "cannot be read",
+                                 p)
+                       : tb_fail_errno(err, TIMBER_ERR_IO, e,
+                                       "%s: cannot read this shard%s", p,
+                                       e == ENOENT
+                                           ? " (a dangling symbolic link?)"
+                                           : "");
+            free(p);
+            goto out;
+        }
         free(p);
         if (!regular)
             continue; /* subdirectories are not part of the checkpoint */
