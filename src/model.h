@@ -17,7 +17,6 @@ tb_shard *tb_model_shard(const timber_model *m, size_t i);
 size_t tb_model_name_rank(const timber_model *m,
                           const timber_tensor_info *t);
 
-#endif /* TIMBER_MODEL_H */
 
 /* tb_shard_check on every shard: TIMBER_ERR_IO naming the first file
  * that was truncated or rewritten in place since the model was opened.
@@ -45,3 +44,5 @@ typedef struct tb_index_entry {
 timber_status tb_index_write(const char *dir, const tb_index_entry *entries,
                              size_t n, uint64_t total_size,
                              timber_error *err);
+
+#endif /* TIMBER_MODEL_H */

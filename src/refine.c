@@ -832,6 +832,12 @@ timber_status timber_refine(const char *base, const char *instruct,
     }
     if (!st && cancelled(&R))
         st = interrupted(err);
+    /* An input rewritten or truncated under its mapping may have fed us a
+     * mixture of bytes: refuse to publish (safetensors.h, "SIGBUS"). */
+    if (!st)
+        st = tb_model_check(R.base, err);
+    if (!st)
+        st = tb_model_check(R.inst, err);
     if (!st)
         st = tb_outdir_publish(&R.dir, err);
     tb_outdir_end(&R.dir);
