@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <lapacke.h>
 
 #include "util.h"
@@ -96,9 +97,31 @@ out:
     return rc;
 }
 
+static timber_status spectrum_from_gram(double *G, size_t S, int want_basis,
+                                        tb_spectrum *out, const char *what,
+                                        timber_error *err);
+
+/* The eigen-solves run on one BLAS thread whatever the caller's setting:
+ * LAPACK's level-2 kernels (dsymv in dsytrd) may sum in another order on
+ * more threads, and the output must not depend on --threads.  They are
+ * sequential and memory-bound anyway; the parallel work is the Gram and the
+ * update, whose GEMM/SYRK kernels split only the output, never a sum. */
 timber_status tb_spectrum_from_gram(double *G, size_t S, int want_basis,
                                     tb_spectrum *out, const char *what,
                                     timber_error *err)
+{
+    int threads = openblas_get_num_threads();
+    if (threads != 1)
+        openblas_set_num_threads(1);
+    timber_status st = spectrum_from_gram(G, S, want_basis, out, what, err);
+    if (threads != 1)
+        openblas_set_num_threads(threads);
+    return st;
+}
+
+static timber_status spectrum_from_gram(double *G, size_t S, int want_basis,
+                                        tb_spectrum *out, const char *what,
+                                        timber_error *err)
 {
     memset(out, 0, sizeof *out);
     out->S = S;
