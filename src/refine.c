@@ -5,14 +5,21 @@
  * OUT, and rename it into place only when everything is on disk.
  *
  * Per refined tensor (rows x cols, A = D or D^T so A is L x S, L >= S):
- *   pass 1  G = A^T A, streamed in panels of A's rows, D = W_I - W_B
- *           decoded to double and checked finite on the way;
- *   maths   spectrum.c: s, eRank, k and a basis V of the smaller side;
+ *   cache   with a cache, CRC-32 of both inputs' bytes; a matching record
+ *           replaces pass 1 and the maths;
+ *   pass 1  G = A^T A, streamed in panels of A's rows (matrix.c), D =
+ *           W_I - W_B decoded to double and checked finite on the way;
+ *   maths   spectrum.c: s, eRank, k and a basis V of the smaller side,
+ *           rounded to float32 (the form the cache stores) and appended to
+ *           the cache;
  *   pass 2  (rows < cols only) Z = U^T D, streamed by row blocks;
- *   pass 3  per row block: P = projection of D onto V's span, T = P (tail
- *           side) or D - P (head side), out = W_I - (1 - gamma) T for each
- *           gamma, rounded to Instruct's dtype, appended to the shard.
+ *   pass 3  per row block: P = projection of D onto V's span (float32
+ *           GEMMs), T = P (tail side) or D - P (head side), out = W_I -
+ *           (1 - gamma) T in double for each gamma, rounded to Instruct's
+ *           dtype, appended to the shard.
  * Memory is a few panels plus G and V: never a whole matrix in double.
+ * Tensors are tasks on every core (parallel.c); every output shard of
+ * every gamma is open at once and filled in any order.
  */
 #include "timber.h"
 
