@@ -440,7 +440,14 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
                            "%s: cannot create the cache directory", dir);
         goto fail;
     }
-    c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    /* Created here: removed again if even its header cannot be written,
+     * so a full disk leaves no empty file that is not a cache. */
+    int created = 1;
+    c->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (c->fd < 0 && errno == EEXIST) {
+        created = 0;
+        c->fd = open(path, O_RDWR | O_CLOEXEC);
+    }
     if (c->fd < 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
                            "%s: cannot open the cache", path);
@@ -472,7 +479,11 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
             fdatasync(c->fd) != 0) {
             st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
                                "%s: cannot write the cache header", path);
-            ftruncate(c->fd, 0);
+            if (created)
+                unlink(path);
+            else if (ftruncate(c->fd, 0) != 0) {
+                /* the next open sees a short header and says so */
+            }
             goto fail;
         }
         c->end = HEADER_SIZE;
