@@ -201,8 +201,9 @@ timber_status tb_outdir_begin(tb_outdir *d, const char *out, int force,
     snprintf(d->tmp, size, "%s/%s%ld", parent, prefix, (long)getpid());
     free(parent);
     if (mkdir(d->tmp, 0777) != 0) {
-        timber_status st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                         "%s: cannot create", d->tmp);
+        timber_status st = tb_fail_errno(
+            err, TIMBER_ERR_IO, errno,
+            "%s: cannot create its temporary directory %s", d->out, d->tmp);
         free(d->tmp);
         d->tmp = NULL;
         return st;
