@@ -10,6 +10,11 @@
 #ifndef TIMBER_CLI_H
 #define TIMBER_CLI_H
 
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
 #include "timber.h"
 
 /* Exit codes (docs/cli.md). */
@@ -42,6 +47,40 @@ int cli_is_help(const char *arg);
 /* Parses a comma-separated list of gammas in [0, 1]; returns the count or
  * -1 after printing a usage error.  *out is malloc'd. */
 int cli_parse_gammas(const char *arg, double **out);
+
+/* Matches argv[*i] against "--name VALUE" or "--name=VALUE": 1 with *val
+ * set (and *i advanced past a separate value), 0 for another argument,
+ * -1 after a usage error for a missing value. */
+int cli_option_value(const char *cmd, int argc, char **argv, int *i,
+                     const char *name, const char **val);
+/* --threads N, 1..64: EXIT_OK, or EXIT_USAGE after the message. */
+int cli_parse_threads(const char *cmd, const char *val, int *threads);
+/* The exit code for a failed library call, after its message. */
+int cli_status_exit(timber_status st, const timber_error *err);
+
+/* SIGINT and SIGTERM set cli_cancel (the library polls it and stops). */
+extern volatile sig_atomic_t cli_cancel;
+void cli_catch_signals(void);
+const char *cli_signal_name(void);
+int cli_interrupted_exit(void); /* 130 or 143 */
+
+/* The progress line on stderr: only on a terminal and without --quiet. */
+typedef struct cli_progress {
+    int enabled, drawn;
+} cli_progress;
+void cli_progress_init(cli_progress *p, int quiet);
+void cli_progress_show(const timber_progress *p, void *user);
+void cli_progress_clear(cli_progress *p);
+
+/* "[a, b]" (brackets, sep ", ") or "axb" (no brackets, sep "x"). */
+void cli_format_shape(char *buf, size_t size, size_t ndim,
+                      const uint64_t *shape, const char *sep, int brackets);
+/* Writes a whole file through a temporary beside it and a rename: 0, or -1
+ * with errno set and nothing left behind. */
+int cli_write_file(const char *path, const char *text, size_t len);
+
+/* One CSV field, quoted when it holds a comma, quote or newline. */
+void cli_csv_field(FILE *f, const char *s);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_refine(int argc, char **argv);

@@ -49,21 +49,6 @@ const char cli_erank_help[] =
     "  -q, --quiet       no progress on stderr\n"
     "  -h, --help        show this help\n";
 
-static volatile sig_atomic_t cancel_signal;
-
-static void on_signal(int sig)
-{
-    cancel_signal = sig;
-}
-
-static void on_progress(const timber_progress *p, void *user)
-{
-    int *drawn = user;
-    fprintf(stderr, "\r\033[K[%zu/%zu] %.60s", p->index, p->total, p->tensor);
-    fflush(stderr);
-    *drawn = 1;
-}
-
 /* ------------------------------------------------------ classification */
 
 static const char *const module_order[] = {
@@ -107,11 +92,7 @@ static long layer_of(const char *name)
 
 static void shape_text(char *buf, size_t size, const timber_erank_row *r)
 {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (size_t d = 0; d < r->ndim && at < size; d++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? "x" : "",
-                               (unsigned long long)r->shape[d]);
+    cli_format_shape(buf, size, r->ndim, r->shape, "x", 0);
 }
 
 /* ----------------------------------------------------------------- table */
@@ -238,33 +219,6 @@ static cJSON *number_or_null(double v)
     return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
 
-/* Writes text to path through a temporary and a rename. */
-static int write_text_file(const char *path, const char *text)
-{
-    size_t l = strlen(path) + 32;
-    char *tmp = malloc(l);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, l, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int rc = f ? 0 : -1;
-    if (f) {
-        if (fputs(text, f) < 0)
-            rc = -1;
-        if (fclose(f) != 0)
-            rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -1;
-    if (rc != 0) {
-        int e = errno;
-        remove(tmp);
-        errno = e;
-    }
-    free(tmp);
-    return rc;
-}
-
 static int write_json(const char *path, const timber_erank_result *res)
 {
     int pair = timber_erank_is_pair(res);
@@ -323,7 +277,7 @@ static int write_json(const char *path, const timber_erank_result *res)
     }
     t2[len] = '\n';
     t2[len + 1] = '\0';
-    int rc = write_text_file(path, t2);
+    int rc = cli_write_file(path, t2, len + 1);
     free(t2);
     return rc;
 }
@@ -332,17 +286,16 @@ static int write_csv(const char *path, const timber_erank_result *res)
 {
     int pair = timber_erank_is_pair(res);
     size_t n = timber_erank_count(res);
-    size_t cap = 256 + n * 320, at = 0;
-    char *text = malloc(cap);
-    if (!text)
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
         return -1;
-    at += (size_t)snprintf(text + at, cap - at, "%s\n",
-                           pair ? "name,shape,rank,erank_base,erank_instruct,"
-                                  "erank_delta,k,erank_delta_ratio,"
-                                  "delta_rel_norm,module,layer"
-                                : "name,shape,rank,erank,erank_ratio,module,"
-                                  "layer");
-    for (size_t i = 0; i < n && at < cap; i++) {
+    fprintf(f, "%s\n",
+            pair ? "name,shape,rank,erank_base,erank_instruct,erank_delta,k,"
+                   "erank_delta_ratio,delta_rel_norm,module,layer"
+                 : "name,shape,rank,erank,erank_ratio,module,layer");
+    for (size_t i = 0; i < n; i++) {
         const timber_erank_row *r = timber_erank_row_at(res, i);
         char shape[64];
         shape_text(shape, sizeof shape, r);
@@ -350,25 +303,21 @@ static int write_csv(const char *path, const timber_erank_result *res)
         char layer[24] = "";
         if (l >= 0)
             snprintf(layer, sizeof layer, "%ld", l);
-        /* Tensor names have no commas or quotes in practice; quote anyway
-         * when they do (RFC 4180). */
-        const char *q = strpbrk(r->name, ",\"") ? "\"" : "";
+        cli_csv_field(f, r->name);
         if (pair)
-            at += (size_t)snprintf(
-                text + at, cap - at,
-                "%s%s%s,%s,%llu,%.17g,%.17g,%.17g,%llu,%.17g,%.17g,%s,%s\n",
-                q, r->name, q, shape, (unsigned long long)r->rank,
-                r->erank_base, r->erank_instruct, r->erank_delta,
-                (unsigned long long)r->k, r->delta_ratio, r->delta_rel_norm,
-                module_order[module_of(r->name)], layer);
+            fprintf(f, ",%s,%llu,%.17g,%.17g,%.17g,%llu,%.17g,%.17g,%s,%s\n",
+                    shape, (unsigned long long)r->rank,
+                    r->erank_base, r->erank_instruct, r->erank_delta,
+                    (unsigned long long)r->k, r->delta_ratio,
+                    r->delta_rel_norm, module_order[module_of(r->name)],
+                    layer);
         else
-            at += (size_t)snprintf(
-                text + at, cap - at, "%s%s%s,%s,%llu,%.17g,%.17g,%s,%s\n", q,
-                r->name, q, shape, (unsigned long long)r->rank,
-                r->erank_instruct, r->erank_instruct / (double)r->rank,
-                module_order[module_of(r->name)], layer);
+            fprintf(f, ",%s,%llu,%.17g,%.17g,%s,%s\n", shape,
+                    (unsigned long long)r->rank, r->erank_instruct,
+                    r->erank_instruct / (double)r->rank,
+                    module_order[module_of(r->name)], layer);
     }
-    int rc = write_text_file(path, text);
+    int rc = fclose(f) == 0 ? cli_write_file(path, text, len) : -1;
     free(text);
     return rc;
 }
@@ -608,20 +557,15 @@ int cmd_erank(int argc, char **argv)
                                              "--cache"};
         int which = -1;
         const char *val = NULL;
-        for (int v = 0; v < 7; v++) {
-            size_t l = strlen(valued[v]);
-            if (strncmp(a, valued[v], l) == 0 &&
-                (a[l] == '\0' || a[l] == '=')) {
-                which = v;
-                if (a[l] == '=')
-                    val = a + l + 1;
-                else if (i + 1 < argc)
-                    val = argv[++i];
-                else {
-                    code = cli_usage("erank", "%s needs a value", valued[v]);
-                    goto out;
-                }
+        for (int v = 0; v < 7 && which < 0; v++) {
+            int m = cli_option_value("erank", argc, argv, &i, valued[v],
+                                     &val);
+            if (m < 0) {
+                code = EXIT_USAGE;
+                goto out;
             }
+            if (m)
+                which = v;
         }
         if (which == 0)
             include[ninc++] = val;
@@ -641,15 +585,8 @@ int cmd_erank(int argc, char **argv)
             }
             plot = val;
         } else if (which == 5) {
-            char *end = NULL;
-            long t = strtol(val, &end, 10);
-            if (!*val || *end || t < 1 || t > 64) {
-                code = cli_usage("erank",
-                                 "--threads: '%s' is not a number in 1..64",
-                                 val);
+            if ((code = cli_parse_threads("erank", val, &threads)))
                 goto out;
-            }
-            threads = (int)t;
         } else if (which == 6)
             cache = val;
         else if (strcmp(a, "--no-cache") == 0)
@@ -682,35 +619,25 @@ int cmd_erank(int argc, char **argv)
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
-    int drawn = 0;
-    if (!quiet && isatty(2)) {
-        opt.progress = on_progress;
-        opt.user = &drawn;
-    }
-    opt.cancel = &cancel_signal;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_progress progress;
+    cli_progress_init(&progress, quiet);
+    opt.progress = cli_progress_show;
+    opt.user = &progress;
+    opt.cancel = &cli_cancel;
+    cli_catch_signals();
 
     timber_erank_result *res = NULL;
     timber_error err;
     timber_status st = timber_erank(pos[0], npos == 2 ? pos[1] : NULL, &opt,
                                     &res, &err);
-    if (drawn)
-        fputs("\r\033[K", stderr);
+    cli_progress_clear(&progress);
     if (st == TIMBER_ERR_INTERRUPTED) {
-        int sig = cancel_signal ? (int)cancel_signal : SIGINT;
-        cli_errorf("interrupted by %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        code = sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+        cli_errorf("interrupted by %s", cli_signal_name());
+        code = cli_interrupted_exit();
         goto out;
     }
     if (st != TIMBER_OK) {
-        code = st == TIMBER_ERR_INVALID && err.message[0] == '-'
-                   ? (cli_errorf("%s", err.message), EXIT_USAGE)
-                   : cli_lib_error(&err);
+        code = cli_status_exit(st, &err);
         goto out;
     }
     print_table(res);

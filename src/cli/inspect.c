@@ -78,13 +78,7 @@ static int inspect_json(const timber_model *m)
 
 static void format_shape(char *buf, size_t size, const timber_tensor_info *t)
 {
-    size_t at = 0;
-    at += (size_t)snprintf(buf, size, "[");
-    for (size_t d = 0; d < t->ndim && at < size; d++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? ", " : "",
-                               (unsigned long long)t->shape[d]);
-    if (at < size)
-        snprintf(buf + at, size - at, "]");
+    cli_format_shape(buf, size, t->ndim, t->shape, ", ", 1);
 }
 
 /* A name as one table cell: control characters (legal in JSON strings,

@@ -1,118 +1,14 @@
 /*
  * main.c — the `timber` command line: dispatch to the commands, help and
- * version, and the message helpers every command shares (cli.h).
+ * version.  What the commands share is in common.c (cli.h).
  *
  * Exit codes: 0 success; 1 bad input, I/O failure or other runtime error;
  * 2 usage error; 130/143 interrupted by SIGINT/SIGTERM (nothing written).
  */
-#include <errno.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static const char progname[] = "timber";
-
-void cli_errorf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-void cli_warnf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: warning: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-int cli_usage(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see '%s %s%s--help')\n", progname, cmd ? cmd : "",
-            cmd ? " " : "");
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-int cli_lib_error(const timber_error *err)
-{
-    cli_errorf("%s", err->message[0] ? err->message
-                                     : timber_strerror(err->status));
-    return EXIT_FAIL;
-}
-
-int cli_finish_stdout(int code)
-{
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_errorf("error writing to standard output: %s", strerror(errno));
-        return code ? code : EXIT_FAIL;
-    }
-    return code;
-}
-
-int cli_print_help(const char *text)
-{
-    fputs(text, stdout);
-    return cli_finish_stdout(EXIT_OK);
-}
-
-int cli_is_help(const char *a)
-{
-    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
-}
-
-int cli_parse_gammas(const char *arg, double **out)
-{
-    *out = NULL;
-    size_t n = 1;
-    for (const char *p = arg; *p; p++)
-        n += *p == ',';
-    double *g = calloc(n, sizeof *g);
-    if (!g) {
-        cli_errorf("out of memory");
-        return -1;
-    }
-    const char *p = arg;
-    for (size_t i = 0; i < n; i++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char buf[64];
-        char *end = NULL;
-        double v = NAN;
-        if (len > 0 && len < sizeof buf) {
-            memcpy(buf, p, len);
-            buf[len] = '\0';
-            errno = 0;
-            v = strtod(buf, &end);
-            if (errno || end == buf || *end != '\0')
-                v = NAN;
-        }
-        if (!(v >= 0.0 && v <= 1.0)) {
-            free(g);
-            cli_usage("refine", "--gamma: '%.*s' is not a number in [0, 1]",
-                      (int)(len < 60 ? len : 60), p);
-            return -1;
-        }
-        g[i] = v;
-        p = comma ? comma + 1 : p + len;
-    }
-    *out = g;
-    return (int)n;
-}
 
 static const char main_help[] =
     "usage: timber BASE INSTRUCT OUT [--gamma G] [options]\n"

@@ -48,49 +48,9 @@ const char cli_refine_help[] =
     "Nothing is written to stdout; progress (on a terminal), warnings and\n"
     "the summary go to stderr.\n";
 
-static volatile sig_atomic_t cancel_signal;
-
-static void on_signal(int sig)
-{
-    cancel_signal = sig;
-}
-
-typedef struct ui {
-    int tty;
-    int quiet;
-    int drawn;
-} ui;
-
-static void on_progress(const timber_progress *p, void *user)
-{
-    ui *u = user;
-    if (!u->tty || u->quiet)
-        return;
-    double frac = p->work_total ? (double)p->work_done / (double)p->work_total
-                                : 1.0;
-    char eta[32] = "--:--";
-    if (frac > 0.0 && p->elapsed > 0.5) {
-        double left = p->elapsed * (1.0 - frac) / frac;
-        snprintf(eta, sizeof eta, "%d:%02d", (int)(left / 60),
-                 (int)left % 60);
-    }
-    fprintf(stderr, "\r\033[K[%zu/%zu] %3.0f%% ETA %s  %.60s", p->index,
-            p->total, 100.0 * frac, eta, p->tensor);
-    fflush(stderr);
-    u->drawn = 1;
-}
-
-static void clear_progress(ui *u)
-{
-    if (u->drawn) {
-        fputs("\r\033[K", stderr);
-        u->drawn = 0;
-    }
-}
-
 static void on_warning(const char *msg, void *user)
 {
-    clear_progress(user);
+    cli_progress_clear(user);
     cli_warnf("%s", msg);
 }
 
@@ -197,21 +157,15 @@ int cmd_refine(int argc, char **argv)
                                              "--exclude", "--report",
                                              "--threads", "--cache"};
         int which = -1;
-        for (int v = 0; v < 6; v++) {
-            size_t l = strlen(valued[v]);
-            if (strncmp(a, valued[v], l) == 0 &&
-                (a[l] == '\0' || a[l] == '=')) {
-                which = v;
-                if (a[l] == '=') {
-                    val = a + l + 1;
-                } else if (i + 1 < argc) {
-                    val = argv[++i];
-                } else {
-                    code = cli_usage("refine", "%s needs a value",
-                                     valued[v]);
-                    goto out;
-                }
+        for (int v = 0; v < 6 && which < 0; v++) {
+            int m = cli_option_value("refine", argc, argv, &i, valued[v],
+                                     &val);
+            if (m < 0) {
+                code = EXIT_USAGE;
+                goto out;
             }
+            if (m)
+                which = v;
         }
         if (which == 0) {
             free(gammas);
@@ -236,15 +190,8 @@ int cmd_refine(int argc, char **argv)
             }
             reports[nrep++] = val;
         } else if (which == 4) {
-            char *end = NULL;
-            long t = strtol(val, &end, 10);
-            if (!*val || *end || t < 1 || t > 64) {
-                code = cli_usage("refine",
-                                 "--threads: '%s' is not a number in 1..64",
-                                 val);
+            if ((code = cli_parse_threads("refine", val, &threads)))
                 goto out;
-            }
-            threads = (int)t;
         } else if (which == 5) {
             cache = val;
         } else if (strcmp(a, "--no-cache") == 0) {
@@ -282,7 +229,8 @@ int cmd_refine(int argc, char **argv)
         goto out;
     }
 
-    ui u = {isatty(2), quiet, 0};
+    cli_progress u;
+    cli_progress_init(&u, quiet);
     timber_refine_options opt;
     timber_refine_options_init(&opt);
     opt.gammas = gammas;
@@ -296,32 +244,23 @@ int cmd_refine(int argc, char **argv)
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
-    opt.progress = on_progress;
+    opt.progress = cli_progress_show;
     opt.warning = on_warning;
     opt.user = &u;
-    opt.cancel = &cancel_signal;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    opt.cancel = &cli_cancel;
+    cli_catch_signals();
 
     timber_result *res = NULL;
     timber_error err;
     timber_status st = timber_refine(pos[0], pos[1], pos[2], &opt, &res, &err);
-    clear_progress(&u);
+    cli_progress_clear(&u);
     if (st == TIMBER_ERR_INTERRUPTED) {
-        int sig = cancel_signal ? (int)cancel_signal : SIGINT;
         cli_errorf("interrupted by %s; %s was not written and temporary "
                    "files were removed",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT", pos[2]);
-        code = sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+                   cli_signal_name(), pos[2]);
+        code = cli_interrupted_exit();
     } else if (st != TIMBER_OK) {
-        code = st == TIMBER_ERR_INVALID && err.message[0] == '-'
-                   ? (cli_errorf("%s", err.message), EXIT_USAGE)
-                   : cli_lib_error(&err);
+        code = cli_status_exit(st, &err);
     } else {
         if (!quiet)
             print_summary(pos[2], res);

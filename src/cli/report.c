@@ -1,8 +1,7 @@
 /*
  * report.c — the per-tensor report of a refinement run, as JSON or CSV:
  * name, shape, dtype, action (and why), rank r, eRank, k, and the share of
- * the delta's energy in the tail.  Written atomically enough for a report:
- * to a temporary beside the file, then renamed.
+ * the delta's energy in the tail.  Written whole or not at all.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,11 +15,7 @@
 
 static void shape_text(char *buf, size_t size, const timber_tensor_report *t)
 {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (size_t d = 0; d < t->ndim && at < size; d++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? "x" : "",
-                               (unsigned long long)t->shape[d]);
+    cli_format_shape(buf, size, t->ndim, t->shape, "x", 0);
 }
 
 static int write_json(FILE *f, const timber_result *r)
@@ -65,22 +60,6 @@ static int write_json(FILE *f, const timber_result *r)
     return rc;
 }
 
-/* RFC 4180: quote a field holding a comma, quote or newline. */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static int write_csv(FILE *f, const timber_result *r)
 {
     fputs("name,shape,dtype,action,reason,rank,erank,k,tail_energy\n", f);
@@ -88,10 +67,10 @@ static int write_csv(FILE *f, const timber_result *r)
         const timber_tensor_report *t = timber_result_tensor(r, i);
         char shape[256];
         shape_text(shape, sizeof shape, t);
-        csv_field(f, t->name);
+        cli_csv_field(f, t->name);
         fprintf(f, ",%s,%s,%s,", shape, timber_dtype_name(t->dtype),
                 timber_action_name(t->action));
-        csv_field(f, t->reason);
+        cli_csv_field(f, t->reason);
         if (t->action == TIMBER_ACTION_REFINED)
             fprintf(f, ",%llu,%.17g,%llu,%.17g\n",
                     (unsigned long long)t->rank, t->erank,
@@ -106,28 +85,24 @@ int cli_write_report(const char *path, const timber_result *r)
 {
     size_t l = strlen(path);
     int json = l > 5 && strcmp(path + l - 5, ".json") == 0;
-    size_t tl = l + 16;
-    char *tmp = malloc(tl);
-    if (!tmp) {
-        cli_errorf("out of memory");
-        return EXIT_FAIL;
-    }
-    snprintf(tmp, tl, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    /* Built in memory, then written through a temporary and a rename: a
+     * report is either complete or absent. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
     if (!f) {
-        cli_errorf("%s: cannot create the report: %s", tmp, strerror(errno));
-        free(tmp);
+        cli_errorf("out of memory");
         return EXIT_FAIL;
     }
     int rc = json ? write_json(f, r) : write_csv(f, r);
     if (fclose(f) != 0)
         rc = -1;
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && cli_write_file(path, text, len) != 0)
         rc = -1;
+    free(text);
     if (rc != 0) {
         cli_errorf("%s: cannot write the report: %s", path, strerror(errno));
-        remove(tmp);
+        return EXIT_FAIL;
     }
-    free(tmp);
-    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+    return EXIT_OK;
 }

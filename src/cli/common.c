@@ -1,0 +1,280 @@
+/*
+ * common.c — what the `timber` commands share (cli.h): messages and exit
+ * codes, option values, SIGINT/SIGTERM as cancellation, the progress line,
+ * shapes as text, and files written through a temporary and a rename.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char progname[] = "timber";
+
+void cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_warnf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: warning: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see '%s %s%s--help')\n", progname, cmd ? cmd : "",
+            cmd ? " " : "");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_lib_error(const timber_error *err)
+{
+    cli_errorf("%s", err->message[0] ? err->message
+                                     : timber_strerror(err->status));
+    return EXIT_FAIL;
+}
+
+int cli_finish_stdout(int code)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_errorf("error writing to standard output: %s", strerror(errno));
+        return code ? code : EXIT_FAIL;
+    }
+    return code;
+}
+
+int cli_print_help(const char *text)
+{
+    fputs(text, stdout);
+    return cli_finish_stdout(EXIT_OK);
+}
+
+int cli_is_help(const char *a)
+{
+    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+int cli_parse_gammas(const char *arg, double **out)
+{
+    *out = NULL;
+    size_t n = 1;
+    for (const char *p = arg; *p; p++)
+        n += *p == ',';
+    double *g = calloc(n, sizeof *g);
+    if (!g) {
+        cli_errorf("out of memory");
+        return -1;
+    }
+    const char *p = arg;
+    for (size_t i = 0; i < n; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char buf[64];
+        char *end = NULL;
+        double v = NAN;
+        if (len > 0 && len < sizeof buf) {
+            memcpy(buf, p, len);
+            buf[len] = '\0';
+            errno = 0;
+            v = strtod(buf, &end);
+            if (errno || end == buf || *end != '\0')
+                v = NAN;
+        }
+        if (!(v >= 0.0 && v <= 1.0)) {
+            free(g);
+            cli_usage("refine", "--gamma: '%.*s' is not a number in [0, 1]",
+                      (int)(len < 60 ? len : 60), p);
+            return -1;
+        }
+        g[i] = v;
+        p = comma ? comma + 1 : p + len;
+    }
+    *out = g;
+    return (int)n;
+}
+
+int cli_option_value(const char *cmd, int argc, char **argv, int *i,
+                     const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t l = strlen(name);
+    if (strncmp(a, name, l) != 0 || (a[l] != '\0' && a[l] != '='))
+        return 0;
+    if (a[l] == '=') {
+        *val = a + l + 1;
+        return 1;
+    }
+    if (*i + 1 >= argc) {
+        cli_usage(cmd, "%s needs a value", name);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_parse_threads(const char *cmd, const char *val, int *threads)
+{
+    char *end = NULL;
+    long t = strtol(val, &end, 10);
+    if (!*val || *end || t < 1 || t > 64)
+        return cli_usage(cmd, "--threads: '%s' is not a number in 1..64",
+                         val);
+    *threads = (int)t;
+    return EXIT_OK;
+}
+
+int cli_status_exit(timber_status st, const timber_error *err)
+{
+    /* The library words errors about option values "--option: ..." (a
+     * bad --include regex, duplicate gammas): those are usage errors. */
+    if (st == TIMBER_ERR_INVALID && err->message[0] == '-') {
+        cli_errorf("%s", err->message);
+        return EXIT_USAGE;
+    }
+    return cli_lib_error(err);
+}
+
+/* ----------------------------------------------------------- signals */
+
+volatile sig_atomic_t cli_cancel;
+
+static void on_signal(int sig)
+{
+    cli_cancel = sig;
+}
+
+void cli_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+const char *cli_signal_name(void)
+{
+    return cli_cancel == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
+int cli_interrupted_exit(void)
+{
+    return cli_cancel == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+}
+
+/* ---------------------------------------------------------- progress */
+
+void cli_progress_init(cli_progress *p, int quiet)
+{
+    p->enabled = !quiet && isatty(2);
+    p->drawn = 0;
+}
+
+void cli_progress_show(const timber_progress *p, void *user)
+{
+    cli_progress *u = user;
+    if (!u->enabled)
+        return;
+    double frac = p->work_total ? (double)p->work_done / (double)p->work_total
+                                : 1.0;
+    char eta[32] = "--:--";
+    if (frac > 0.0 && p->elapsed > 0.5) {
+        double left = p->elapsed * (1.0 - frac) / frac;
+        snprintf(eta, sizeof eta, "%d:%02d", (int)(left / 60),
+                 (int)left % 60);
+    }
+    fprintf(stderr, "\r\033[K[%zu/%zu] %3.0f%% ETA %s  %.60s", p->index,
+            p->total, 100.0 * frac, eta, p->tensor);
+    fflush(stderr);
+    u->drawn = 1;
+}
+
+void cli_progress_clear(cli_progress *p)
+{
+    if (p->drawn) {
+        fputs("\r\033[K", stderr);
+        p->drawn = 0;
+    }
+}
+
+/* ------------------------------------------------------ shapes, files */
+
+void cli_format_shape(char *buf, size_t size, size_t ndim,
+                      const uint64_t *shape, const char *sep, int brackets)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    if (brackets)
+        at += (size_t)snprintf(buf, size, "[");
+    for (size_t d = 0; d < ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? sep : "",
+                               (unsigned long long)shape[d]);
+    if (brackets && at < size)
+        snprintf(buf + at, size - at, "]");
+}
+
+int cli_write_file(const char *path, const char *text, size_t len)
+{
+    size_t l = strlen(path) + 32;
+    char *tmp = malloc(l);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf(tmp, l, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = f ? 0 : -1;
+    if (f) {
+        if (fwrite(text, 1, len, f) != len)
+            rc = -1;
+        if (fclose(f) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0) {
+        int e = errno;
+        remove(tmp);
+        errno = e;
+    }
+    free(tmp);
+    return rc;
+}
+
+/* RFC 4180: quote a field holding a comma, quote or newline. */
+void cli_csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
