@@ -66,12 +66,6 @@ typedef struct job {
     double t0;
 } job;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int stop_job(const void *ctx)
 {
@@ -170,7 +164,7 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
         J->done++;
         J->work_done += row->rows * row->cols;
         timber_progress p = {J->done, J->res->n, row->name, J->work_done,
-                             J->work_total, now_seconds() - J->t0};
+                             J->work_total, tb_now() - J->t0};
         J->opt->progress(&p, J->opt->user);
         pthread_mutex_unlock(&J->lock);
     }
@@ -244,7 +238,7 @@ timber_status timber_erank(const char *base, const char *instruct,
     job J = {0};
     J.opt = options;
     J.res = res;
-    J.t0 = now_seconds();
+    J.t0 = tb_now();
     pthread_mutex_init(&J.lock, NULL);
     res->pair = instruct != NULL;
     timber_status st = timber_model_open(res->pair ? instruct : base,

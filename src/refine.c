@@ -149,12 +149,6 @@ double timber_result_gamma(const timber_result *r, size_t i)
     return i < r->ngammas ? r->gammas[i] : 0.0;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ the run */
 
@@ -449,7 +443,7 @@ static void report_progress(run *R, const tb_plan_item *it)
     if (!R->opt->progress)
         return;
     timber_progress p = {R->done, R->total, it->instruct->name, R->work_done,
-                         R->work_total, now_seconds() - R->t0};
+                         R->work_total, tb_now() - R->t0};
     R->opt->progress(&p, R->opt->user);
 }
 
@@ -746,7 +740,7 @@ timber_status timber_refine(const char *base, const char *instruct,
     tb_error_clear(err);
     run R = {0};
     R.opt = options;
-    R.t0 = now_seconds();
+    R.t0 = tb_now();
     pthread_mutex_init(&R.lock, NULL);
     R.threads = options->threads > 0 ? options->threads
                                      : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -849,7 +843,7 @@ timber_status timber_refine(const char *base, const char *instruct,
         st = tb_outdir_publish(&R.dir, err);
     tb_outdir_end(&R.dir);
     if (R.res) {
-        R.res->seconds = now_seconds() - R.t0;
+        R.res->seconds = tb_now() - R.t0;
         R.res->cache_hits = atomic_load(&R.hits);
         R.res->cache_misses = atomic_load(&R.misses);
         if (R.cache) {

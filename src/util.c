@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void vrecord(timber_error *err, timber_status status, const char *fmt,
                     va_list ap)
@@ -46,6 +47,13 @@ timber_status tb_fail_errno(timber_error *err, timber_status status,
     snprintf(err->message + len, sizeof err->message - len, ": %s",
              strerror(errno_value));
     return status;
+}
+
+double tb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 void tb_error_clear(timber_error *err)

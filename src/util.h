@@ -28,6 +28,9 @@ timber_status tb_fail_errno(timber_error *err, timber_status status,
                             int errno_value, const char *fmt, ...)
     TB_PRINTF(4, 5);
 
+/* Seconds on the monotonic clock (for durations and ETAs). */
+double tb_now(void);
+
 /* Clears err to TIMBER_OK / "". */
 void tb_error_clear(timber_error *err);
 
