@@ -55,8 +55,11 @@ int cli_option_value(const char *cmd, int argc, char **argv, int *i,
                      const char *name, const char **val);
 /* --threads N, 1..64: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_threads(const char *cmd, const char *val, int *threads);
-/* The exit code for a failed library call, after its message. */
-int cli_status_exit(timber_status st, const timber_error *err);
+/* The exit code for a failed library call, after its message: a bad
+ * option value the library found (a message starting "--") is a usage
+ * error of command cmd (pointing to its --help), anything else EXIT_FAIL. */
+int cli_status_exit(const char *cmd, timber_status st,
+                    const timber_error *err);
 
 /* SIGINT and SIGTERM set cli_cancel (the library polls it and stops). */
 extern volatile sig_atomic_t cli_cancel;

@@ -144,14 +144,14 @@ int cli_parse_threads(const char *cmd, const char *val, int *threads)
     return EXIT_OK;
 }
 
-int cli_status_exit(timber_status st, const timber_error *err)
+int cli_status_exit(const char *cmd, timber_status st,
+                    const timber_error *err)
 {
     /* The library words errors about option values "--option: ..." (a
-     * bad --include regex, duplicate gammas): those are usage errors. */
-    if (st == TIMBER_ERR_INVALID && err->message[0] == '-') {
-        cli_errorf("%s", err->message);
-        return EXIT_USAGE;
-    }
+     * bad --include regex, duplicate gammas): those are usage errors, and
+     * like every usage error they point to the command's --help. */
+    if (st == TIMBER_ERR_INVALID && err->message[0] == '-')
+        return cli_usage(cmd, "%s", err->message);
     return cli_lib_error(err);
 }
 

@@ -637,7 +637,7 @@ int cmd_erank(int argc, char **argv)
         goto out;
     }
     if (st != TIMBER_OK) {
-        code = cli_status_exit(st, &err);
+        code = cli_status_exit("erank", st, &err);
         goto out;
     }
     print_table(res);

@@ -260,7 +260,7 @@ int cmd_refine(int argc, char **argv)
                    cli_signal_name(), pos[2]);
         code = cli_interrupted_exit();
     } else if (st != TIMBER_OK) {
-        code = cli_status_exit(st, &err);
+        code = cli_status_exit("refine", st, &err);
     } else {
         if (!quiet)
             print_summary(pos[2], res);
