@@ -12,10 +12,11 @@ const char cli_cache_help[] =
     "       timber cache verify FILE\n"
     "\n"
     "info lists the records of an SVD cache file (tensor, shape, rank, k,\n"
-    "bytes) on stdout, then totals.  verify checks every record's CRC-32\n"
-    "and structure: exit 0 when all are intact, 1 naming the first damaged\n"
-    "record otherwise.  Damaged records are never applied by refinement:\n"
-    "their tensors are recomputed.  Format: docs/cache-format.md.\n";
+    "bytes, offset in the file) on stdout, then totals.  verify checks\n"
+    "every record's CRC-32 and structure: exit 0 when all are intact, 1\n"
+    "naming the first damaged record otherwise.  Damaged records are never\n"
+    "applied by refinement: their tensors are recomputed.  Format:\n"
+    "docs/cache-format.md.\n";
 
 static void print_record(const timber_cache_record *r, void *user)
 {
@@ -33,9 +34,11 @@ static void print_record(const timber_cache_record *r, void *user)
     for (size_t d = 0; d < r->ndim && at < sizeof shape; d++)
         at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%llu",
                                d ? "x" : "", (unsigned long long)r->shape[d]);
-    printf("%-48s %-14s rank %5llu  eRank %10.3f  k %5llu  %10llu bytes\n",
+    printf("%-48s %-14s rank %5llu  eRank %10.3f  k %5llu  %10llu bytes "
+           "at offset %llu\n",
            r->name, shape, (unsigned long long)r->rank, r->erank,
-           (unsigned long long)r->k, (unsigned long long)r->bytes);
+           (unsigned long long)r->k, (unsigned long long)r->bytes,
+           (unsigned long long)r->offset);
 }
 
 static void first_damage(const timber_cache_record *r, void *user)
