@@ -4,7 +4,7 @@
  * benchmarks and demos.
  *
  * usage: timber-gen OUTDIR [--preset tiny|qwen3-0.6b|llama-3.1-8b|qwen3-moe]
- *                   [--layers N] [--experts N]
+ *                   [--layers N] [--experts N] [--vocab N]
  *                   [--dtype bf16|f16|f32] [--base-dtype bf16|f16|f32]
  *                   [--seed S] [--max-shard-size SIZE] [--variants LIST]
  *                   [--grow-vocab N] [--threads N] [--force]
@@ -21,6 +21,9 @@
  *   --preset P          tiny (default), qwen3-0.6b, llama-3.1-8b, qwen3-moe
  *   --layers N          number of decoder layers (default: the preset's)
  *   --experts N         experts per layer (qwen3-moe only; default 128)
+ *   --vocab N           vocabulary rows of the embedding (and lm_head),
+ *                       512 or more (default: the preset's); the special
+ *                       token ids keep their distance from the end
  *   --dtype D           Instruct's float dtype: bf16 (default), f16, f32
  *   --base-dtype D      Base's float dtype (default: --dtype)
  *   --seed S            unsigned 64-bit seed (default 1)
@@ -112,6 +115,8 @@ static const char help_text[] =
     "                       qwen3-moe (Qwen3-30B-A3B shapes)\n"
     "  --layers N           decoder layers (default: the preset's)\n"
     "  --experts N          experts per layer, qwen3-moe only (default 128)\n"
+    "  --vocab N            embedding rows, at least 512 (default: the\n"
+    "                       preset's, e.g. 151936 for qwen3-0.6b)\n"
     "  --dtype D            Instruct's float dtype: bf16 (default), f16, f32\n"
     "  --base-dtype D       Base's float dtype (default: --dtype)\n"
     "  --seed S             unsigned 64-bit seed (default 1)\n"
@@ -329,6 +334,7 @@ static int parse_args(int argc, char **argv, options *o)
     memset(o, 0, sizeof *o);
     const char *preset_name = "tiny", *dtype = NULL, *base_dtype = NULL;
     const char *layers = NULL, *experts = NULL, *variants = NULL;
+    const char *vocab = NULL;
     o->seed = 1;
     o->grow = 16;
     o->threads = default_threads();
@@ -358,7 +364,7 @@ static int parse_args(int argc, char **argv, options *o)
         static const char *const valued[] = {
             "--preset", "--layers", "--experts", "--dtype", "--base-dtype",
             "--seed", "--max-shard-size", "--variants", "--grow-vocab",
-            "--threads",
+            "--threads", "--vocab",
         };
         const char *name = NULL, *val = NULL;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) {
@@ -384,6 +390,8 @@ static int parse_args(int argc, char **argv, options *o)
             layers = val;
         else if (strcmp(name, "--experts") == 0)
             experts = val;
+        else if (strcmp(name, "--vocab") == 0)
+            vocab = val;
         else if (strcmp(name, "--dtype") == 0)
             dtype = val;
         else if (strcmp(name, "--base-dtype") == 0)
@@ -428,6 +436,17 @@ static int parse_args(int argc, char **argv, options *o)
             return usage_error("--layers '%s' is not a number from 0 to "
                                "1000", layers);
         o->p.layers = v;
+    }
+    if (vocab) {
+        /* The special tokens sit at most 293 ids below a preset's vocab
+         * size; they keep that distance, so they stay in range. */
+        uint64_t v;
+        if (!parse_u64(vocab, 512, (uint64_t)1 << 24, &v))
+            return usage_error("--vocab '%s' is not a number from 512 to "
+                               "16777216", vocab);
+        for (int t = 0; t < 3; t++)
+            o->p.tok[t] = o->p.tok[t] - o->p.vocab + v;
+        o->p.vocab = v;
     }
     if (experts) {
         uint64_t v;
