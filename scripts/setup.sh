@@ -2,9 +2,12 @@
 # setup.sh — make sure the Debian packages timber needs are installed, then
 # configure and build it (into build/ unless told otherwise).
 #
-# usage: scripts/setup.sh [--deps-only] [--build-dir DIR] [-- CMAKE_ARGS...]
+# usage: scripts/setup.sh [--deps-only] [--with PKG]... [--build-dir DIR]
+#                         [-- CMAKE_ARGS...]
 #
 #   --deps-only       check (and install) the packages, do not build
+#   --with PKG        also require the Debian package PKG (repeatable;
+#                     scripts/fuzz.sh adds clang and libclang-rt-14-dev)
 #   --build-dir DIR   build in DIR (relative to the repository root) instead
 #                     of build/
 #   -- CMAKE_ARGS     extra arguments for cmake's configure step, after
@@ -32,9 +35,15 @@ die() {
 deps_only=0
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+extra_required=()
 while (($#)); do
     case "$1" in
     --deps-only) deps_only=1 ;;
+    --with)
+        (($# >= 2)) || die "--with needs a package name"
+        extra_required+=("$2")
+        shift
+        ;;
     --build-dir)
         (($# >= 2)) || die "--build-dir needs a directory"
         build_dir="$2"
@@ -46,7 +55,7 @@ while (($#)); do
         break
         ;;
     -h | --help)
-        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$1' (try --help)" ;;
@@ -69,6 +78,7 @@ required=(
     zlib1g-dev
     python3
 )
+required+=("${extra_required[@]}")
 # Nice to have: plots (later).  Reported, installed only on request.
 optional=(gnuplot-nox)
 
