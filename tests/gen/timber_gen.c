@@ -30,8 +30,9 @@
  *   --max-shard-size Z  bytes per shard, K/M/G suffixes = powers of 1024
  *                       (default: unlimited, one model.safetensors)
  *   --variants LIST     comma list of instruct-only, base-only, 3d,
- *                       unchanged, low-rank, grow-vocab, nonfloat, all,
- *                       none (default: all for tiny, none otherwise)
+ *                       unchanged, low-rank, grow-vocab, nonfloat, wide,
+ *                       all, none (default: all for tiny, none otherwise;
+ *                       all does not include wide)
  *   --grow-vocab N      rows Instruct adds with grow-vocab (default 16)
  *   --threads N         generator threads (default: online CPUs, max 16);
  *                       the output does not depend on it
@@ -52,6 +53,10 @@
  *                  when untied) gain N rows; config vocab_size follows
  *   nonfloat       model.variant.int_buffer I32 [8, 8] and
  *                  model.variant.mask BOOL [16], identical in both
+ *   wide           model.variant.wide.weight [h, max(2h, 2^20 / h)], both:
+ *                  a wide matrix of at least 2^20 elements, so timber
+ *                  streams it in several row and column panels (only
+ *                  when named: not part of all)
  *
  * Numbers (gen_values.h has the details): Base weights ~ N(0, 0.02^2),
  * norms ~ 1 + N(0, 0.05^2); Instruct = Base + delta in double, each side
@@ -124,8 +129,9 @@ static const char help_text[] =
     "                       powers of 1024 (default: unlimited, one\n"
     "                       model.safetensors and no index)\n"
     "  --variants LIST      comma list of: instruct-only, base-only, 3d,\n"
-    "                       unchanged, low-rank, grow-vocab, nonfloat, all,\n"
-    "                       none (default: all for tiny, none otherwise)\n"
+    "                       unchanged, low-rank, grow-vocab, nonfloat,\n"
+    "                       wide, all, none (default: all for tiny, none\n"
+    "                       otherwise; all does not include wide)\n"
     "  --grow-vocab N       rows Instruct adds to the embedding (and an\n"
     "                       untied lm_head) with grow-vocab (default 16)\n"
     "  --threads N          generator threads (default: CPUs online, at\n"
@@ -144,6 +150,8 @@ static const char help_text[] =
     "                 if untied) get N more rows; its vocab_size follows\n"
     "  nonfloat       model.variant.int_buffer (I32 [8, 8]) and\n"
     "                 model.variant.mask (BOOL [16]), same in both\n"
+    "  wide           model.variant.wide.weight [h, max(2h, 2^20/h)], a\n"
+    "                 wide matrix of 2^20+ elements (not part of all)\n"
     "\n"
     "The output depends only on the arguments.  Exit codes: 0 success,\n"
     "1 runtime error (I/O, output exists), 2 usage error.\n";
@@ -215,6 +223,7 @@ enum variant {
     V_GROW_VOCAB = 1 << 5,
     V_NONFLOAT = 1 << 6,
     V_ALL = (1 << 7) - 1,
+    V_WIDE = 1 << 7, /* only when named */
 };
 
 static const struct {
@@ -224,7 +233,8 @@ static const struct {
     {"instruct-only", V_INSTRUCT_ONLY}, {"base-only", V_BASE_ONLY},
     {"3d", V_3D},                       {"unchanged", V_UNCHANGED},
     {"low-rank", V_LOW_RANK},           {"grow-vocab", V_GROW_VOCAB},
-    {"nonfloat", V_NONFLOAT},           {"all", V_ALL},
+    {"nonfloat", V_NONFLOAT},           {"wide", V_WIDE},
+    {"all", V_ALL},
     {"none", 0},
 };
 
@@ -473,7 +483,8 @@ static int parse_args(int argc, char **argv, options *o)
         if (parse_variants(variants, &o->variants, bad, sizeof bad) != 0)
             return usage_error("unknown variant '%s' in --variants (one of "
                                "instruct-only, base-only, 3d, unchanged, "
-                               "low-rank, grow-vocab, nonfloat, all, none)",
+                               "low-rank, grow-vocab, nonfloat, wide, all, "
+                               "none)",
                                bad);
     }
     return -1;
@@ -604,6 +615,7 @@ static int build_tensors(const options *o, tlist *l)
     unsigned v = o->variants;
     uint64_t hh[2] = {h, h}, h3[3] = {h, 4, h / 2}, lr[2] = {2 * h, h};
     uint64_t ib[2] = {8, 8}, mk[1] = {16};
+    uint64_t wd[2] = {h, 2 * h > (1u << 20) / h ? 2 * h : (1u << 20) / h};
     if (v & V_INSTRUCT_ONLY)
         rc = rc || tl_add(l, "model.variant.instruct_only.weight", K_MATRIX,
                           GV_DELTA_NORMAL, 2, hh, 0, 1);
@@ -625,6 +637,9 @@ static int build_tensors(const options *o, tlist *l)
         rc = rc || tl_add(l, "model.variant.mask", K_BOOL, GV_DELTA_NONE, 1,
                           mk, 1, 1);
     }
+    if (v & V_WIDE)
+        rc = rc || tl_add(l, "model.variant.wide.weight", K_MATRIX,
+                          GV_DELTA_NORMAL, 2, wd, 1, 1);
     return rc ? -1 : 0;
 }
 
