@@ -1,1 +1,19 @@
 # Functional tests of refinement, erank and the cache over generated pairs.
+# The scripts live in tests/func/ (see tests/README.md); each prints
+# "N passed, M failed".  timber-erankcheck is the float64 eRank reference.
+add_executable(timber-erankcheck func/erankcheck.c)
+target_include_directories(timber-erankcheck PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(timber-erankcheck PRIVATE timber_lib)
+set_target_properties(timber-erankcheck PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+
+set(TIMBER_FUNC ${CMAKE_CURRENT_SOURCE_DIR}/func)
+
+# Agreement with the independent float64 reference (timber-refcheck).
+foreach(mode dtypes layouts streaming qwen3)
+  add_test(NAME func_agree_${mode}
+    COMMAND bash ${TIMBER_FUNC}/agree.sh ${mode} $<TARGET_FILE:timber>
+            $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)
+  set_tests_properties(func_agree_${mode} PROPERTIES TIMEOUT 600
+                       SKIP_RETURN_CODE 77)
+endforeach()
