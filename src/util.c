@@ -105,6 +105,10 @@ char *tb_path_join(const char *dir, const char *name)
 
 void tb_format_double(char *buf, size_t bufsize, double v)
 {
+    /* Also keeps gcc 12's -Wformat-truncation quiet under
+     * -fsanitize=undefined, where it imagines a null buf. */
+    if (!buf || bufsize == 0)
+        return;
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, bufsize, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
