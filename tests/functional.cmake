@@ -17,3 +17,17 @@ foreach(mode dtypes layouts streaming qwen3)
   set_tests_properties(func_agree_${mode} PROPERTIES TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# The refine command line: usage and runtime errors, streams, summary,
+# warnings, reports, selection, --force, determinism across --threads.
+add_test(NAME func_cli_refine
+  COMMAND bash ${TIMBER_FUNC}/cli_refine.sh $<TARGET_FILE:timber>
+          $<TARGET_FILE:timber-gen>)
+set_tests_properties(func_cli_refine PROPERTIES TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# The output directory is a normal HF checkpoint of Instruct's layout.
+add_test(NAME func_outdir
+  COMMAND bash ${TIMBER_FUNC}/outdir.sh $<TARGET_FILE:timber>
+          $<TARGET_FILE:timber-gen>)
+set_tests_properties(func_outdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
