@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# demo.sh — build timber, generate a tiny synthetic Base/Instruct pair, and
-# run timber on it.
+# demo.sh — build timber, generate a tiny synthetic Base/Instruct pair,
+# refine it, and look at the result and at the pair's effective ranks.
 #
 # usage: scripts/demo.sh [WORKDIR]
 #
 #   WORKDIR   where the pair (and the refined model) are written; default:
 #             a fresh temporary directory.  For example ./demo-out.
-#             Its base/, instruct/ and refined/ are replaced.
+#             Its base/, instruct/, refined/, report.csv and
+#             svd-cache.tsvd are replaced.
 #
 # Works from any directory.  Nothing outside WORKDIR, build/ and (for a
 # missing package, as root) the system's packages is touched.
@@ -24,7 +25,7 @@ die() {
 
 case "${1:-}" in
 -h | --help)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -54,11 +55,13 @@ run() {
 }
 
 heading "1. Build (scripts/setup.sh)"
-"$here/setup.sh"
+# The fixture generator is part of the test build: ask for it explicitly,
+# in case build/ was configured without the tests.
+"$here/setup.sh" -- -DTIMBER_BUILD_TESTS=ON
 [[ -x "$timber" ]] || die "build/timber was not built"
 if [[ ! -x "$gen" ]]; then
-    die "build/timber-gen was not built: the fixture generator (tests/gen/)
-  is not in this version yet, so the demo has no checkpoint pair to use."
+    die "build/timber-gen was not built: the demo needs the fixture generator
+  (tests/gen/)."
 fi
 note "timber: $timber ($("$timber" --version))"
 if [[ -n "$work" ]]; then
@@ -73,37 +76,35 @@ run "$gen" "$work" --preset tiny --max-shard-size 64K --force
 base="$work/base"
 instruct="$work/instruct"
 refined="$work/refined"
+cache="$work/svd-cache.tsvd"
+report="$work/report.csv"
 for d in "$base" "$instruct"; do
     [[ -d "$d" ]] || die "timber-gen did not write $d"
 done
 
-heading "3. Inspect the Base checkpoint"
-run "$timber" inspect "$base"
+heading "3. Refine Instruct with Base (gamma 0.2)"
+# The cache and the report live in WORKDIR, so the demo never writes into
+# ~/.cache.  The summary (and any warning) is timber's stderr.
+rm -rf -- "$refined" "$cache" "$report"
+run "$timber" "$base" "$instruct" "$refined" --gamma 0.2 \
+    --cache "$cache" --report "$report"
 
-heading "4. Inspect the Instruct checkpoint"
-run "$timber" inspect "$instruct"
+heading "4. Inspect the refined checkpoint"
+run "$timber" inspect "$refined"
 
-heading "5. Refine Instruct with Base (gamma 0.2)"
-# ---------------------------------------------------------------------------
-# REFINE SWITCH: set to 1 once `timber BASE INSTRUCT OUT` is implemented.
-refine_enabled=0
-# ---------------------------------------------------------------------------
-if ((refine_enabled)); then
-    rm -rf -- "$refined"
-    run "$timber" "$base" "$instruct" "$refined" --gamma 0.2
-    heading "6. Inspect the refined checkpoint"
-    run "$timber" inspect "$refined"
-else
-    note "skipped: refinement is still being built in this version."
-    note "it will run:  timber $base $instruct $refined --gamma 0.2"
-fi
+heading "5. Effective ranks of layer 0 (Base, Instruct, and their delta)"
+# The delta's spectra come from the cache step 3 wrote: nothing is
+# factorised again.
+run "$timber" erank "$base" "$instruct" --include 'layers\.0\.' \
+    --cache "$cache"
 
 heading "Done"
 note "work directory: $work"
-note "  base/      the synthetic Base checkpoint"
-note "  instruct/  the synthetic Instruct checkpoint"
-if ((refine_enabled)); then
-    note "  refined/   the refined Instruct checkpoint (timber's output)"
-fi
-note "timber binary:  $timber"
-note "try:            $timber inspect $instruct --json"
+note "  base/            the synthetic Base checkpoint"
+note "  instruct/        the synthetic Instruct checkpoint"
+note "  refined/         the refined Instruct checkpoint (timber's output)"
+note "  report.csv       what was done to each tensor, and why"
+note "  svd-cache.tsvd   the SVD cache: another gamma needs no factorisation"
+note "timber binary:     $timber"
+note "try:  $timber $base $instruct $work/refined-0.5 --gamma 0.5 --cache $cache"
+note "      $timber cache info $cache"
