@@ -31,3 +31,13 @@ add_test(NAME func_outdir
   COMMAND bash ${TIMBER_FUNC}/outdir.sh $<TARGET_FILE:timber>
           $<TARGET_FILE:timber-gen>)
 set_tests_properties(func_outdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# The SVD cache: reuse across gammas, damage, another pair's cache, a file
+# that is not a cache, the default location; and its size (cache_size).
+foreach(mode flow size)
+  add_test(NAME func_cache_${mode}
+    COMMAND bash ${TIMBER_FUNC}/cache.sh ${mode} $<TARGET_FILE:timber>
+            $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)
+  set_tests_properties(func_cache_${mode} PROPERTIES TIMEOUT 600
+                       SKIP_RETURN_CODE 77)
+endforeach()
