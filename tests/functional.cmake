@@ -41,3 +41,14 @@ foreach(mode flow size)
   set_tests_properties(func_cache_${mode} PROPERTIES TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# timber erank: values against the float64 reference, JSON/CSV/table,
+# single model, selection, cache; and the gnuplot figure (skipped, exit 77,
+# without gnuplot).
+foreach(mode values plot)
+  add_test(NAME func_erank_${mode}
+    COMMAND bash ${TIMBER_FUNC}/erank.sh ${mode} $<TARGET_FILE:timber>
+            $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-erankcheck>)
+  set_tests_properties(func_erank_${mode} PROPERTIES TIMEOUT 300
+                       SKIP_RETURN_CODE 77)
+endforeach()
