@@ -15,7 +15,8 @@ foreach(mode dtypes layouts streaming qwen3)
     COMMAND bash ${TIMBER_FUNC}/agree.sh ${mode} $<TARGET_FILE:timber>
             $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)
   set_tests_properties(func_agree_${mode} PROPERTIES TIMEOUT 600
-                       SKIP_RETURN_CODE 77)
+                       SKIP_RETURN_CODE 77
+                       LABELS functional)
 endforeach()
 
 # The refine command line: usage and runtime errors, streams, summary,
@@ -24,13 +25,15 @@ add_test(NAME func_cli_refine
   COMMAND bash ${TIMBER_FUNC}/cli_refine.sh $<TARGET_FILE:timber>
           $<TARGET_FILE:timber-gen>)
 set_tests_properties(func_cli_refine PROPERTIES TIMEOUT 300
-                     SKIP_RETURN_CODE 77)
+                     SKIP_RETURN_CODE 77
+                     LABELS functional)
 
 # The output directory is a normal HF checkpoint of Instruct's layout.
 add_test(NAME func_outdir
   COMMAND bash ${TIMBER_FUNC}/outdir.sh $<TARGET_FILE:timber>
           $<TARGET_FILE:timber-gen>)
-set_tests_properties(func_outdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+set_tests_properties(func_outdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       LABELS functional)
 
 # The SVD cache: reuse across gammas, damage, another pair's cache, a file
 # that is not a cache, the default location; and its size (cache_size).
@@ -39,7 +42,8 @@ foreach(mode flow size)
     COMMAND bash ${TIMBER_FUNC}/cache.sh ${mode} $<TARGET_FILE:timber>
             $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)
   set_tests_properties(func_cache_${mode} PROPERTIES TIMEOUT 600
-                       SKIP_RETURN_CODE 77)
+                       SKIP_RETURN_CODE 77
+                       LABELS functional)
 endforeach()
 
 # timber erank: values against the float64 reference, JSON/CSV/table,
@@ -50,5 +54,6 @@ foreach(mode values plot)
     COMMAND bash ${TIMBER_FUNC}/erank.sh ${mode} $<TARGET_FILE:timber>
             $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-erankcheck>)
   set_tests_properties(func_erank_${mode} PROPERTIES TIMEOUT 300
-                       SKIP_RETURN_CODE 77)
+                       SKIP_RETURN_CODE 77
+                       LABELS functional)
 endforeach()
