@@ -180,7 +180,7 @@ static int parse_body(const unsigned char *body, uint64_t len, entry *e,
      * from a file), then the basis is the smaller side of the cut, as
      * spectrum.c makes it, so a record is usable as it stands. */
     if (e->r != S || e->k > e->r || e->p > e->r ||
-        !tb_mul_u64(S, e->p, &basis) || !tb_mul_u64(basis, 4, &basis) ||
+        !tb_mul_u64(S, e->p, &basis) || !tb_mul_u64(basis, 8, &basis) ||
         !tb_mul_u64(e->r, 8, &svals) || !tb_add_u64(basis, svals, &need) ||
         need != c.left)
         return -1;
@@ -419,8 +419,25 @@ void tb_cache_close(tb_cache *c)
     free(c);
 }
 
+static timber_status open_cache(const char *path, uint64_t fingerprint,
+                                int readonly, tb_cache **out,
+                                timber_error *err);
+
 timber_status tb_cache_open(const char *path, uint64_t fingerprint,
                             tb_cache **out, timber_error *err)
+{
+    return open_cache(path, fingerprint, 0, out, err);
+}
+
+timber_status tb_cache_open_read(const char *path, tb_cache **out,
+                                 timber_error *err)
+{
+    return open_cache(path, 0, 1, out, err);
+}
+
+static timber_status open_cache(const char *path, uint64_t fingerprint,
+                                int readonly, tb_cache **out,
+                                timber_error *err)
 {
     *out = NULL;
     tb_cache *c = calloc(1, sizeof *c);
@@ -435,16 +452,18 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (mkdir_p(dir) != 0) {
+    if (!readonly && mkdir_p(dir) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
                            "%s: cannot create the cache directory", dir);
         goto fail;
     }
     /* Created here: removed again if even its header cannot be written,
      * so a full disk leaves no empty file that is not a cache. */
-    int created = 1;
-    c->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (c->fd < 0 && errno == EEXIST) {
+    int created = !readonly;
+    c->fd = readonly ? open(path, O_RDONLY | O_CLOEXEC)
+                     : open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                            0666);
+    if (!readonly && c->fd < 0 && errno == EEXIST) {
         created = 0;
         c->fd = open(path, O_RDWR | O_CLOEXEC);
     }
@@ -453,7 +472,10 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
                            "%s: cannot open the cache", path);
         goto fail;
     }
-    if (flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
+    /* A reader takes no lock: records are appended whole and checked by
+     * CRC, so reading beside a writer is safe, and it must not take the
+     * cache away from a refine running at the same time. */
+    if (!readonly && flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
         st = errno == EWOULDBLOCK
                  ? tb_fail(err, TIMBER_ERR_EXISTS,
                            "%s: cache in use by another timber run", path)
@@ -465,6 +487,11 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
     if (fstat(c->fd, &sb) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot stat",
                            path);
+        goto fail;
+    }
+    if (sb.st_size == 0 && readonly) {
+        st = tb_fail(err, TIMBER_ERR_CACHE,
+                     "%s: empty file, not a timber SVD cache", path);
         goto fail;
     }
     if (sb.st_size == 0) {
@@ -492,8 +519,9 @@ timber_status tb_cache_open(const char *path, uint64_t fingerprint,
         if (st)
             goto fail;
         c->end = walk(c->fd, (uint64_t)sb.st_size, add_entry_cb, c, NULL);
-        /* A record cut short by a kill: drop it so appends stay whole. */
-        if (c->end < (uint64_t)sb.st_size) {
+        /* A record cut short by a kill: drop it so appends stay whole
+         * (a reader leaves the file alone and never appends). */
+        if (!readonly && c->end < (uint64_t)sb.st_size) {
             uint64_t dummy;
             if (read_record(c->fd, c->end, (uint64_t)sb.st_size, &dummy,
                             NULL) < 0 &&
@@ -575,12 +603,7 @@ int tb_cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
         ok = sp->s && sp->basis;
         if (ok) {
             memcpy(sp->s, body + at, (size_t)e.r * 8);
-            const unsigned char *b = body + at + 8 * e.r;
-            for (uint64_t i = 0; i < S * e.p; i++) {
-                float f;
-                memcpy(&f, b + 4 * i, 4);
-                sp->basis[i] = f;
-            }
+            memcpy(sp->basis, body + at + 8 * e.r, (size_t)(S * e.p) * 8);
         }
     }
     free(body);
@@ -602,7 +625,7 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
     size_t nlen = strlen(k->name);
     uint64_t S = sp->S, basis = S * sp->p;
     uint64_t B = 4 + nlen + 4 + 8 * k->ndim + 4 + 4 + 4 + 4 + 32 + 16 + 8 +
-                 8 + 8 * S + 4 * basis;
+                 8 + 8 * S + 8 * basis;
     unsigned char *rec = malloc((size_t)(REC_HEAD + B + 4));
     if (!rec)
         return tb_fail(err, TIMBER_ERR_NOMEM,
@@ -637,10 +660,8 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
     p += 80;
     memcpy(p, sp->s, 8 * S);
     p += 8 * S;
-    for (uint64_t i = 0; i < basis; i++, p += 4) {
-        float f = (float)sp->basis[i];
-        memcpy(p, &f, 4);
-    }
+    memcpy(p, sp->basis, 8 * basis);
+    p += 8 * basis;
     put32(p, crc(0, rec, REC_HEAD + B));
 
     timber_status st = TIMBER_OK;

@@ -25,7 +25,7 @@
  *          u8 tail side (1: basis spans the tail, 0: the head), u8[7] zero
  *          u64 p (basis columns)
  *          f64 s[r]              singular values, descending
- *          f32 basis[S * p]      column j = eigenvector j, S = min(rows, cols)
+ *          f64 basis[S * p]      column j = eigenvector j, S = min(rows, cols)
  *    12+B u32 CRC-32 of bytes 0..12+B of the record
  * All integers little-endian.  A record is applied only when its CRC and
  * its whole key (name, shape, dtypes, both data CRCs, transform version)
@@ -41,7 +41,9 @@
 #include "spectrum.h"
 #include "timber.h"
 
-#define TB_CACHE_VERSION 1u
+/* 2: the basis is stored in double (1 stored float32, which put outputs
+ * near zero a few ULP off the float64 reference). */
+#define TB_CACHE_VERSION 2u
 /* Bump whenever the arithmetic that produces a record changes. */
 #define TB_TRANSFORM_VERSION 1u
 
@@ -61,6 +63,10 @@ typedef struct tb_cache_key {
  * TIMBER_ERR_EXISTS when another process holds the lock. */
 timber_status tb_cache_open(const char *path, uint64_t fingerprint,
                             tb_cache **out, timber_error *err);
+/* Opens an existing cache for lookups only: no lock, no change to the
+ * file; tb_cache_put must not be called on it. */
+timber_status tb_cache_open_read(const char *path, tb_cache **out,
+                                 timber_error *err);
 void tb_cache_close(tb_cache *cache);
 
 /* Fills sp from a record matching key (basis widened to double); returns
@@ -68,7 +74,7 @@ void tb_cache_close(tb_cache *cache);
 int tb_cache_get(tb_cache *cache, const tb_cache_key *key, uint64_t rows,
                  uint64_t cols, tb_spectrum *sp);
 
-/* Appends a record for key (the basis must already be float32-exact) and
+/* Appends a record for key and
  * flushes it.  On failure the file is cut back to its previous end, so it
  * stays valid.  Thread-safe. */
 timber_status tb_cache_put(tb_cache *cache, const tb_cache_key *key,

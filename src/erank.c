@@ -248,15 +248,16 @@ timber_status timber_erank(const char *base, const char *instruct,
     if (!st)
         st = build_rows(&J, err);
     if (!st && res->pair && !options->no_cache) {
-        uint64_t h = tb_model_fingerprint(res->base);
-        uint64_t hi = tb_model_fingerprint(res->inst);
-        h = tb_fnv1a(h, &hi, sizeof hi);
+        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
         char *path = options->cache_path ? tb_strdup(options->cache_path)
                                          : tb_cache_default_path(h);
-        /* Read-only use: open only an existing cache; any trouble with it
-         * just means computing from scratch. */
-        if (path && access(path, R_OK) == 0)
-            tb_cache_open(path, h, &J.cache, NULL);
+        /* Lookups only (no lock, no change to the file).  The default
+         * cache may simply not exist yet; an explicit --cache must be a
+         * cache. */
+        if (options->cache_path)
+            st = tb_cache_open_read(path, &J.cache, err);
+        else if (path && access(path, R_OK) == 0)
+            tb_cache_open_read(path, &J.cache, NULL);
         free(path);
     }
     if (!st) {

@@ -630,3 +630,11 @@ uint64_t tb_model_fingerprint(const timber_model *m)
     }
     return h;
 }
+
+uint64_t tb_pair_fingerprint(const timber_model *base,
+                             const timber_model *inst)
+{
+    uint64_t h = tb_model_fingerprint(base);
+    uint64_t hi = tb_model_fingerprint(inst);
+    return tb_fnv1a(h, &hi, sizeof hi);
+}

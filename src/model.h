@@ -28,6 +28,11 @@ timber_status tb_model_check(const timber_model *m, timber_error *err);
  * per-tensor data checksums live in the SVD cache's records. */
 uint64_t tb_model_fingerprint(const timber_model *m);
 
+/* The fingerprint of a Base/Instruct pair (names its default cache file
+ * and goes into the output's metadata). */
+uint64_t tb_pair_fingerprint(const timber_model *base,
+                             const timber_model *inst);
+
 /* Extends an FNV-1a 64 hash with len bytes. */
 uint64_t tb_fnv1a(uint64_t h, const void *data, size_t len);
 #define TB_FNV_OFFSET 0xcbf29ce484222325ull

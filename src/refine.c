@@ -10,11 +10,10 @@
  *   pass 1  G = A^T A, streamed in panels of A's rows (matrix.c), D =
  *           W_I - W_B decoded to double and checked finite on the way;
  *   maths   spectrum.c: s, eRank, k and a basis V of the smaller side,
- *           rounded to float32 (the form the cache stores) and appended to
- *           the cache;
+ *           appended to the cache;
  *   pass 2  (rows < cols only) Z = U^T D, streamed by row blocks;
- *   pass 3  per row block: P = projection of D onto V's span (float32
- *           GEMMs), T = P (tail side) or D - P (head side), out = W_I -
+ *   pass 3  per row block: P = projection of D onto V's span (DGEMMs),
+ *           T = P (tail side) or D - P (head side), out = W_I -
  *           (1 - gamma) T in double for each gamma, rounded to Instruct's
  *           dtype, appended to the shard.
  * Memory is a few panels plus G and V: never a whole matrix in double.
@@ -35,6 +34,7 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -168,6 +168,7 @@ typedef struct run {
     size_t ng;
     char fingerprint[17];
     uint64_t fp;
+    char *include_json, *exclude_json; /* the selection, for metadata */
     uint64_t work_done, work_total;
     size_t done, total;
     double t0;
@@ -202,8 +203,7 @@ static uint64_t work_of(const tb_plan_item *it)
 /* ------------------------------------------------------ one refinement */
 
 typedef struct bufs {
-    double *D, *W, *P, *G;
-    float *Vf, *Df, *Yf, *Pf, *Zf;
+    double *D, *W, *P, *G, *Y, *Z;
     unsigned char *enc;
 } bufs;
 
@@ -213,11 +213,8 @@ static void free_bufs(bufs *b)
     free(b->W);
     free(b->P);
     free(b->G);
-    free(b->Vf);
-    free(b->Df);
-    free(b->Yf);
-    free(b->Pf);
-    free(b->Zf);
+    free(b->Y);
+    free(b->Z);
     free(b->enc);
 }
 
@@ -235,21 +232,16 @@ static timber_status update_pass(const run *R, const tb_mat *M,
     uint64_t m = M->rows, n = M->cols;
     int p = (int)sp->p;
     int tall = m >= n;
-    uint64_t S = tall ? n : m;
     uint64_t step = tb_mat_row_step(M);
     timber_status st;
 
-    /* The projection runs in float32 (SGEMM, twice DGEMM's rate): the
-     * basis already is float32, D of 16-bit inputs is exact in float32,
-     * and the rounding it adds (~1e-6 of the tail, ~1e-8 of the weight)
-     * flips a bf16 output with odds ~1e-5 (docs/numerics.md).  The final
-     * W_I - (1 - gamma) T is computed in double. */
-    float *Vt = B->Vf; /* p x S row-major */
-    for (uint64_t i = 0; i < (uint64_t)p * S; i++)
-        Vt[i] = (float)sp->basis[i];
+    /* The projection runs in double on the double basis: float32 for
+     * either was measured to put outputs that cancel to nearly zero
+     * several ULP off the float64 reference (docs/numerics.md). */
+    const double *Vt = sp->basis; /* p x S row-major */
     if (!tall) {
         /* Z = U^T D (p x n), where U = Vt^T is rows x p. */
-        memset(B->Zf, 0, (size_t)p * n * sizeof(float));
+        memset(B->Z, 0, (size_t)p * n * sizeof(double));
         for (uint64_t r0 = 0; r0 < m; r0 += step) {
             if (cancelled(R))
                 return interrupted(err);
@@ -258,11 +250,9 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                              err);
             if (st)
                 return st;
-            for (size_t i = 0; i < (size_t)(nr * n); i++)
-                B->Df[i] = (float)B->D[i];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
-                        (int)nr, 1.0f, Vt + r0, (int)m, B->Df, (int)n, 1.0f,
-                        B->Zf, (int)n);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
+                        (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
+                        B->Z, (int)n);
             tb_mat_release_rows(M, r0, nr);
         }
     }
@@ -275,32 +265,25 @@ static timber_status update_pass(const run *R, const tb_mat *M,
         if (st)
             return st;
         if (tall) {
-            for (size_t i = 0; i < count; i++)
-                B->Df[i] = (float)B->D[i];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
-                        (int)n, 1.0f, B->Df, (int)n, Vt, (int)n, 0.0f, B->Yf,
-                        p);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0f, B->Yf, p, Vt, (int)n, 0.0f, B->Pf,
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
+                        (int)n, 1.0, B->D, (int)n, Vt, (int)n, 0.0, B->Y, p);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0, B->Y, p, Vt, (int)n, 0.0, B->P,
                         (int)n);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0f, Vt + r0, (int)m, B->Zf, (int)n, 0.0f,
-                        B->Pf, (int)n);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
+                        (int)n, p, 1.0, Vt + r0, (int)m, B->Z, (int)n, 0.0,
+                        B->P, (int)n);
         }
         /* T = P on the tail side, D - P on the head side. */
-        double *T = B->P;
-        if (sp->tail_side)
+        if (!sp->tail_side)
             for (size_t i = 0; i < count; i++)
-                T[i] = B->Pf[i];
-        else
-            for (size_t i = 0; i < count; i++)
-                T[i] = B->D[i] - (double)B->Pf[i];
+                B->P[i] = B->D[i] - B->P[i];
         for (size_t g = 0; g < R->ng; g++) {
             double f = 1.0 - R->res->gammas[g];
             double *O = B->D; /* D is no longer needed: reuse it */
             for (size_t i = 0; i < count; i++)
-                O[i] = B->W[i] - f * T[i];
+                O[i] = B->W[i] - f * B->P[i];
             tb_encode(M->dti, O, B->enc, count);
             st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
             if (st)
@@ -381,11 +364,9 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
         if (st)
             goto out;
-        /* The update always uses the basis rounded to float32, the form
-         * the cache stores: a run from the cache, or resumed after a kill,
-         * writes the same bytes as a fresh one. */
-        for (size_t i = 0; i < sp.S * sp.p; i++)
-            sp.basis[i] = (double)(float)sp.basis[i];
+        /* The cache stores the basis exactly (double), so a run from the
+         * cache, or resumed after a kill, writes the same bytes as a
+         * fresh one. */
         if (R->cache) {
             atomic_fetch_add(&R->misses, 1);
             st = tb_cache_put(R->cache, &key, m, n, &sp, err);
@@ -410,13 +391,10 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         goto out;
     }
     uint64_t step = tb_mat_row_step(&M);
-    B.Vf = tb_alloc_array((size_t)(S * sp.p), sizeof(float));
-    B.Df = tb_alloc_array((size_t)panel, sizeof(float));
-    B.Pf = tb_alloc_array((size_t)panel, sizeof(float));
-    B.Yf = tb_alloc_array((size_t)(step * sp.p), sizeof(float));
+    B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
     if (m < n)
-        B.Zf = tb_alloc_array((size_t)(sp.p * n), sizeof(float));
-    if (!B.Vf || !B.Df || !B.Pf || !B.Yf || (m < n && !B.Zf)) {
+        B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
+    if (!B.Y || (m < n && !B.Z)) {
         st = tb_fail(err, TIMBER_ERR_NOMEM,
                      "tensor '%s': out of memory for the update", M.ii->name);
         goto out;
@@ -498,10 +476,13 @@ static timber_status open_shard(run *R, out_shard *o, timber_error *err)
     const char *shard_name = R->plan.items[first].instruct->shard;
     tb_tensor_spec *specs = tb_calloc_array(n, sizeof *specs);
     o->w = tb_calloc_array(R->ng, sizeof *o->w);
-    tb_meta meta[16];
+    const tb_shard *src =
+        tb_model_shard_of(R->inst, R->plan.items[first].instruct);
+    tb_meta *meta = tb_calloc_array(tb_shard_meta_count(src) + 6,
+                                    sizeof *meta);
     size_t nmeta = 0;
     timber_status st = TIMBER_OK;
-    if (!specs || !o->w) {
+    if (!specs || !o->w || !meta) {
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -511,26 +492,18 @@ static timber_status open_shard(run *R, out_shard *o, timber_error *err)
     }
     /* Provenance: Instruct's own metadata is kept (but "format", which
      * must be "pt" for transformers), then timber's. */
-    const tb_shard *src =
-        tb_model_shard_of(R->inst, R->plan.items[first].instruct);
     meta[nmeta++] = (tb_meta){"format", "pt"};
-    for (size_t i = 0; i < tb_shard_meta_count(src) && nmeta < 8; i++) {
+    for (size_t i = 0; i < tb_shard_meta_count(src); i++) {
         const char *k = tb_shard_meta_key(src, i);
         if (strcmp(k, "format") != 0 && strncmp(k, "timber.", 7) != 0)
             meta[nmeta++] = (tb_meta){k, tb_shard_meta_value(src, i)};
     }
-    char inc[1024] = "", exc[1024] = "", gbuf[64];
-    for (size_t i = 0; i < R->opt->ninclude; i++)
-        snprintf(inc + strlen(inc), sizeof inc - strlen(inc), "%s%s",
-                 i ? "\x1f" : "", R->opt->include[i]);
-    for (size_t i = 0; i < R->opt->nexclude; i++)
-        snprintf(exc + strlen(exc), sizeof exc - strlen(exc), "%s%s",
-                 i ? "\x1f" : "", R->opt->exclude[i]);
+    char gbuf[64];
     meta[nmeta++] = (tb_meta){"timber.version", TIMBER_VERSION_STRING};
     size_t gamma_slot = nmeta;
     meta[nmeta++] = (tb_meta){"timber.gamma", ""};
-    meta[nmeta++] = (tb_meta){"timber.include", inc};
-    meta[nmeta++] = (tb_meta){"timber.exclude", exc};
+    meta[nmeta++] = (tb_meta){"timber.include", R->include_json};
+    meta[nmeta++] = (tb_meta){"timber.exclude", R->exclude_json};
     meta[nmeta++] = (tb_meta){"timber.fingerprint", R->fingerprint};
 
     for (size_t g = 0; g < R->ng; g++) {
@@ -547,6 +520,7 @@ static timber_status open_shard(run *R, out_shard *o, timber_error *err)
             goto out;
     }
 out:
+    free(meta);
     free(specs);
     return st;
 }
@@ -559,7 +533,7 @@ static timber_status commit_shard(run *R, out_shard *o, timber_error *err)
         st = tb_writer_commit(o->w[g], err);
     }
     if (!st)
-        R->res->shards_written++;
+        R->res->shards_written += R->ng;
     return st;
 }
 
@@ -602,6 +576,21 @@ static timber_status write_shards(run *R, timber_error *err)
 
 /* --------------------------------------------------------------- setup */
 
+/* A list of regexes as a JSON array string, for shard metadata (whose
+ * values must be strings). */
+static char *json_list(const char *const *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateString(v[i]))) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+    char *text = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return text;
+}
+
 /* Per gamma, the checkpoint directory being built: the temporary itself
  * for one gamma, gamma-<g>/ inside it for several. */
 static timber_status make_gamma_dirs(run *R, timber_error *err)
@@ -634,7 +623,8 @@ static timber_status open_cache(run *R, timber_error *err)
                                : tb_cache_default_path(R->fp);
     if (!path) {
         if (o->warning && !o->cache_path)
-            o->warning("no cache: neither XDG_CACHE_HOME nor HOME is set",
+            o->warning("no cache: XDG_CACHE_HOME is not an absolute path "
+                       "and HOME is not set",
                        o->user);
         return o->cache_path ? tb_fail(err, TIMBER_ERR_NOMEM, "out of memory")
                              : TIMBER_OK;
@@ -772,13 +762,16 @@ timber_status timber_refine(const char *base, const char *instruct,
     if (!st)
         st = tb_outdir_check(R.out, base, instruct, options->force, err);
     if (!st) {
-        uint64_t h = tb_model_fingerprint(R.base);
-        uint64_t hi = tb_model_fingerprint(R.inst);
-        h = tb_fnv1a(h, &hi, sizeof hi);
+        uint64_t h = tb_pair_fingerprint(R.base, R.inst);
         R.fp = h;
+        R.include_json = json_list(options->include, options->ninclude);
+        R.exclude_json = json_list(options->exclude, options->nexclude);
+        if (!R.include_json || !R.exclude_json)
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         snprintf(R.fingerprint, sizeof R.fingerprint, "%016llx",
                  (unsigned long long)h);
-        st = open_cache(&R, err);
+        if (!st)
+            st = open_cache(&R, err);
         for (size_t i = 0; i < R.plan.ninstruct; i++) {
             const tb_plan_item *it = &R.plan.items[i];
             R.work_total += work_of(it);
@@ -857,6 +850,8 @@ timber_status timber_refine(const char *base, const char *instruct,
     free(R.gdirs);
     free(R.out);
     tb_plan_clear(&R.plan);
+    free(R.include_json);
+    free(R.exclude_json);
     /* The report points into the models' names and shapes: they live as
      * long as the result. */
     if (R.res) {

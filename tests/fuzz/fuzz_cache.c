@@ -177,8 +177,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tb_spectrum got;
     FUZZ_ASSERT(tb_cache_get(c, &k0, 3, 2, &got));
     FUZZ_ASSERT(got.s[0] == 2.0 && got.s[1] == 0.5 && got.k == 1 &&
-                got.p == 1 && got.basis[0] == (double)0.6f &&
-                got.basis[1] == (double)0.8f);
+                got.p == 1 && got.basis[0] == 0.6 &&
+                got.basis[1] == 0.8);
     tb_spectrum_clear(&got);
     tb_cache_close(c);
 
