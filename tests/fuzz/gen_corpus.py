@@ -12,9 +12,9 @@ commit the result.  One directory per target:
                 header, padding, many tensors) and a few malformed ones
   index/        model.safetensors.index.json texts for the fixture of
                 fuzz_index.c (shards with tensors a, b and c, plus traps)
-  cache/        SVD cache files: header only, valid records of both cut
-                sides, an unfinished last record, damage in the middle,
-                another format version, a bad magic
+  cache/        SVD cache files (format CACHE_VERSION below): header only,
+                valid records of both cut sides, an unfinished last record,
+                damage in the middle, other format versions, a bad magic
 """
 import json
 import os
@@ -159,7 +159,14 @@ def index_seeds():
         .encode())
 
 
-def cache_header(version=1, fingerprint=0x1234abcd, magic=b"TIMBERSV"):
+# The cache format these seeds are written in (src/cache.h): its version
+# and how a record stores its basis ("<d": float64 since version 2; "<f":
+# float32 in version 1).  Keep in step with cache.h and regenerate.
+CACHE_VERSION = 2
+BASIS_FORMAT = "<d"
+
+
+def cache_header(version=CACHE_VERSION, fingerprint=0x1234abcd, magic=b"TIMBERSV"):
     h = magic + struct.pack("<IIQI", version, 32, fingerprint, 1)
     return h + struct.pack("<I", zlib.crc32(h))
 
@@ -178,7 +185,7 @@ def cache_record(name, shape, rows, cols, k, dtb=14, dti=14,
     body += struct.pack("<dd", 1.5, 0.25) + bytes([side]) + bytes(7)
     body += struct.pack("<Q", p)
     body += b"".join(struct.pack("<d", v) for v in s)
-    body += b"".join(struct.pack("<f", 0.5 if (i % 3) else -0.25)
+    body += b"".join(struct.pack(BASIS_FORMAT, 0.5 if (i % 3) else -0.25)
                      for i in range(S * p))
     rec = struct.pack("<IQ", 0x43455254, len(body)) + body
     return rec + struct.pack("<I", zlib.crc32(rec))
@@ -205,7 +212,8 @@ def cache_seeds():
     out(t, "damaged_middle", h + r1 + bytes(dam) + r3)
     out(t, "garbage_between", h + r1 + b"garbage!" + r3)
     out(t, "old_version", cache_header(version=0))
-    out(t, "new_version", cache_header(version=2) + r1)
+    out(t, "previous_version", cache_header(version=CACHE_VERSION - 1) + r1)
+    out(t, "new_version", cache_header(version=CACHE_VERSION + 1) + r1)
     out(t, "bad_magic", cache_header(magic=b"TIMBERSW"))
     bad_crc = bytearray(h)
     bad_crc[20] ^= 1
