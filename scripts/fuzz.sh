@@ -43,7 +43,7 @@ targets=()
 for arg in "$@"; do
     case "$arg" in
     -h | --help)
-        sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     safetensors | index | cache) targets+=("$arg") ;;

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # test.sh — build timber and run the whole test suite, twice: a normal
 # build in build/, then an AddressSanitizer + UndefinedBehaviorSanitizer
-# build in build-asan/ where any sanitizer report fails the test.
+# build in build-asan/ where any sanitizer report fails the test; then
+# fuzz each libFuzzer target for a bounded time (scripts/fuzz.sh, in
+# build-fuzz/; skipped with a message when clang cannot be installed).
 #
-# usage: scripts/test.sh [--quick] [--help]
+# usage: scripts/test.sh [--quick] [--no-fuzz] [--help]
 #
-#   --quick   skip the sanitizer pass (same as TIMBER_SKIP_SANITIZE=1)
+#   --quick     skip the sanitizer pass and the fuzzing
+#               (same as TIMBER_SKIP_SANITIZE=1 TIMBER_SKIP_FUZZ=1)
+#   --no-fuzz   skip the fuzzing (same as TIMBER_SKIP_FUZZ=1)
 #
 # Exits non-zero if the build or any test fails.  Works from any directory,
 # with no terminal and no stdin (CI runs it as .ci/run).
 #
 # Environment:
 #   TIMBER_SKIP_SANITIZE  1 = skip the sanitizer pass
+#   TIMBER_SKIP_FUZZ      1 = skip the fuzzing
+#   TIMBER_FUZZ_SECONDS   seconds per fuzz target (default 45; 3 targets)
 #   TIMBER_TEST_JOBS      tests run in parallel (default 1)
 #   TIMBER_TEST_TIMEOUT   seconds a test may run unless it sets its own
 #                         TIMEOUT (default 600)
@@ -30,11 +36,18 @@ die() {
 
 sanitize=1
 [[ "${TIMBER_SKIP_SANITIZE:-0}" == 1 ]] && sanitize=0
+fuzz=1
+[[ "${TIMBER_SKIP_FUZZ:-0}" == 1 ]] && fuzz=0
 for arg in "$@"; do
     case "$arg" in
-    --quick | --no-sanitize) sanitize=0 ;;
+    --quick)
+        sanitize=0
+        fuzz=0
+        ;;
+    --no-sanitize) sanitize=0 ;;
+    --no-fuzz) fuzz=0 ;;
     -h | --help)
-        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
@@ -84,6 +97,21 @@ if ((sanitize)); then
     run_ctest build-asan || status=1
 else
     say "pass 2 skipped (--quick / TIMBER_SKIP_SANITIZE=1)"
+fi
+
+# ---- pass 3: fuzzing ------------------------------------------------------
+if ((fuzz)); then
+    fuzz_seconds="${TIMBER_FUZZ_SECONDS:-45}"
+    say "pass 3: fuzzing each target for ${fuzz_seconds}s in build-fuzz/"
+    # fuzz.sh exits 0 with a "skipped" line when clang cannot be had.
+    if ! "$here/fuzz.sh" "$fuzz_seconds"; then
+        say "FAILED: fuzzing (after $(elapsed))"
+        status=1
+    else
+        say "passed: fuzzing (after $(elapsed))"
+    fi
+else
+    say "pass 3 skipped (--quick / --no-fuzz / TIMBER_SKIP_FUZZ=1)"
 fi
 
 if ((status)); then
