@@ -37,6 +37,12 @@ void tb_mat_init(tb_mat *M, const timber_model *inst,
 
 uint64_t tb_mat_panel_elems(const tb_mat *M)
 {
+    /* A small matrix gets buffers its own size (a model can have 100,000
+     * of them); a big one panels of TB_PANEL_ELEMS, but never less than a
+     * whole row (row blocks) or column (column panels). */
+    uint64_t all = M->rows * M->cols;
+    if (all <= TB_PANEL_ELEMS)
+        return all ? all : 1;
     uint64_t p = TB_PANEL_ELEMS;
     if (M->cols > p)
         p = M->cols;
