@@ -3,7 +3,7 @@
 limit tests (tests/faults/*.sh), where timber-gen's realistic pairs do
 not have the shape or the values a case needs.
 
-usage: stpair.py CASE DIR
+usage: stpair.py CASE DIR [N]
 
 Writes DIR/base/model.safetensors and DIR/instruct/model.safetensors
 (plus a config.json in each).  Values are deterministic (seeded), so
@@ -12,7 +12,8 @@ every run of a case writes the same bytes.
 cases:
   nan-instruct   Instruct's "layer.w" F32 [8, 6] holds a NaN at [2, 3]
   inf-base       Base's "layer.w" BF16 [5, 7] holds +Inf at [4, 1]
-  many           100,000 tensors "t.NNNNNN" F32 [2, 2], every delta non-zero
+  many           N tensors (default 100,000) "t.NNNNNN" F32 [2, 2], every
+                 delta non-zero
   zero-dim       "z.rows" F32 [0, 8] and "z.cols" BF16 [8, 0] (empty), and
                  "z.ok" F32 [4, 3]
   thin           "row" BF16 [1, 300], "col" BF16 [300, 1], "row32" F32
@@ -102,9 +103,10 @@ def delta_pair(rng, name, dt, shape, scale=0.02, dscale=0.003):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     case, d = sys.argv[1], sys.argv[2]
+    count = int(sys.argv[3]) if len(sys.argv) == 4 else 100000
     rng = random.Random(case)
     if case in ("nan-instruct", "inf-base"):
         dt, shape, at = (("F32", [8, 6], (2, 3)) if case == "nan-instruct"
@@ -120,7 +122,7 @@ def main():
             pair(d, [(b[0], b[1], b[2], bad), ok_b], [i, ok_i])
     elif case == "many":
         base, inst = [], []
-        for k in range(100000):
+        for k in range(count):
             v = [rng.uniform(-1, 1) for _ in range(4)]
             w = [x + 0.01 * (j + 1) * (1 if (k + j) % 3 else -1)
                  for j, x in enumerate(v)]
