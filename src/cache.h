@@ -74,6 +74,14 @@ void tb_cache_close(tb_cache *cache);
 int tb_cache_get(tb_cache *cache, const tb_cache_key *key, uint64_t rows,
                  uint64_t cols, tb_spectrum *sp);
 
+/* The newest record matching key in everything but the two data CRCs,
+ * which are returned in crc (Base, Instruct): the caller computes the real
+ * CRCs on its way through the data and applies the record only if they
+ * match, so the inputs are read once.  Returns 1 when found. */
+int tb_cache_get_latest(tb_cache *cache, const tb_cache_key *key,
+                        uint64_t rows, uint64_t cols, tb_spectrum *sp,
+                        uint32_t crc[2]);
+
 /* Appends a record for key and
  * flushes it.  On failure the file is cut back to its previous end, so it
  * stays valid.  Thread-safe. */

@@ -134,7 +134,8 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
     double *const bufs[3] = {b0, b1, b2};
     /* With a cached delta spectrum the delta's Gram is not needed, but its
      * Frobenius norm is: sum of s^2. */
-    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, bufs, stop_job, J, err);
+    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, bufs, NULL, stop_job, J,
+                     err);
     if (st)
         goto out;
     if (pair) {

@@ -135,9 +135,26 @@ void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
                          nr * M->cols * M->esb);
 }
 
+void tb_mat_crc_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
+                     uint32_t crc[2])
+{
+    uint64_t row_b = M->cols * M->esb, row_i = M->cols * M->esi;
+    if (M->wb)
+        crc[0] = (uint32_t)crc32_z(crc[0], M->wb + r0 * row_b,
+                                   (z_size_t)(nr * row_b));
+    crc[1] = (uint32_t)crc32_z(crc[1], M->wi + r0 * row_i,
+                               (z_size_t)(nr * row_i));
+}
+
+void tb_crc_init(uint32_t crc[2])
+{
+    crc[0] = crc[1] = (uint32_t)crc32(0, Z_NULL, 0);
+}
+
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, double *const bufs[3], tb_stop_fn stop,
-                          const void *ctx, timber_error *err)
+                          double *gi, double *const bufs[3], uint32_t *crc,
+                          tb_stop_fn stop, const void *ctx,
+                          timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
     int tall = m >= n;
@@ -170,6 +187,8 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
         if (gb && M->wb)
             cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
                         B, ld, 1.0, gb, (int)S);
+        if (tall && crc)
+            tb_mat_crc_rows(M, at, len, crc);
         if (tall)
             tb_mat_release_rows(M, at, len);
     }

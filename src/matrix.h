@@ -52,13 +52,24 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
 /* Drops rows [r0, r0+nr) of both inputs from this process's RSS. */
 void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr);
 
+/* CRC-32 (zlib) of the raw bytes of rows [r0, r0+nr) of Base (crc[0])
+ * and Instruct (crc[1]), continuing crc; called on consecutive rows from
+ * tb_crc_init() it gives the CRC of each whole tensor (the cache key) on
+ * the way through a pass that reads the rows anyway. */
+void tb_crc_init(uint32_t crc[2]);
+void tb_mat_crc_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
+                     uint32_t crc[2]);
+
 /* Gram matrices G = A^T A (A = X, or X^T when rows < cols; S x S,
  * row-major upper triangle, accumulated into zeroed buffers) of the delta
  * (gd), Base (gb) and Instruct (gi); any may be NULL.  Checks finiteness.
- * bufs: three buffers of tb_mat_panel_elems() doubles. */
+ * bufs: three buffers of tb_mat_panel_elems() doubles.  crc (2 entries
+ * from tb_crc_init, or NULL) gets both inputs' CRCs when rows >= cols
+ * (rows are read in order then; a wide matrix is read by columns). */
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, double *const bufs[3], tb_stop_fn stop,
-                          const void *ctx, timber_error *err);
+                          double *gi, double *const bufs[3], uint32_t *crc,
+                          tb_stop_fn stop, const void *ctx,
+                          timber_error *err);
 
 /* CRC-32 of a tensor's bytes, dropping its pages as it goes. */
 uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t);

@@ -225,9 +225,15 @@ static int stop_run(const void *ctx)
 
 /* The update for every gamma, streamed by row blocks, into writers w[g]
  * at tensor index `idx`. */
+/* crc (or NULL) accumulates both inputs' CRCs over the first pass that
+ * reads the rows in order; for a wide matrix that pass writes nothing, so
+ * when `expect` (the CRCs of the cache record in use) is given and differs
+ * the pass stops there with *stale set, before any output. */
 static timber_status update_pass(const run *R, const tb_mat *M,
                                  const tb_spectrum *sp, tb_writer **w,
-                                 size_t idx, bufs *B, timber_error *err)
+                                 size_t idx, bufs *B, uint32_t *crc,
+                                 const uint32_t *expect, int *stale,
+                                 timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
     int p = (int)sp->p;
@@ -253,8 +259,15 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
                         (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
                         B->Z, (int)n);
+            if (crc)
+                tb_mat_crc_rows(M, r0, nr, crc);
             tb_mat_release_rows(M, r0, nr);
         }
+        if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1])) {
+            *stale = 1;
+            return TIMBER_OK;
+        }
+        crc = NULL; /* done */
     }
     for (uint64_t r0 = 0; r0 < m; r0 += step) {
         if (cancelled(R))
@@ -289,8 +302,12 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             if (st)
                 return st;
         }
+        if (crc)
+            tb_mat_crc_rows(M, r0, nr, crc);
         tb_mat_release_rows(M, r0, nr);
     }
+    if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1]))
+        *stale = 1;
     return TIMBER_OK;
 }
 
@@ -340,73 +357,116 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     B.W = tb_alloc_array((size_t)panel, sizeof(double));
     B.P = tb_alloc_array((size_t)panel, sizeof(double));
     B.enc = tb_alloc_array((size_t)panel, M.esi);
-    B.G = tb_calloc_array((size_t)(S * S), sizeof(double));
+    B.G = tb_alloc_array((size_t)(S * S), sizeof(double));
     if (!B.D || !B.W || !B.P || !B.enc || !B.G) {
         st = tb_fail(err, TIMBER_ERR_NOMEM,
                      "tensor '%s': out of memory for a %llux%llu matrix",
                      M.ii->name, (unsigned long long)m, (unsigned long long)n);
         goto out;
     }
+    /* The cache key holds the CRC-32 of both inputs' bytes.  They are
+     * computed on the way through a pass that reads the rows in order
+     * anyway (the Gram of a tall matrix, the update's first pass), so the
+     * inputs are read no more often with a cache than without.  A record
+     * found by name and shape is applied only once its CRCs are confirmed;
+     * a stale one is never applied: the tensor is recomputed. */
     tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
                         0, 0};
-    if (R->cache) {
-        key.crc_base = tb_tensor_crc(M.sb, M.bi);
-        key.crc_inst = tb_tensor_crc(M.si, M.ii);
-    }
-    if (R->cache && tb_cache_get(R->cache, &key, m, n, &sp)) {
-        rep->from_cache = 1;
-        atomic_fetch_add(&R->hits, 1);
-    } else {
-        double *const gbufs[3] = {B.D, B.W, B.P};
-        st = tb_mat_gram(&M, B.G, NULL, NULL, gbufs, stop_run, R, err);
-        if (st)
-            goto out;
-        st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name, err);
-        if (st)
-            goto out;
-        /* The cache stores the basis exactly (double), so a run from the
-         * cache, or resumed after a kill, writes the same bytes as a
-         * fresh one. */
-        if (R->cache) {
-            atomic_fetch_add(&R->misses, 1);
-            st = tb_cache_put(R->cache, &key, m, n, &sp, err);
+    uint32_t crc[2], rec[2] = {0, 0};
+    int have_crc = 0, cached = 0;
+    int all_one = 1;
+    for (size_t g = 0; g < R->ng; g++)
+        all_one &= R->res->gammas[g] == 1.0;
+    uint64_t step = tb_mat_row_step(&M);
+    if (R->cache)
+        cached = tb_cache_get_latest(R->cache, &key, m, n, &sp, rec);
+    for (;;) {
+        if (!cached) {
+            double *const gbufs[3] = {B.D, B.W, B.P};
+            int want = R->cache && !have_crc && m >= n;
+            if (want)
+                tb_crc_init(crc);
+            memset(B.G, 0, (size_t)(S * S) * sizeof(double));
+            st = tb_mat_gram(&M, B.G, NULL, NULL, gbufs, want ? crc : NULL,
+                             stop_run, R, err);
+            if (st)
+                goto out;
+            have_crc |= want;
+            st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name,
+                                       err);
             if (st)
                 goto out;
         }
+        /* Nothing to attenuate: D = 0 (k = 0), an empty tail (k = r), or
+         * gamma = 1 everywhere.  The output is Instruct exactly: copy its
+         * bytes (which also keeps -0.0). */
+        int trivial = sp.k == 0 || sp.k == S || all_one;
+        int stale = 0;
+        if (trivial) {
+            if (R->cache && !have_crc) {
+                crc[0] = tb_tensor_crc(M.sb, M.bi);
+                crc[1] = tb_tensor_crc(M.si, M.ii);
+                have_crc = 1;
+            }
+            stale = cached && (crc[0] != rec[0] || crc[1] != rec[1]);
+            if (!stale)
+                st = copy_tensor(R, M.ii, w, idx, err);
+        } else {
+            free(B.Y);
+            free(B.Z);
+            B.Z = NULL;
+            B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
+            if (m < n)
+                B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
+            if (!B.Y || (m < n && !B.Z)) {
+                st = tb_fail(err, TIMBER_ERR_NOMEM,
+                             "tensor '%s': out of memory for the update",
+                             M.ii->name);
+                goto out;
+            }
+            int want = R->cache && !have_crc;
+            if (want)
+                tb_crc_init(crc);
+            st = update_pass(R, &M, &sp, w, idx, &B, want ? crc : NULL,
+                             cached && want ? rec : NULL, &stale, err);
+            have_crc |= want && !st;
+            if (!stale && cached && (crc[0] != rec[0] || crc[1] != rec[1]))
+                stale = 1;
+        }
+        if (st)
+            goto out;
+        if (!stale)
+            break;
+        /* The record was for other bytes: forget what it produced, and use
+         * an exact record if the cache has one, else compute. */
+        for (size_t g = 0; g < R->ng; g++)
+            tb_writer_rewind(w[g], idx);
+        tb_spectrum_clear(&sp);
+        key.crc_base = crc[0];
+        key.crc_inst = crc[1];
+        cached = tb_cache_get(R->cache, &key, m, n, &sp);
+        if (cached) {
+            rec[0] = crc[0];
+            rec[1] = crc[1];
+        }
     }
-    free(B.G);
-    B.G = NULL;
-
+    if (cached) {
+        rep->from_cache = 1;
+        atomic_fetch_add(&R->hits, 1);
+    } else if (R->cache) {
+        atomic_fetch_add(&R->misses, 1);
+        key.crc_base = crc[0];
+        key.crc_inst = crc[1];
+        st = tb_cache_put(R->cache, &key, m, n, &sp, err);
+        if (st)
+            goto out;
+    }
     rep->rows = m;
     rep->cols = n;
     rep->rank = S;
     rep->erank = sp.erank;
     rep->k = sp.k;
     rep->tail_energy = sp.tail_energy;
-
-    /* Nothing to attenuate: D = 0 (k = 0) or an empty tail (k = r).  The
-     * output is Instruct exactly, so copy its bytes (also keeps -0.0). */
-    if (sp.k == 0 || sp.k == S) {
-        st = copy_tensor(R, M.ii, w, idx, err);
-        goto out;
-    }
-    uint64_t step = tb_mat_row_step(&M);
-    B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
-    if (m < n)
-        B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
-    if (!B.Y || (m < n && !B.Z)) {
-        st = tb_fail(err, TIMBER_ERR_NOMEM,
-                     "tensor '%s': out of memory for the update", M.ii->name);
-        goto out;
-    }
-    /* gamma = 1 gives Instruct bit for bit; other gammas are computed. */
-    int all_one = 1;
-    for (size_t g = 0; g < R->ng; g++)
-        all_one &= R->res->gammas[g] == 1.0;
-    if (all_one)
-        st = copy_tensor(R, M.ii, w, idx, err);
-    else
-        st = update_pass(R, &M, &sp, w, idx, &B, err);
 out:
     tb_spectrum_clear(&sp);
     free_bufs(&B);

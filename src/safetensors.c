@@ -1269,6 +1269,12 @@ uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index)
 
 uint64_t tb_writer_file_size(const tb_writer *w) { return w->file_size; }
 
+void tb_writer_rewind(tb_writer *w, size_t index)
+{
+    if (index < w->n)
+        w->written[index] = 0;
+}
+
 timber_status tb_writer_commit(tb_writer *w, timber_error *err)
 {
     for (size_t i = 0; i < w->n; i++)

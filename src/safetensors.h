@@ -122,6 +122,11 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                             size_t len, timber_error *err);
 
+/* Forgets the bytes put so far for tensor `index`, so they can be put
+ * again from the start (a tensor recomputed after its cache record proved
+ * stale). */
+void tb_writer_rewind(tb_writer *w, size_t index);
+
 /* Byte size of tensor `index` as laid out. */
 uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index);
 
