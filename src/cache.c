@@ -681,7 +681,8 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
     p += 80;
     memcpy(p, sp->s, 8 * S);
     p += 8 * S;
-    memcpy(p, sp->basis, 8 * basis);
+    if (basis) /* k = 0 or k = r: no basis, and sp->basis may be NULL */
+        memcpy(p, sp->basis, 8 * basis);
     p += 8 * basis;
     put32(p, crc(0, rec, REC_HEAD + B));
 

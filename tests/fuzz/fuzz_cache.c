@@ -180,6 +180,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 got.p == 1 && got.basis[0] == 0.6 &&
                 got.basis[1] == 0.8);
     tb_spectrum_clear(&got);
+    /* And one without a basis (D = 0: k = 0, p = 0, basis NULL), as
+     * refinement stores for a tensor Instruct did not change. */
+    static const uint64_t shape1[2] = {2, 4};
+    tb_cache_key k1 = {"fuzz.zero", 2, shape1, TIMBER_DT_BF16,
+                       TIMBER_DT_BF16, 1u, 1u};
+    double z[2] = {0.0, 0.0};
+    tb_spectrum sz = {2, z, 0.0, 0, 0.0, 0, 0, NULL};
+    FUZZ_ASSERT(tb_cache_put(c, &k1, 2, 4, &sz, &err) == TIMBER_OK);
+    FUZZ_ASSERT(tb_cache_get(c, &k1, 2, 4, &got));
+    FUZZ_ASSERT(got.k == 0 && got.p == 0 && got.s[0] == 0.0);
+    tb_spectrum_clear(&got);
     tb_cache_close(c);
 
     c = NULL;
