@@ -45,7 +45,7 @@
  * near zero a few ULP off the float64 reference). */
 #define TB_CACHE_VERSION 2u
 /* Bump whenever the arithmetic that produces a record changes. */
-#define TB_TRANSFORM_VERSION 1u
+#define TB_TRANSFORM_VERSION 2u
 
 typedef struct tb_cache tb_cache;
 
