@@ -29,14 +29,6 @@ endforeach()
 # The mid-run signals work on a ~700 MB pair: slower, and alone.
 set_tests_properties(fault_midrun PROPERTIES TIMEOUT 1500 RUN_SERIAL TRUE)
 set_tests_properties(fault_limits PROPERTIES TIMEOUT 1200)
-# Under ASan each small tensor's panel buffers (4 MiB each, whatever the
-# matrix) cost a shadow-memory pass: 100,000 tensors take ~4 minutes a
-# run instead of ~1 s.  Until the panels are sized to the matrix
-# (matrix.c, tb_mat_panel_elems), the sanitizer build checks 20,000.
-if(TIMBER_SANITIZE)
-  set_tests_properties(fault_limits PROPERTIES
-                       ENVIRONMENT TIMBER_LIMITS_MANY=20000)
-endif()
 
 # A complete refine (and its failure paths) under valgrind, in the
 # ordinary build; the sanitizer build checks leaks with LeakSanitizer.

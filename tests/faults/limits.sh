@@ -70,8 +70,9 @@ else
 fi
 
 # ---- 100,000 tensors ---------------------------------------------------------
-# TIMBER_LIMITS_MANY: fewer in the sanitizer build (robustness.cmake),
-# where every tensor's 4 MiB panel buffers cost a shadow-memory pass.
+# TIMBER_LIMITS_MANY sets another count (a quick local run).  Under ASan
+# this case once took 4 minutes a run, when every small tensor got 4 MiB
+# panel buffers; they are sized to the matrix now (matrix.c), ~5 s.
 MANY=${TIMBER_LIMITS_MANY:-100000}
 python3 "$HERE/stpair.py" many "$T/many" "$MANY" || exit 1
 MEASURE=()
