@@ -13,6 +13,8 @@
 #                     run reads it: exit 1, one line naming the shard, no
 #                     OUT, no temporary, the cache valid and never fed a
 #                     record computed from the vanished bytes
+#   rewriting         4 KiB of the Instruct shard overwritten in place (same
+#                     size): exit 1 naming it, no OUT, the cache valid
 #
 # Each signal is sent once the run has written its first cache record
 # (and at least a second after it started), so there is work to keep.
@@ -154,6 +156,33 @@ if wait_first_record "$C"; then
 else
     finish_run trunc
     bad "trunc: the run ended (exit $RC) before its first cache record"
+fi
+
+# ---- an input shard rewritten in place (same size) --------------------------
+# The mapping then shows a mixture of old and new bytes; the file's new
+# modification time gives it away before OUT is published.
+rm -rf "$T/trunc-inst"
+mkdir -p "$T/rw-inst"
+cp "$I"/* "$T/rw-inst/"
+shard=$T/rw-inst/model.safetensors
+P=$T/rw.parent
+mkdir -p "$P"
+C=$T/rw.tsvd
+I_OVERRIDE=$T/rw-inst start rw "$P/out" "$C"
+if wait_first_record "$C"; then
+    # 4 KiB near the end replaced in place by other (finite) weights
+    # of the same file.
+    dd if="$shard" of="$shard" bs=4096 count=1 skip=1000 conv=notrunc \
+        seek=$(($(stat -c %s "$shard") / 4096 - 2)) 2>/dev/null
+    finish_run rw
+    expect_rc rw 1
+    one_line rw "$shard" "rewritten"
+    no_out rw "$P/out"
+    empty_dir "rw: OUT's parent" "$P"
+    cache_ok rw "$C"
+else
+    finish_run rw
+    bad "rw: the run ended (exit $RC) before its first cache record"
 fi
 
 finish
