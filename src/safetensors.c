@@ -1259,6 +1259,12 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                              w->tmp, len, (unsigned long long)off);
     }
     w->written[index] += len;
+    /* Start writing these pages to disk now.  Otherwise a shard the size
+     * of a model sits dirty in the page cache until the commit's fsync,
+     * which then waits for all of it (8 s for 1.2 GB at this machine's
+     * 140 MB/s) after the computing is done instead of alongside it. */
+    sync_file_range(w->fd, (off64_t)off, (off64_t)len,
+                    SYNC_FILE_RANGE_WRITE);
     return TIMBER_OK;
 }
 
