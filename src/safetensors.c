@@ -414,6 +414,112 @@ static timber_status blame_shard(const void *p, timber_error *err)
     return st;
 }
 
+/* The reference reader takes "shape" and "data_offsets" as unsigned
+ * integers (serde): it refuses 4.0, 1e3 and -0 there, which cJSON's
+ * double and json_whole() would take for whole numbers.  Walks the header
+ * (already valid JSON: this runs after cJSON parsed it) and returns the
+ * first number in a tensor's "shape" or "data_offsets" array that is a
+ * whole number in [0, 2^53) but not written as a plain integer, with the
+ * tensor's raw name, the field and the index; 0 if there is none.  (A
+ * number that is not whole, or out of range, is left to json_whole(),
+ * which says so.) */
+typedef struct int_fault {
+    const unsigned char *name, *field, *num;
+    size_t name_len, field_len, num_len, index;
+} int_fault;
+
+static int raw_key_is(const unsigned char *k, size_t n, const char *word)
+{
+    return n == strlen(word) && memcmp(k, word, n) == 0;
+}
+
+static int spelled_integer_fault(const unsigned char *s, size_t len,
+                                 int_fault *f)
+{
+    enum { MAXD = 4 };
+    unsigned char type[MAXD + 1] = {0}; /* '{' or '[' per open level */
+    int expect_key[MAXD + 1] = {0};
+    size_t count[MAXD + 1] = {0};
+    const unsigned char *key1 = NULL, *key2 = NULL;
+    size_t key1_len = 0, key2_len = 0;
+    size_t depth = 0, i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c == '{' || c == '[') {
+            if (depth >= 1 && depth <= MAXD && type[depth] == '[')
+                count[depth]++;
+            depth++;
+            if (depth <= MAXD) {
+                type[depth] = (unsigned char)c;
+                expect_key[depth] = c == '{';
+                count[depth] = 0;
+            }
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth > 0)
+                depth--;
+            i++;
+        } else if (c == ',') {
+            if (depth >= 1 && depth <= MAXD && type[depth] == '{')
+                expect_key[depth] = 1;
+            i++;
+        } else if (c == '"') {
+            size_t start = ++i;
+            while (i < len && s[i] != '"')
+                i += s[i] == '\\' ? 2 : 1;
+            size_t n = (i < len ? i : len) - start;
+            i++;
+            if (depth >= 1 && depth <= MAXD && type[depth] == '{' &&
+                expect_key[depth]) {
+                expect_key[depth] = 0;
+                if (depth == 1) {
+                    key1 = s + start;
+                    key1_len = n;
+                } else if (depth == 2) {
+                    key2 = s + start;
+                    key2_len = n;
+                }
+            } else if (depth >= 1 && depth <= MAXD && type[depth] == '[') {
+                count[depth]++;
+            }
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i;
+            while (i < len && (is_digit(s[i]) || s[i] == '-' || s[i] == '+' ||
+                               s[i] == '.' || s[i] == 'e' || s[i] == 'E'))
+                i++;
+            size_t n = i - start;
+            int plain = s[start] != '-';
+            for (size_t k = start; k < i; k++)
+                plain &= is_digit(s[k]);
+            if (depth == 3 && type[3] == '[' && type[2] == '{' && key1 &&
+                key2 && !raw_key_is(key1, key1_len, "__metadata__") &&
+                (raw_key_is(key2, key2_len, "shape") ||
+                 raw_key_is(key2, key2_len, "data_offsets")) &&
+                !plain && n < 64) {
+                char num[64];
+                memcpy(num, s + start, n);
+                num[n] = '\0';
+                double v = strtod(num, NULL);
+                if (v >= 0.0 && v < TB_JSON_INT_LIMIT && floor(v) == v) {
+                    *f = (int_fault){key1, key2,     s + start,
+                                     key1_len, key2_len, n, count[3]};
+                    return 1;
+                }
+            }
+            if (depth >= 1 && depth <= MAXD && type[depth] == '[')
+                count[depth]++;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            if (depth >= 1 && depth <= MAXD && type[depth] == '[')
+                count[depth]++;
+            while (i < len && s[i] >= 'a' && s[i] <= 'z')
+                i++;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
 /* -------------------------------------------------------------- reading */
 
 void tb_shard_free(tb_shard *s)
@@ -681,6 +787,18 @@ static timber_status parse_header(tb_shard *s, timber_error *err)
         st = tb_fail(err, TIMBER_ERR_FORMAT,
                      "%s: header is JSON but not an object", s->path);
         goto out;
+    }
+    {
+        int_fault f;
+        if (spelled_integer_fault((const unsigned char *)text, len, &f)) {
+            st = tb_fail(err, TIMBER_ERR_FORMAT,
+                         "%s: tensor '%.*s': %.*s[%zu] is written %.*s, not "
+                         "as an integer (the reference reader refuses it)",
+                         s->path, (int)f.name_len, (const char *)f.name,
+                         (int)f.field_len, (const char *)f.field, f.index,
+                         (int)f.num_len, (const char *)f.num);
+            goto out;
+        }
     }
 
     size_t ntensors = 0, ndims = 0;
