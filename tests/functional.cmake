@@ -2,7 +2,8 @@
 # The scripts live in tests/func/ (see tests/README.md); each prints
 # "N passed, M failed".  timber-erankcheck is the float64 eRank reference.
 add_executable(timber-erankcheck func/erankcheck.c)
-target_include_directories(timber-erankcheck PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_include_directories(timber-erankcheck PRIVATE ${CMAKE_SOURCE_DIR}/src
+                           ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(timber-erankcheck PRIVATE timber_lib)
 set_target_properties(timber-erankcheck PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

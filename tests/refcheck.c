@@ -26,37 +26,10 @@
 #include "model.h"
 #include "safetensors.h"
 #include "timber.h"
+#include "refload.h"
 
 static int verbose;
 
-static double load(timber_dtype dt, const unsigned char *p, size_t i)
-{
-    switch (dt) {
-    case TIMBER_DT_F64: {
-        double d;
-        memcpy(&d, p + 8 * i, 8);
-        return d;
-    }
-    case TIMBER_DT_F32: {
-        float f;
-        memcpy(&f, p + 4 * i, 4);
-        return f;
-    }
-    case TIMBER_DT_BF16: {
-        uint32_t u = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    case TIMBER_DT_F16: {
-        _Float16 h;
-        memcpy(&h, p + 2 * i, 2);
-        return (double)h;
-    }
-    default:
-        abort();
-    }
-}
 
 /* Reference rounding: double -> float (C cast, RNE) -> storage bits. */
 static uint64_t store_bits(timber_dtype dt, double v)
@@ -102,21 +75,7 @@ static long ulp16(uint64_t a, uint64_t b)
     return labs(x - y);
 }
 
-static int same_shape(const timber_tensor_info *a, const timber_tensor_info *b)
-{
-    if (a->ndim != b->ndim)
-        return 0;
-    for (size_t d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d])
-            return 0;
-    return 1;
-}
 
-static const unsigned char *data_of(const timber_model *m,
-                                    const timber_tensor_info *t)
-{
-    return tb_shard_data(tb_model_shard_of(m, t), t);
-}
 
 int main(int argc, char **argv)
 {
@@ -148,14 +107,14 @@ int main(int argc, char **argv)
         const timber_tensor_info *ti = timber_model_tensor(Mi, t);
         const timber_tensor_info *to = timber_model_find(Mo, ti->name);
         const timber_tensor_info *tb = timber_model_find(Mb, ti->name);
-        if (!to || to->dtype != ti->dtype || !same_shape(ti, to)) {
+        if (!to || to->dtype != ti->dtype || !ref_same_shape(ti, to)) {
             fprintf(stderr, "refcheck: %s missing or reshaped in OUT\n",
                     ti->name);
             bad = 1;
             continue;
         }
-        const unsigned char *pi = data_of(Mi, ti), *po = data_of(Mo, to);
-        int refinable = tb && same_shape(ti, tb) && ti->ndim >= 2 &&
+        const unsigned char *pi = ref_data_of(Mi, ti), *po = ref_data_of(Mo, to);
+        int refinable = tb && ref_same_shape(ti, tb) && ti->ndim >= 2 &&
                         ti->nelems > 0 &&
                         timber_dtype_is_refinable(ti->dtype) &&
                         timber_dtype_is_refinable(tb->dtype);
@@ -169,7 +128,7 @@ int main(int argc, char **argv)
             continue;
         }
         refined++;
-        const unsigned char *pb = data_of(Mb, tb);
+        const unsigned char *pb = ref_data_of(Mb, tb);
         size_t m = ti->shape[0], n = ti->nelems / m, r = m < n ? m : n;
         double *D = malloc(m * n * sizeof *D);
         double *s = malloc(r * sizeof *s);
@@ -177,7 +136,7 @@ int main(int argc, char **argv)
         double *Vt = malloc(r * n * sizeof *Vt);
         double *sup = malloc(r * sizeof *sup);
         for (size_t i = 0; i < m * n; i++)
-            D[i] = load(ti->dtype, pi, i) - load(tb->dtype, pb, i);
+            D[i] = ref_load(ti->dtype, pi, i) - ref_load(tb->dtype, pb, i);
         /* Row-major D is column-major D^T: use the row-major interface.
          * dgesdd (divide and conquer: what the authors' torch.linalg.svd
          * calls) rather than dgesvd, whose QR iteration takes minutes on
@@ -215,12 +174,12 @@ int main(int argc, char **argv)
             }
             for (size_t j = 0; j < n; j++) {
                 size_t e = i * n + j;
-                double ref = load(ti->dtype, pi, e) - (1.0 - gamma) * row[j];
+                double ref = ref_load(ti->dtype, pi, e) - (1.0 - gamma) * row[j];
                 uint64_t want = store_bits(ti->dtype, ref);
                 uint64_t got = file_bits(ti->dtype, po, e);
                 if (ti->dtype == TIMBER_DT_F32 ||
                     ti->dtype == TIMBER_DT_F64) {
-                    double g = load(ti->dtype, po, e);
+                    double g = ref_load(ti->dtype, po, e);
                     double w = ti->dtype == TIMBER_DT_F32 ? (double)(float)ref
                                                           : ref;
                     maxabs = fmax(maxabs, fabs(w));

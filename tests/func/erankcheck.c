@@ -34,6 +34,7 @@
 #include "model.h"
 #include "safetensors.h"
 #include "timber.h"
+#include "refload.h"
 
 #define REL_TOL 1e-6
 
@@ -57,50 +58,8 @@ static int float_dtype(timber_dtype dt)
            dt == TIMBER_DT_BF16 || dt == TIMBER_DT_F16;
 }
 
-static double load(timber_dtype dt, const unsigned char *p, size_t i)
-{
-    switch (dt) {
-    case TIMBER_DT_F64: {
-        double d;
-        memcpy(&d, p + 8 * i, 8);
-        return d;
-    }
-    case TIMBER_DT_F32: {
-        float f;
-        memcpy(&f, p + 4 * i, 4);
-        return f;
-    }
-    case TIMBER_DT_BF16: {
-        uint32_t u = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    case TIMBER_DT_F16: {
-        _Float16 h;
-        memcpy(&h, p + 2 * i, 2);
-        return (double)h;
-    }
-    default:
-        abort();
-    }
-}
 
-static const unsigned char *data_of(const timber_model *m,
-                                    const timber_tensor_info *t)
-{
-    return tb_shard_data(tb_model_shard_of(m, t), t);
-}
 
-static int same_shape(const timber_tensor_info *a, const timber_tensor_info *b)
-{
-    if (a->ndim != b->ndim)
-        return 0;
-    for (size_t d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d])
-            return 0;
-    return 1;
-}
 
 /* eRank of the m x n row-major matrix A (freed), from dgesvd's singular
  * values; 0 for a zero matrix. */
@@ -137,15 +96,15 @@ static double erank_of(double *A, size_t m, size_t n)
 static double *matrix(const timber_model *mi, const timber_tensor_info *ti,
                       const timber_model *mb, const timber_tensor_info *tb)
 {
-    const unsigned char *pi = data_of(mi, ti);
-    const unsigned char *pb = tb ? data_of(mb, tb) : NULL;
+    const unsigned char *pi = ref_data_of(mi, ti);
+    const unsigned char *pb = tb ? ref_data_of(mb, tb) : NULL;
     double *A = malloc(ti->nelems * sizeof *A);
     if (!A) {
         fprintf(stderr, "erankcheck: out of memory\n");
         exit(1);
     }
     for (size_t i = 0; i < ti->nelems; i++)
-        A[i] = load(ti->dtype, pi, i) - (pb ? load(tb->dtype, pb, i) : 0.0);
+        A[i] = ref_load(ti->dtype, pi, i) - (pb ? ref_load(tb->dtype, pb, i) : 0.0);
     return A;
 }
 
@@ -260,7 +219,7 @@ int main(int argc, char **argv)
             single ? NULL : timber_model_find(mb, ti->name);
         int ok = ti->ndim >= 2 && ti->nelems > 0 && float_dtype(ti->dtype);
         if (!single)
-            ok = ok && tb && same_shape(ti, tb) && float_dtype(tb->dtype);
+            ok = ok && tb && ref_same_shape(ti, tb) && float_dtype(tb->dtype);
         if (ok && select)
             ok = regexec(&re, ti->name, 0, NULL, 0) == 0;
         want[t] = (char)ok;
