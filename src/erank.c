@@ -74,20 +74,21 @@ static int stop_job(const void *ctx)
            atomic_load(&((job *)J)->failed);
 }
 
-static double trace(const double *G, size_t S)
+static double trace(const double *G, size_t S, size_t ld)
 {
     double t = 0;
     for (size_t i = 0; i < S; i++)
-        t += G[i * S + i];
+        t += G[i * ld + i];
     return t;
 }
 
 /* eRank from a Gram matrix (destroyed). */
-static timber_status erank_of(double *G, size_t S, const char *name,
-                              double *out, timber_error *err)
+static timber_status erank_of(double *G, size_t S, size_t ld,
+                              const char *name, double *out,
+                              timber_error *err)
 {
     tb_spectrum sp;
-    timber_status st = tb_spectrum_from_gram(G, S, 0, &sp, name, err);
+    timber_status st = tb_spectrum_from_gram(G, S, ld, 0, &sp, name, err);
     if (!st)
         *out = sp.erank;
     tb_spectrum_clear(&sp);
@@ -100,7 +101,8 @@ static double row_cost(void *ctx, size_t i)
     return tb_matrix_cost(J->res->rows[i].rows, J->res->rows[i].cols);
 }
 
-static timber_status analyse(void *ctx, size_t i, timber_error *err)
+static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
+                             timber_error *err)
 {
     job *J = ctx;
     timber_erank_row *row = &J->res->rows[i];
@@ -108,13 +110,14 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
     tb_mat_init(&M, J->res->inst, J->inst[i], J->res->base, J->base[i]);
     uint64_t S = row->rank;
     uint64_t panel = tb_mat_panel_elems(&M);
-    double *b0 = tb_alloc_array((size_t)panel, sizeof(double));
-    double *b1 = tb_alloc_array((size_t)panel, sizeof(double));
-    double *b2 = tb_alloc_array((size_t)panel, sizeof(double));
+    double *b0 = tb_scratch_get(scr, 0, (size_t)panel, sizeof(double));
+    double *b1 = tb_scratch_get(scr, 1, (size_t)panel, sizeof(double));
+    double *b2 = tb_scratch_get(scr, 2, (size_t)panel, sizeof(double));
     int pair = J->res->pair;
-    double *gd = tb_calloc_array((size_t)(S * S), sizeof(double));
-    double *gb = pair ? tb_calloc_array((size_t)(S * S), sizeof(double)) : NULL;
-    double *gi = pair ? tb_calloc_array((size_t)(S * S), sizeof(double)) : NULL;
+    size_t ld = tb_gram_ld((size_t)S), gn = (size_t)S * ld;
+    double *gd = tb_scratch_get(scr, 3, gn, sizeof(double));
+    double *gb = pair ? tb_scratch_get(scr, 4, gn, sizeof(double)) : NULL;
+    double *gi = pair ? tb_scratch_get(scr, 5, gn, sizeof(double)) : NULL;
     timber_status st = TIMBER_OK;
     tb_spectrum cached = {0};
     if (!b0 || !b1 || !b2 || !gd || (pair && (!gb || !gi))) {
@@ -123,6 +126,11 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
                      row->name, (unsigned long long)row->rows,
                      (unsigned long long)row->cols);
         goto out;
+    }
+    memset(gd, 0, gn * sizeof(double)); /* tb_mat_gram accumulates */
+    if (pair) {
+        memset(gb, 0, gn * sizeof(double));
+        memset(gi, 0, gn * sizeof(double));
     }
     int hit = 0;
     if (pair && J->cache) {
@@ -134,31 +142,34 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
     double *const bufs[3] = {b0, b1, b2};
     /* With a cached delta spectrum the delta's Gram is not needed, but its
      * Frobenius norm is: sum of s^2. */
-    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, bufs, NULL, stop_job, J,
-                     err);
+    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, ld, bufs, NULL, stop_job,
+                     J, err);
     if (st)
         goto out;
     if (pair) {
-        double d2 = 0, b2n = trace(gb, (size_t)S);
+        double d2 = 0, b2n = trace(gb, (size_t)S, ld);
         if (hit) {
             for (size_t k = 0; k < cached.S; k++)
                 d2 += cached.s[k] * cached.s[k];
             row->erank_delta = cached.erank;
             row->from_cache = 1;
         } else {
-            d2 = trace(gd, (size_t)S);
-            st = erank_of(gd, (size_t)S, row->name, &row->erank_delta, err);
+            d2 = trace(gd, (size_t)S, ld);
+            st = erank_of(gd, (size_t)S, ld, row->name, &row->erank_delta,
+                          err);
         }
         row->delta_rel_norm = b2n > 0 ? sqrt(d2 / b2n) : 0.0;
         if (!st)
-            st = erank_of(gb, (size_t)S, row->name, &row->erank_base, err);
+            st = erank_of(gb, (size_t)S, ld, row->name, &row->erank_base,
+                          err);
         if (!st)
-            st = erank_of(gi, (size_t)S, row->name, &row->erank_instruct,
+            st = erank_of(gi, (size_t)S, ld, row->name, &row->erank_instruct,
                           err);
         row->k = tb_cutoff(row->erank_delta, (size_t)S);
         row->delta_ratio = S ? row->erank_delta / (double)S : 0.0;
     } else {
-        st = erank_of(gd, (size_t)S, row->name, &row->erank_instruct, err);
+        st = erank_of(gd, (size_t)S, ld, row->name, &row->erank_instruct,
+                      err);
     }
     if (!st && J->opt->progress) {
         pthread_mutex_lock(&J->lock);
@@ -171,12 +182,6 @@ static timber_status analyse(void *ctx, size_t i, timber_error *err)
     }
 out:
     tb_spectrum_clear(&cached);
-    free(b0);
-    free(b1);
-    free(b2);
-    free(gd);
-    free(gb);
-    free(gi);
     return st;
 }
 

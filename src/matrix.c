@@ -152,7 +152,8 @@ void tb_crc_init(uint32_t crc[2])
 }
 
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, double *const bufs[3], uint32_t *crc,
+                          double *gi, size_t ldg, double *const bufs[3],
+                          uint32_t *crc,
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err)
 {
@@ -180,13 +181,13 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
         int ld = tall ? (int)S : (int)len;
         if (gd)
             cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        D, ld, 1.0, gd, (int)S);
+                        D, ld, 1.0, gd, (int)ldg);
         if (gi)
             cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        W, ld, 1.0, gi, (int)S);
+                        W, ld, 1.0, gi, (int)ldg);
         if (gb && M->wb)
             cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        B, ld, 1.0, gb, (int)S);
+                        B, ld, 1.0, gb, (int)ldg);
         if (tall && crc)
             tb_mat_crc_rows(M, at, len, crc);
         if (tall)

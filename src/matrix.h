@@ -60,14 +60,16 @@ void tb_crc_init(uint32_t crc[2]);
 void tb_mat_crc_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
                      uint32_t crc[2]);
 
-/* Gram matrices G = A^T A (A = X, or X^T when rows < cols; S x S,
- * row-major upper triangle, accumulated into zeroed buffers) of the delta
+/* Gram matrices G = A^T A (A = X, or X^T when rows < cols; S x S with row
+ * stride ldg (tb_gram_ld), row-major upper triangle, accumulated into
+ * zeroed buffers) of the delta
  * (gd), Base (gb) and Instruct (gi); any may be NULL.  Checks finiteness.
  * bufs: three buffers of tb_mat_panel_elems() doubles.  crc (2 entries
  * from tb_crc_init, or NULL) gets both inputs' CRCs when rows >= cols
  * (rows are read in order then; a wide matrix is read by columns). */
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, double *const bufs[3], uint32_t *crc,
+                          double *gi, size_t ldg, double *const bufs[3],
+                          uint32_t *crc,
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err);
 

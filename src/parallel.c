@@ -3,7 +3,9 @@
  */
 #include "parallel.h"
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +15,34 @@ double tb_matrix_cost(uint64_t rows, uint64_t cols)
 {
     double S = (double)(rows < cols ? rows : cols);
     return (double)rows * (double)cols * S + S * S * S;
+}
+
+struct tb_scratch {
+    void *p[TB_SCRATCH_SLOTS];
+    size_t cap[TB_SCRATCH_SLOTS];
+};
+
+void *tb_scratch_get(tb_scratch *s, unsigned slot, size_t n, size_t size)
+{
+    assert(slot < TB_SCRATCH_SLOTS);
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t need = n * size;
+    if (need == 0)
+        need = 1;
+    if (s->cap[slot] < need) {
+        /* No realloc: the old contents are not wanted, so not copied. */
+        free(s->p[slot]);
+        s->p[slot] = malloc(need);
+        s->cap[slot] = s->p[slot] ? need : 0;
+    }
+    return s->p[slot];
+}
+
+static void scratch_free(tb_scratch *s)
+{
+    for (unsigned i = 0; i < TB_SCRATCH_SLOTS; i++)
+        free(s->p[i]);
 }
 
 typedef struct pass {
@@ -31,6 +61,7 @@ static void *worker(void *arg)
     pass *P = arg;
     const tb_tasks *t = P->t;
     timber_error local;
+    tb_scratch scratch = {0};
     for (;;) {
         size_t at = atomic_fetch_add(&P->next, 1);
         if (at >= t->n || atomic_load(t->failed))
@@ -38,7 +69,7 @@ static void *worker(void *arg)
         size_t i = P->order[at];
         if (P->is_big[i] != P->big)
             continue;
-        timber_status st = t->run(t->ctx, i, &local);
+        timber_status st = t->run(t->ctx, i, &scratch, &local);
         if (st) {
             pthread_mutex_lock(&P->lock);
             if (!P->st || (P->st == TIMBER_ERR_INTERRUPTED &&
@@ -52,6 +83,7 @@ static void *worker(void *arg)
             break;
         }
     }
+    scratch_free(&scratch);
     return NULL;
 }
 

@@ -202,21 +202,13 @@ static uint64_t work_of(const tb_plan_item *it)
 
 /* ------------------------------------------------------ one refinement */
 
+/* A refinement's buffers: slots of the worker's scratch memory. */
 typedef struct bufs {
     double *D, *W, *P, *G, *Y, *Z;
     unsigned char *enc;
 } bufs;
 
-static void free_bufs(bufs *b)
-{
-    free(b->D);
-    free(b->W);
-    free(b->P);
-    free(b->G);
-    free(b->Y);
-    free(b->Z);
-    free(b->enc);
-}
+enum { SLOT_D, SLOT_W, SLOT_P, SLOT_G, SLOT_Y, SLOT_Z, SLOT_ENC };
 
 static int stop_run(const void *ctx)
 {
@@ -336,7 +328,7 @@ static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
 static timber_status refine_tensor(run *R, const tb_plan_item *it,
                                    tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
-                                   timber_error *err)
+                                   tb_scratch *scr, timber_error *err)
 {
     tb_mat M;
     tb_mat_init(&M, R->inst, it->instruct, R->base, it->base);
@@ -353,11 +345,12 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     tb_spectrum sp = {0};
     timber_status st = TIMBER_OK;
     uint64_t panel = tb_mat_panel_elems(&M);
-    B.D = tb_alloc_array((size_t)panel, sizeof(double));
-    B.W = tb_alloc_array((size_t)panel, sizeof(double));
-    B.P = tb_alloc_array((size_t)panel, sizeof(double));
-    B.enc = tb_alloc_array((size_t)panel, M.esi);
-    B.G = tb_alloc_array((size_t)(S * S), sizeof(double));
+    B.D = tb_scratch_get(scr, SLOT_D, (size_t)panel, sizeof(double));
+    B.W = tb_scratch_get(scr, SLOT_W, (size_t)panel, sizeof(double));
+    B.P = tb_scratch_get(scr, SLOT_P, (size_t)panel, sizeof(double));
+    B.enc = tb_scratch_get(scr, SLOT_ENC, (size_t)panel, M.esi);
+    size_t ldg = tb_gram_ld((size_t)S);
+    B.G = tb_scratch_get(scr, SLOT_G, (size_t)S * ldg, sizeof(double));
     if (!B.D || !B.W || !B.P || !B.enc || !B.G) {
         st = tb_fail(err, TIMBER_ERR_NOMEM,
                      "tensor '%s': out of memory for a %llux%llu matrix",
@@ -386,14 +379,15 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
             int want = R->cache && !have_crc && m >= n;
             if (want)
                 tb_crc_init(crc);
-            memset(B.G, 0, (size_t)(S * S) * sizeof(double));
-            st = tb_mat_gram(&M, B.G, NULL, NULL, gbufs, want ? crc : NULL,
+            memset(B.G, 0, (size_t)S * ldg * sizeof(double));
+            st = tb_mat_gram(&M, B.G, NULL, NULL, ldg, gbufs,
+                             want ? crc : NULL,
                              stop_run, R, err);
             if (st)
                 goto out;
             have_crc |= want;
-            st = tb_spectrum_from_gram(B.G, (size_t)S, 1, &sp, M.ii->name,
-                                       err);
+            st = tb_spectrum_from_gram(B.G, (size_t)S, ldg, 1, &sp,
+                                       M.ii->name, err);
             if (st)
                 goto out;
         }
@@ -412,12 +406,12 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
             if (!stale)
                 st = copy_tensor(R, M.ii, w, idx, err);
         } else {
-            free(B.Y);
-            free(B.Z);
             B.Z = NULL;
-            B.Y = tb_alloc_array((size_t)(step * sp.p), sizeof(double));
+            B.Y = tb_scratch_get(scr, SLOT_Y, (size_t)(step * sp.p),
+                                 sizeof(double));
             if (m < n)
-                B.Z = tb_alloc_array((size_t)(sp.p * n), sizeof(double));
+                B.Z = tb_scratch_get(scr, SLOT_Z, (size_t)(sp.p * n),
+                                     sizeof(double));
             if (!B.Y || (m < n && !B.Z)) {
                 st = tb_fail(err, TIMBER_ERR_NOMEM,
                              "tensor '%s': out of memory for the update",
@@ -469,7 +463,6 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     rep->tail_energy = sp.tail_energy;
 out:
     tb_spectrum_clear(&sp);
-    free_bufs(&B);
     return st;
 }
 
@@ -498,7 +491,8 @@ static double item_cost(void *ctx, size_t i)
     return (double)it->instruct->nbytes; /* a copy: cheap */
 }
 
-static timber_status do_item(void *ctx, size_t i, timber_error *err)
+static timber_status do_item(void *ctx, size_t i, tb_scratch *scr,
+                             timber_error *err)
 {
     run *R = ctx;
     const tb_plan_item *it = &R->plan.items[i];
@@ -506,7 +500,7 @@ static timber_status do_item(void *ctx, size_t i, timber_error *err)
     out_shard *o = &R->shards[R->item_shard[i]];
     size_t idx = i - o->first;
     timber_status st = it->action == TIMBER_ACTION_REFINED
-                           ? refine_tensor(R, it, o->w, idx, rep, err)
+                           ? refine_tensor(R, it, o->w, idx, rep, scr, err)
                            : copy_tensor(R, it->instruct, o->w, idx, err);
     if (!st) {
         pthread_mutex_lock(&R->lock);

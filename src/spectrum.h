@@ -36,13 +36,17 @@ typedef struct tb_spectrum {
     double *basis;      /* S x p, column-major: orthonormal eigenvectors */
 } tb_spectrum;
 
-/* From the Gram matrix G (S x S, lower triangle in column-major order ==
- * upper triangle in row-major order; overwritten), computes the spectrum
- * and, when want_basis, the basis of the smaller side of the cut.
- * `what` names the tensor in error messages. */
-timber_status tb_spectrum_from_gram(double *G, size_t S, int want_basis,
-                                    tb_spectrum *out, const char *what,
-                                    timber_error *err);
+/* The leading dimension to store an S x S Gram matrix with (S, or a
+ * little more where S would make columns collide in the caches). */
+size_t tb_gram_ld(size_t S);
+
+/* From the Gram matrix G (S x S with leading dimension ld, lower triangle
+ * in column-major order == upper triangle in row-major order; overwritten),
+ * computes the spectrum and, when want_basis, the basis of the smaller side
+ * of the cut.  `what` names the tensor in error messages. */
+timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
+                                    int want_basis, tb_spectrum *out,
+                                    const char *what, timber_error *err);
 
 void tb_spectrum_clear(tb_spectrum *sp);
 

@@ -106,15 +106,37 @@ typedef struct known {
     double *tail; /* m x n: sum_{i>=k} s_i u_i v_i^T */
 } known;
 
-/* W_B random, D = U diag(s) V^T (m x n view), W_I = W_B + D. */
-static known make_known(fixture_tensor *t, const double *s, size_t r)
+/* Two orthonormal blocks in one n x r matrix: column c lies in rows
+ * [0, n/2) when c is even, [n/2, n) when odd.  D built on such U and V is
+ * block diagonal, so its Gram matrix is, and the tridiagonal form splits
+ * exactly: the eigen-solver's other route. */
+static double *split_orthonormal(size_t n, size_t r)
+{
+    size_t h = n / 2, rh = (r + 1) / 2;
+    double *a = calloc(n * r, sizeof *a);
+    double *top = random_orthonormal(h, rh);
+    double *bot = random_orthonormal(n - h, r - rh);
+    for (size_t c = 0; c < r; c++)
+        for (size_t i = 0; i < (c % 2 ? n - h : h); i++)
+            a[(i + (c % 2 ? h : 0)) * r + c] =
+                c % 2 ? bot[i * (r - rh) + c / 2] : top[i * rh + c / 2];
+    free(top);
+    free(bot);
+    return a;
+}
+
+/* W_B random, D = U diag(s) V^T (m x n view), W_I = W_B + D; U and V
+ * block-structured when `split` (see split_orthonormal). */
+static known make_known_ex(fixture_tensor *t, const double *s, size_t r,
+                           int split)
 {
     known K = {0};
     size_t m = t->shape[0], n = nelems(t) / m;
     K.m = m;
     K.n = n;
     K.r = r;
-    double *U = random_orthonormal(m, r), *V = random_orthonormal(n, r);
+    double *U = split ? split_orthonormal(m, r) : random_orthonormal(m, r);
+    double *V = split ? split_orthonormal(n, r) : random_orthonormal(n, r);
     double sum = 0, h = 0;
     for (size_t i = 0; i < r; i++)
         sum += s[i];
@@ -145,6 +167,11 @@ static known make_known(fixture_tensor *t, const double *s, size_t r)
     free(U);
     free(V);
     return K;
+}
+
+static known make_known(fixture_tensor *t, const double *s, size_t r)
+{
+    return make_known_ex(t, s, r, 0);
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -193,7 +220,7 @@ static void test_prescribed(void)
     const char *idir = tu_path(dir, "instruct");
     mkdir(idir, 0777);
 
-    enum { NT = 6 };
+    enum { NT = 8 };
     fixture_tensor ts[NT] = {
         {"tall.flat", TIMBER_DT_F64, 2, {40, 24, 0}, NULL, NULL},
         {"wide.flat", TIMBER_DT_F64, 2, {24, 40, 0}, NULL, NULL},
@@ -201,6 +228,8 @@ static void test_prescribed(void)
         {"cube", TIMBER_DT_F64, 3, {6, 4, 5}, NULL, NULL},
         {"full", TIMBER_DT_F64, 2, {12, 8, 0}, NULL, NULL},
         {"zero", TIMBER_DT_F64, 2, {10, 10, 0}, NULL, NULL},
+        {"tall.split", TIMBER_DT_F64, 2, {40, 24, 0}, NULL, NULL},
+        {"thin", TIMBER_DT_F64, 2, {5, 2, 0}, NULL, NULL},
     };
     known K[NT];
     double s[64];
@@ -226,6 +255,15 @@ static void test_prescribed(void)
     for (int i = 0; i < 10; i++)
         s[i] = 0.0;
     K[5] = make_known(&ts[5], s, 10);
+    /* block diagonal D: the tridiagonal form splits (tail side) */
+    for (int i = 0; i < 24; i++)
+        s[i] = 0.01 * (1.0 + 0.3 * cos(i * 0.9)) * (1.0 - i / 28.0);
+    sort_desc(s, 24);
+    K[6] = make_known_ex(&ts[6], s, 24, 1);
+    /* two singular values, one of them 0: k = 1 */
+    s[0] = 0.03;
+    s[1] = 0.0;
+    K[7] = make_known(&ts[7], s, 2);
 
     write_side(bdir, "model.safetensors", ts, NT, 0);
     write_side(idir, "model.safetensors", ts, NT, 1);
