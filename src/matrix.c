@@ -151,16 +151,33 @@ void tb_crc_init(uint32_t crc[2])
     crc[0] = crc[1] = (uint32_t)crc32(0, Z_NULL, 0);
 }
 
+uint64_t tb_whole_elems = TB_WHOLE_ELEMS;
+
+/* The Gram panels of an S x L view (L >= S; tall: A = D, wide: A = D^T):
+ * `step` of the long side at a time. */
+static uint64_t gram_step(uint64_t S)
+{
+    return TB_PANEL_ELEMS / S ? TB_PANEL_ELEMS / S : 1;
+}
+
+/* G += the panel's contribution.  Tall: panel is len x S rows of D (row
+ * stride ld), G += P^T P; wide: S x len columns of D, G += P P^T. */
+static void gram_panel(int tall, uint64_t S, uint64_t len, const double *P,
+                       uint64_t ld, double *G, size_t ldg)
+{
+    cblas_dsyrk(CblasRowMajor, CblasUpper, tall ? CblasTrans : CblasNoTrans,
+                (int)S, (int)len, 1.0, P, (int)ld, 1.0, G, (int)ldg);
+}
+
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
                           double *gi, size_t ldg, double *const bufs[3],
-                          uint32_t *crc,
-                          tb_stop_fn stop, const void *ctx,
+                          uint32_t *crc, tb_stop_fn stop, const void *ctx,
                           timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
     int tall = m >= n;
     uint64_t S = tall ? n : m, L = tall ? m : n;
-    uint64_t step = TB_PANEL_ELEMS / S ? TB_PANEL_ELEMS / S : 1;
+    uint64_t step = gram_step(S);
     double *D = bufs[0], *W = bufs[1], *B = bufs[2];
     /* Wide matrices are read in column panels (every row's segment), so
      * their pages are released once, at the end. */
@@ -175,19 +192,13 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
                                err);
         if (st)
             return st;
-        /* Tall: panel is len x S, G += P^T P; wide: panel is S x len,
-         * G += P P^T. */
-        CBLAS_TRANSPOSE t = tall ? CblasTrans : CblasNoTrans;
-        int ld = tall ? (int)S : (int)len;
+        uint64_t ld = tall ? S : len;
         if (gd)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        D, ld, 1.0, gd, (int)ldg);
+            gram_panel(tall, S, len, D, ld, gd, ldg);
         if (gi)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        W, ld, 1.0, gi, (int)ldg);
+            gram_panel(tall, S, len, W, ld, gi, ldg);
         if (gb && M->wb)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, t, (int)S, (int)len, 1.0,
-                        B, ld, 1.0, gb, (int)ldg);
+            gram_panel(tall, S, len, B, ld, gb, ldg);
         if (tall && crc)
             tb_mat_crc_rows(M, at, len, crc);
         if (tall)
@@ -196,6 +207,37 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
     if (!tall)
         tb_mat_release_rows(M, 0, m);
     return TIMBER_OK;
+}
+
+timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
+                              uint32_t *crc, tb_stop_fn stop,
+                              const void *ctx, timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols, step = tb_mat_row_step(M);
+    for (uint64_t r0 = 0; r0 < m; r0 += step) {
+        if (stop && stop(ctx))
+            return tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
+        uint64_t nr = m - r0 < step ? m - r0 : step;
+        timber_status st = tb_mat_load(M, r0, nr, 0, n, D + r0 * n,
+                                       wi + r0 * n, NULL, NULL, 1, err);
+        if (st)
+            return st;
+        if (crc)
+            tb_mat_crc_rows(M, r0, nr, crc);
+        tb_mat_release_rows(M, r0, nr);
+    }
+    return TIMBER_OK;
+}
+
+void tb_mat_gram_of(const tb_mat *M, const double *D, double *G, size_t ldg)
+{
+    uint64_t m = M->rows, n = M->cols;
+    int tall = m >= n;
+    uint64_t S = tall ? n : m, L = tall ? m : n, step = gram_step(S);
+    for (uint64_t at = 0; at < L; at += step) {
+        uint64_t len = L - at < step ? L - at : step;
+        gram_panel(tall, S, len, tall ? D + at * n : D + at, n, G, ldg);
+    }
 }
 
 uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t)

@@ -73,6 +73,28 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err);
 
+/* Matrices of at most this many elements are read once, whole, into
+ * memory (D and W_I as doubles: 2 x 32 MiB at most) and refined from
+ * there; bigger ones are streamed twice (Gram, then update).  Reading once
+ * saves decoding both inputs and faulting their pages a second time.  The
+ * arithmetic is the same either way: both go through the same panels.
+ * A variable only so tests can force streaming (0) and compare. */
+extern uint64_t tb_whole_elems;
+#define TB_WHOLE_ELEMS (1u << 22)
+
+/* Reads the whole matrix: D (rows x cols, row-major) and W_I into wi, with
+ * the finiteness check, crc as in tb_mat_crc_rows (or NULL), and the input
+ * pages dropped as they are read. */
+timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
+                              uint32_t *crc, tb_stop_fn stop,
+                              const void *ctx, timber_error *err);
+
+/* The Gram matrix of a delta held whole in memory (as tb_mat_load_all
+ * leaves it), accumulated into zeroed G over exactly tb_mat_gram's panels,
+ * so the result is bit-identical to streaming it. */
+void tb_mat_gram_of(const tb_mat *M, const double *D, double *G,
+                    size_t ldg);
+
 /* CRC-32 of a tensor's bytes, dropping its pages as it goes. */
 uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t);
 

@@ -208,22 +208,27 @@ typedef struct bufs {
     unsigned char *enc;
 } bufs;
 
-enum { SLOT_D, SLOT_W, SLOT_P, SLOT_G, SLOT_Y, SLOT_Z, SLOT_ENC };
+enum {
+    SLOT_D, SLOT_W, SLOT_P, SLOT_G, SLOT_Y, SLOT_Z, SLOT_ENC,
+    SLOT_WHOLE /* D and W_I of a matrix read whole: 2 x rows x cols */
+};
 
 static int stop_run(const void *ctx)
 {
     return cancelled(ctx);
 }
 
-/* The update for every gamma, streamed by row blocks, into writers w[g]
- * at tensor index `idx`. */
+/* The update for every gamma, by row blocks, into writers w[g] at tensor
+ * index `idx`: from Dall / Wall when the matrix was read whole (then the
+ * inputs are not touched), else streamed from the inputs. */
 /* crc (or NULL) accumulates both inputs' CRCs over the first pass that
  * reads the rows in order; for a wide matrix that pass writes nothing, so
  * when `expect` (the CRCs of the cache record in use) is given and differs
  * the pass stops there with *stale set, before any output. */
 static timber_status update_pass(const run *R, const tb_mat *M,
                                  const tb_spectrum *sp, tb_writer **w,
-                                 size_t idx, bufs *B, uint32_t *crc,
+                                 size_t idx, bufs *B, const double *Dall,
+                                 const double *Wall, uint32_t *crc,
                                  const uint32_t *expect, int *stale,
                                  timber_error *err)
 {
@@ -244,16 +249,20 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             if (cancelled(R))
                 return interrupted(err);
             uint64_t nr = m - r0 < step ? m - r0 : step;
-            st = tb_mat_load(M, r0, nr, 0, n, B->D, NULL, NULL, B->W, 0,
-                             err);
-            if (st)
-                return st;
+            const double *D = Dall ? Dall + r0 * n : B->D;
+            if (!Dall) {
+                st = tb_mat_load(M, r0, nr, 0, n, B->D, NULL, NULL, B->W, 0,
+                                 err);
+                if (st)
+                    return st;
+            }
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
-                        (int)nr, 1.0, Vt + r0, (int)m, B->D, (int)n, 1.0,
-                        B->Z, (int)n);
+                        (int)nr, 1.0, Vt + r0, (int)m, D, (int)n, 1.0, B->Z,
+                        (int)n);
             if (crc)
                 tb_mat_crc_rows(M, r0, nr, crc);
-            tb_mat_release_rows(M, r0, nr);
+            if (!Dall)
+                tb_mat_release_rows(M, r0, nr);
         }
         if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1])) {
             *stale = 1;
@@ -266,12 +275,17 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             return interrupted(err);
         uint64_t nr = m - r0 < step ? m - r0 : step;
         size_t count = (size_t)(nr * n);
-        st = tb_mat_load(M, r0, nr, 0, n, B->D, B->W, NULL, NULL, 0, err);
-        if (st)
-            return st;
+        const double *D = Dall ? Dall + r0 * n : B->D;
+        const double *W = Wall ? Wall + r0 * n : B->W;
+        if (!Dall) {
+            st = tb_mat_load(M, r0, nr, 0, n, B->D, B->W, NULL, NULL, 0,
+                             err);
+            if (st)
+                return st;
+        }
         if (tall) {
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
-                        (int)n, 1.0, B->D, (int)n, Vt, (int)n, 0.0, B->Y, p);
+                        (int)n, 1.0, D, (int)n, Vt, (int)n, 0.0, B->Y, p);
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
                         (int)n, p, 1.0, B->Y, p, Vt, (int)n, 0.0, B->P,
                         (int)n);
@@ -283,12 +297,13 @@ static timber_status update_pass(const run *R, const tb_mat *M,
         /* T = P on the tail side, D - P on the head side. */
         if (!sp->tail_side)
             for (size_t i = 0; i < count; i++)
-                B->P[i] = B->D[i] - B->P[i];
+                B->P[i] = D[i] - B->P[i];
         for (size_t g = 0; g < R->ng; g++) {
             double f = 1.0 - R->res->gammas[g];
-            double *O = B->D; /* D is no longer needed: reuse it */
+            /* Streaming, D is no longer needed; whole, B->D is unused. */
+            double *O = B->D;
             for (size_t i = 0; i < count; i++)
-                O[i] = B->W[i] - f * B->P[i];
+                O[i] = W[i] - f * B->P[i];
             tb_encode(M->dti, O, B->enc, count);
             st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
             if (st)
@@ -296,7 +311,8 @@ static timber_status update_pass(const run *R, const tb_mat *M,
         }
         if (crc)
             tb_mat_crc_rows(M, r0, nr, crc);
-        tb_mat_release_rows(M, r0, nr);
+        if (!Dall)
+            tb_mat_release_rows(M, r0, nr);
     }
     if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1]))
         *stale = 1;
@@ -359,8 +375,9 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     }
     /* The cache key holds the CRC-32 of both inputs' bytes.  They are
      * computed on the way through a pass that reads the rows in order
-     * anyway (the Gram of a tall matrix, the update's first pass), so the
-     * inputs are read no more often with a cache than without.  A record
+     * anyway (a whole read, the Gram of a tall matrix, the update's first
+     * pass), so the inputs are read no more often with a cache than
+     * without.  A record
      * found by name and shape is applied only once its CRCs are confirmed;
      * a stale one is never applied: the tensor is recomputed. */
     tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
@@ -371,18 +388,51 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     for (size_t g = 0; g < R->ng; g++)
         all_one &= R->res->gammas[g] == 1.0;
     uint64_t step = tb_mat_row_step(&M);
-    if (R->cache)
+    /* Read whole (once) or streamed (twice); see TB_WHOLE_ELEMS. */
+    int whole = m * n <= tb_whole_elems;
+    double *Dall = NULL, *Wall = NULL;
+    if (whole) {
+        Dall = tb_scratch_get(scr, SLOT_WHOLE, (size_t)(m * n),
+                              2 * sizeof(double));
+        if (!Dall) {
+            st = tb_fail(err, TIMBER_ERR_NOMEM,
+                         "tensor '%s': out of memory for a %llux%llu matrix",
+                         M.ii->name, (unsigned long long)m,
+                         (unsigned long long)n);
+            goto out;
+        }
+        Wall = Dall + m * n;
+        /* The CRCs are known before any record is chosen: it is looked up
+         * by its full key, so it cannot turn out stale. */
+        if (R->cache)
+            tb_crc_init(crc);
+        st = tb_mat_load_all(&M, Dall, Wall, R->cache ? crc : NULL,
+                             stop_run, R, err);
+        if (st)
+            goto out;
+        if (R->cache) {
+            have_crc = 1;
+            key.crc_base = rec[0] = crc[0];
+            key.crc_inst = rec[1] = crc[1];
+            cached = tb_cache_get(R->cache, &key, m, n, &sp);
+        }
+    } else if (R->cache) {
         cached = tb_cache_get_latest(R->cache, &key, m, n, &sp, rec);
+    }
     for (;;) {
         if (!cached) {
-            double *const gbufs[3] = {B.D, B.W, B.P};
+            /* A tall Gram pass reads the rows in order. */
             int want = R->cache && !have_crc && m >= n;
             if (want)
                 tb_crc_init(crc);
             memset(B.G, 0, (size_t)S * ldg * sizeof(double));
-            st = tb_mat_gram(&M, B.G, NULL, NULL, ldg, gbufs,
-                             want ? crc : NULL,
-                             stop_run, R, err);
+            if (whole) {
+                tb_mat_gram_of(&M, Dall, B.G, ldg);
+            } else {
+                double *const gbufs[3] = {B.D, B.W, B.P};
+                st = tb_mat_gram(&M, B.G, NULL, NULL, ldg, gbufs,
+                                 want ? crc : NULL, stop_run, R, err);
+            }
             if (st)
                 goto out;
             have_crc |= want;
@@ -421,7 +471,8 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
             int want = R->cache && !have_crc;
             if (want)
                 tb_crc_init(crc);
-            st = update_pass(R, &M, &sp, w, idx, &B, want ? crc : NULL,
+            st = update_pass(R, &M, &sp, w, idx, &B, Dall, Wall,
+                             want ? crc : NULL,
                              cached && want ? rec : NULL, &stale, err);
             have_crc |= want && !st;
             if (!stale && cached && (crc[0] != rec[0] || crc[1] != rec[1]))

@@ -23,6 +23,7 @@
 #include <lapacke.h>
 
 #include "dtype.h"
+#include "matrix.h"
 #include "model.h"
 #include "safetensors.h"
 #include "testutil.h"
@@ -534,9 +535,93 @@ static void test_directory(void)
     CHECK(tu_count_entries(bad) == 2);
 }
 
+/* Matrices up to tb_whole_elems are read once, whole; bigger ones are
+ * streamed twice.  Both must give the same bytes (they share the panels),
+ * with and without a cache, and a cache written by one must serve the
+ * other.  Shapes span several panels both ways, so the streamed Gram of
+ * the wide one goes by column panels. */
+static void test_whole_vs_streamed(void)
+{
+    /* tu_path's buffers are reused: keep copies. */
+    char dir[4096], bdir[4096], idir[4096], cache_a[4096], cache_b[4096];
+    snprintf(dir, sizeof dir, "%s", tu_tempdir("whole"));
+    snprintf(bdir, sizeof bdir, "%s", tu_path(dir, "base"));
+    snprintf(idir, sizeof idir, "%s", tu_path(dir, "instruct"));
+    snprintf(cache_a, sizeof cache_a, "%s", tu_path(dir, "a.tsvd"));
+    snprintf(cache_b, sizeof cache_b, "%s", tu_path(dir, "b.tsvd"));
+    mkdir(bdir, 0777);
+    mkdir(idir, 0777);
+    fixture_tensor ts[2] = {
+        /* F64 and F32 outputs show any difference in the arithmetic,
+         * which rounding to 16 bits would mostly hide. */
+        {"tall", TIMBER_DT_F64, 2, {2400, 300, 0}, NULL, NULL},
+        {"wide", TIMBER_DT_F32, 2, {300, 2400, 0}, NULL, NULL},
+    };
+    for (size_t t = 0; t < 2; t++) {
+        size_t n = nelems(&ts[t]), cols = ts[t].shape[1];
+        ts[t].base = malloc(n * sizeof(double));
+        ts[t].inst = malloc(n * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            ts[t].base[i] = 0.02 * gauss();
+            /* column-scaled noise: a spread spectrum, so 0 < k < r */
+            double scale = 1e-3 * (1.0 + (double)(i % cols) / 50.0);
+            ts[t].inst[i] = ts[t].base[i] + scale * gauss();
+        }
+    }
+    write_side(bdir, "model.safetensors", ts, 2, 0);
+    write_side(idir, "model.safetensors", ts, 2, 1);
+    const uint64_t all = tb_whole_elems;
+    /* run: 0 whole/no cache, 1 streamed/no cache, 2 streamed writing a
+     * cache, 3 whole from that cache, 4 whole writing another cache,
+     * 5 streamed from it. */
+    struct {
+        uint64_t whole;
+        const char *cache;
+        size_t hits;
+    } runs[6] = {{all, NULL, 0},   {0, NULL, 0},  {0, cache_a, 0},
+                 {all, cache_a, 2}, {all, cache_b, 0}, {0, cache_b, 2}};
+    char out0[4096];
+    snprintf(out0, sizeof out0, "%s", tu_path(dir, "out-0"));
+    double g = 0.3;
+    for (int r = 0; r < 6; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "out-%d", r);
+        const char *out = tu_path(dir, name);
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.no_cache = runs[r].cache == NULL;
+        opt.cache_path = runs[r].cache;
+        opt.gammas = &g;
+        opt.ngammas = 1;
+        tb_whole_elems = runs[r].whole;
+        timber_result *res = NULL;
+        timber_error err;
+        timber_status st = timber_refine(bdir, idir, out, &opt, &res, &err);
+        tb_whole_elems = all;
+        if (!CHECK_OK("refine whole/streamed", st, &err))
+            continue;
+        CHECKF(timber_result_cache_hits(res) == runs[r].hits,
+               "run %d: %zu cache hits, expected %zu", r,
+               timber_result_cache_hits(res), runs[r].hits);
+        const timber_tensor_report *rep = find_report(res, "tall");
+        CHECKF(rep && rep->k > 0 && rep->k < rep->rank,
+               "run %d: tall should have a tail", r);
+        timber_result_free(res);
+        if (r)
+            CHECKF(files_equal(tu_path(out, "model.safetensors"),
+                               tu_path(out0, "model.safetensors")),
+                   "run %d differs from the whole, uncached run", r);
+    }
+    for (size_t t = 0; t < 2; t++) {
+        free(ts[t].base);
+        free(ts[t].inst);
+    }
+}
+
 int main(void)
 {
     test_prescribed();
     test_directory();
+    test_whole_vs_streamed();
     return tu_report();
 }

@@ -15,8 +15,11 @@
 #              bf16, Base bf16 + Instruct f16, two more seeds, and a gamma
 #              list (--gamma 0,0.5 writes OUT/gamma-0 and OUT/gamma-0.5)
 #   streaming  matrices larger than one panel (2^19 doubles): a tall
-#              16384 x 64 embedding and lm_head (--vocab 16384) and a wide
-#              64 x 16384 matrix (variant wide), in bf16 and f16
+#              70000 x 64 embedding and lm_head (--vocab 70000; beyond
+#              the 2^22 elements read whole, so streamed) and a wide
+#              64 x 16384 matrix (variant wide, read whole; test_refine
+#              checks that streaming it gives the same bytes), in bf16
+#              and f16
 #   qwen3      realistic 1024-wide shapes: qwen3-0.6b --layers 1 --vocab 4096
 #              (~20 s; refcheck's dgesdd handles 1024-wide deltas quickly)
 # Prints "N passed, M failed".
@@ -106,7 +109,7 @@ layouts)
     ;;
 streaming)
     for dt in bf16 f16; do
-        gen "big-$dt" --preset tiny --dtype "$dt" --seed 9 --vocab 16384 \
+        gen "big-$dt" --preset tiny --dtype "$dt" --seed 9 --vocab 70000 \
             --variants 3d,low-rank,unchanged,instruct-only,wide
         for g in 0 0.2; do
             agree "big-$dt" "out-big-$dt-$g" "$g"
