@@ -59,20 +59,10 @@ uint64_t tb_mat_row_step(const tb_mat *M)
     return step > M->rows ? M->rows : step;
 }
 
-/* First NaN or Inf of n doubles, or -1.  The common all-finite case is a
- * branch-free scan of the exponent bits, which vectorises; only a bad
- * panel is searched element by element. */
+/* Index of the first NaN or Inf of n doubles, or -1 (the slow search,
+ * once a scan has found one). */
 static long first_nonfinite(const double *x, size_t n)
 {
-    const uint64_t expo = 0x7ff0000000000000ull;
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t b;
-        memcpy(&b, &x[i], 8);
-        bad |= (uint64_t)((b & expo) == expo);
-    }
-    if (!bad)
-        return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return (long)i;
@@ -91,6 +81,36 @@ static timber_status nonfinite_error(const tb_mat *M, int instruct,
                    isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
 }
 
+/* Non-zero when any of x[0..n) is NaN or Inf: a branch-free scan of the
+ * exponent bits, which vectorises. */
+static int any_nonfinite(const double *x, size_t n)
+{
+    const uint64_t expo = 0x7ff0000000000000ull;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &x[i], 8);
+        bad |= (uint64_t)((b & expo) == expo);
+    }
+    return bad != 0;
+}
+
+/* d = w - d, with the finiteness scan of both operands in the same pass
+ * (one pass over the row instead of three). */
+static int subtract_checked(double *d, const double *w, size_t n)
+{
+    const uint64_t expo = 0x7ff0000000000000ull;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a, b;
+        memcpy(&a, &w[i], 8);
+        memcpy(&b, &d[i], 8);
+        bad |= (uint64_t)((a & expo) == expo) | (uint64_t)((b & expo) == expo);
+        d[i] = w[i] - d[i];
+    }
+    return bad != 0;
+}
+
 timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
                           uint64_t c0, uint64_t nc, double *D, double *wi,
                           double *wb, double *scratch, int check,
@@ -101,27 +121,35 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
         double *d = D + r * nc;
         double *w = wi ? wi + r * nc : scratch;
         tb_decode(M->dti, M->wi + at * M->esi, w, nc);
-        if (check) {
-            long bad = first_nonfinite(w, nc);
-            if (bad >= 0)
+        if (!M->wb) {
+            if (check && any_nonfinite(w, nc)) {
+                long bad = first_nonfinite(w, nc);
                 return nonfinite_error(M, 1, r0 + r, c0 + (uint64_t)bad,
                                        w[bad], err);
-        }
-        if (!M->wb) {
+            }
             memcpy(d, w, nc * sizeof *d);
             continue;
         }
         tb_decode(M->dtb, M->wb + at * M->esb, d, nc);
-        if (check) {
-            long bad = first_nonfinite(d, nc);
-            if (bad >= 0)
-                return nonfinite_error(M, 0, r0 + r, c0 + (uint64_t)bad,
-                                       d[bad], err);
-        }
         if (wb)
             memcpy(wb + r * nc, d, nc * sizeof *d);
-        for (uint64_t c = 0; c < nc; c++)
-            d[c] = w[c] - d[c];
+        if (!check) {
+            for (uint64_t c = 0; c < nc; c++)
+                d[c] = w[c] - d[c];
+            continue;
+        }
+        /* The base values are gone once subtracted: on a bad row, decode
+         * it again to say which input and element. */
+        if (subtract_checked(d, w, nc)) {
+            long bad = first_nonfinite(w, nc);
+            if (bad >= 0)
+                return nonfinite_error(M, 1, r0 + r, c0 + (uint64_t)bad,
+                                       w[bad], err);
+            tb_decode(M->dtb, M->wb + at * M->esb, d, nc);
+            bad = first_nonfinite(d, nc);
+            return nonfinite_error(M, 0, r0 + r, c0 + (uint64_t)bad, d[bad],
+                                   err);
+        }
     }
     return TIMBER_OK;
 }
