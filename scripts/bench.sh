@@ -7,6 +7,9 @@
 #      refine (empty SVD cache) and a re-run with another gamma from the
 #      cache: wall time, peak RSS, achieved GFLOP/s of the Gram + update
 #      arithmetic against the DGEMM rate.
+#      Each is run BENCH_REPEAT times (default 3); the median is reported
+#      with the range, because a shared machine's memory bandwidth moves
+#      single runs by 10 % or more.
 #   3. A Llama-3.1-8B-shaped pair with a few layers (BENCH_LLAMA_LAYERS,
 #      default 2): peak RSS, which must stay under 3 GB and not grow with
 #      the number of layers.
@@ -27,22 +30,32 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 export XDG_CACHE_HOME="$work/xdg-cache" # never touch the user's cache
 llama_layers=${BENCH_LLAMA_LAYERS:-2}
+repeat=${BENCH_REPEAT:-3}
 md="$work/bench.md"
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Runs a command, prints "wall_s peak_rss_kb" of it (children included).
+# Runs a command, prints "wall_s peak_rss_kb cpu_s" of it (children
+# included; cpu = user + system).
 measure() {
     python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
 t0 = time.monotonic()
 rc = subprocess.call(sys.argv[1:])
 wall = time.monotonic() - t0
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 if rc != 0:
     sys.exit(f"bench: command failed with exit code {rc}: {' '.join(sys.argv[1:])}")
-print(f"{wall:.2f} {rss}")
+print(f"{wall:.2f} {ru.ru_maxrss} {ru.ru_utime + ru.ru_stime:.1f}")
 PY
+}
+
+# median of the numbers on stdin, then "min-max"
+median_range() {
+    python3 -c '
+import sys, statistics
+v = [float(x) for x in sys.stdin.read().split()]
+print(f"{statistics.median(v):.2f} {min(v):.2f}-{max(v):.2f}")'
 }
 
 # GFLOPs of the arithmetic timber does for a run, from its JSON report:
@@ -88,11 +101,28 @@ q="$work/qwen3-0.6b"
 if [ ! -f "$q/instruct/model.safetensors" ]; then
     "$bin/timber-gen" "$q" --preset qwen3-0.6b --force
 fi
-rm -rf "$q/out-cold" "$q/out-cached" "$q/svd.tsvd"
-read -r cold_s cold_kb < <(measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cold" \
-    --gamma 0.2 --cache "$q/svd.tsvd" --report "$q/cold.json")
-read -r cached_s cached_kb < <(measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cached" \
-    --gamma 0.5 --cache "$q/svd.tsvd" --report "$q/cached.json")
+: > "$work/cold.runs"
+: > "$work/cached.runs"
+for i in $(seq "$repeat"); do
+    # cold: an empty cache every time; the last one's cache serves the
+    # re-runs below
+    rm -rf "$q/out-cold" "$q/svd.tsvd"
+    measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cold" \
+        --gamma 0.2 --cache "$q/svd.tsvd" --report "$q/cold.json" >> "$work/cold.runs"
+    echo "cold run $i: $(tail -1 "$work/cold.runs" | awk '{print $1 " s wall, " $3 " s CPU"}')"
+done
+for i in $(seq "$repeat"); do
+    rm -rf "$q/out-cached"
+    measure "$bin/timber" "$q/base" "$q/instruct" "$q/out-cached" \
+        --gamma 0.5 --cache "$q/svd.tsvd" --report "$q/cached.json" >> "$work/cached.runs"
+    echo "cached run $i: $(tail -1 "$work/cached.runs" | awk '{print $1 " s wall, " $3 " s CPU"}')"
+done
+read -r cold_s cold_range < <(awk '{print $1}' "$work/cold.runs" | median_range)
+read -r cached_s cached_range < <(awk '{print $1}' "$work/cached.runs" | median_range)
+read -r cold_cpu _ < <(awk '{print $3}' "$work/cold.runs" | median_range)
+read -r cached_cpu _ < <(awk '{print $3}' "$work/cached.runs" | median_range)
+cold_kb=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$work/cold.runs")
+cached_kb=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$work/cached.runs")
 cold_gf=$(work_gflop "$q/cold.json")
 upd_gf=$(update_gflop "$q/cold.json")
 model_bytes=$(du -b "$q/instruct/model.safetensors" | cut -f1)
@@ -100,8 +130,8 @@ cache_bytes=$(du -b "$q/svd.tsvd" | cut -f1)
 rate_cold=$(python3 -c "print(f'{$cold_gf/$cold_s:.1f}')")
 rate_cached=$(python3 -c "print(f'{$upd_gf/$cached_s:.1f}')")
 cache_share=$(python3 -c "print(f'{100*$cache_bytes/$model_bytes:.1f}')")
-echo "cold refine:   ${cold_s} s, peak RSS $((cold_kb / 1024)) MB, $cold_gf GFLOP -> $rate_cold GFLOP/s (DGEMM $dgemm)"
-echo "cached re-run: ${cached_s} s, peak RSS $((cached_kb / 1024)) MB, $upd_gf GFLOP -> $rate_cached GFLOP/s (DGEMM $dgemm)"
+echo "cold refine:   median ${cold_s} s (range $cold_range s over $repeat runs, $cold_cpu CPU-s), peak RSS $((cold_kb / 1024)) MB, $cold_gf GFLOP -> $rate_cold GFLOP/s (DGEMM $dgemm)"
+echo "cached re-run: median ${cached_s} s (range $cached_range s, $cached_cpu CPU-s), peak RSS $((cached_kb / 1024)) MB, $upd_gf GFLOP -> $rate_cached GFLOP/s (DGEMM $dgemm)"
 echo "cache file:    $cache_bytes bytes = ${cache_share}% of the bf16 model"
 echo "authors' script on the same pair and machine (design notes): 220 s cold, 42 s from its cache"
 echo "speed-up:      $(python3 -c "print(f'{220/$cold_s:.1f}')")x cold, $(python3 -c "print(f'{42/$cached_s:.1f}')")x cached"
@@ -112,7 +142,7 @@ if [ ! -f "$l/instruct/model.safetensors" ] && [ ! -f "$l/instruct/model.safeten
     "$bin/timber-gen" "$l" --preset llama-3.1-8b --layers "$llama_layers" --force
 fi
 rm -rf "$l/out" "$l/svd.tsvd"
-read -r llama_s llama_kb < <(measure "$bin/timber" "$l/base" "$l/instruct" "$l/out" \
+read -r llama_s llama_kb _ < <(measure "$bin/timber" "$l/base" "$l/instruct" "$l/out" \
     --gamma 0.2 --cache "$l/svd.tsvd" --report "$l/cold.json")
 llama_gb=$(python3 -c "print(f'{$llama_kb/1048576:.2f}')")
 echo "cold refine: ${llama_s} s, peak RSS $llama_gb GB (limit 3 GB)"
@@ -122,8 +152,8 @@ cat > "$md" <<EOF
 |---|---|
 | machine | $cpu, $cores cores, $mem |
 | DGEMM / SGEMM (2048³, OpenBLAS) | $dgemm / $sgemm GFLOP/s |
-| Qwen3-0.6B cold refine | ${cold_s} s, peak RSS $((cold_kb / 1024)) MB, $rate_cold GFLOP/s |
-| Qwen3-0.6B re-run from cache (other gamma) | ${cached_s} s, peak RSS $((cached_kb / 1024)) MB |
+| Qwen3-0.6B cold refine (median of $repeat) | ${cold_s} s (range $cold_range), $cold_cpu CPU-s, peak RSS $((cold_kb / 1024)) MB, $rate_cold GFLOP/s; $(python3 -c "print(f'{220/$cold_s:.1f}')")x the authors' 220 s |
+| Qwen3-0.6B re-run from cache, other gamma (median of $repeat) | ${cached_s} s (range $cached_range), $cached_cpu CPU-s, peak RSS $((cached_kb / 1024)) MB; $(python3 -c "print(f'{42/$cached_s:.1f}')")x the authors' 42 s |
 | cache size | $cache_bytes B = ${cache_share} % of the bf16 model |
 | Llama-3.1-8B ($llama_layers layers) cold refine | ${llama_s} s, peak RSS $llama_gb GB |
 EOF
