@@ -202,6 +202,10 @@ static uint64_t work_of(const tb_plan_item *it)
 
 /* ------------------------------------------------------ one refinement */
 
+/* Elements of O computed and encoded at a time (16 KiB of doubles: they
+ * stay in L1 between the two steps). */
+#define ENCODE_CHUNK 2048
+
 /* A refinement's buffers: slots of the worker's scratch memory. */
 typedef struct bufs {
     double *D, *W, *P, *G, *Y, *Z;
@@ -300,11 +304,16 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                 B->P[i] = D[i] - B->P[i];
         for (size_t g = 0; g < R->ng; g++) {
             double f = 1.0 - R->res->gammas[g];
-            /* Streaming, D is no longer needed; whole, B->D is unused. */
+            /* O in cache-sized pieces, each encoded while it is hot.
+             * Streaming, D is no longer needed; whole, B->D is unused. */
             double *O = B->D;
-            for (size_t i = 0; i < count; i++)
-                O[i] = W[i] - f * B->P[i];
-            tb_encode(M->dti, O, B->enc, count);
+            for (size_t c0 = 0; c0 < count; c0 += ENCODE_CHUNK) {
+                size_t cn = count - c0 < ENCODE_CHUNK ? count - c0
+                                                      : ENCODE_CHUNK;
+                for (size_t i = 0; i < cn; i++)
+                    O[i] = W[c0 + i] - f * B->P[c0 + i];
+                tb_encode(M->dti, O, B->enc + c0 * M->esi, cn);
+            }
             st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
             if (st)
                 return st;
