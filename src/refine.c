@@ -224,8 +224,8 @@ static int stop_run(const void *ctx)
 
 /* The update for every gamma, by row blocks, into writers w[g] at tensor
  * index `idx`: from Dall / Wall when the matrix was read whole (then the
- * inputs are not touched), else streamed from the inputs. */
-/* crc (or NULL) accumulates both inputs' CRCs over the first pass that
+ * inputs are not touched), else streamed from the inputs.
+ * crc (or NULL) accumulates both inputs' CRCs over the first pass that
  * reads the rows in order; for a wide matrix that pass writes nothing, so
  * when `expect` (the CRCs of the cache record in use) is given and differs
  * the pass stops there with *stale set, before any output. */
