@@ -81,6 +81,10 @@ void cli_format_shape(char *buf, size_t size, size_t ndim,
 /* Writes a whole file through a temporary beside it and a rename: 0, or -1
  * with errno set and nothing left behind. */
 int cli_write_file(const char *path, const char *text, size_t len);
+/* Whether cli_write_file(path) could create its temporary now (the
+ * directory exists and is writable, path is not a directory): 0, or -1
+ * with errno set.  Leaves nothing behind. */
+int cli_probe_writable(const char *path);
 
 /* One CSV field, quoted when it holds a comma, quote or newline. */
 void cli_csv_field(FILE *f, const char *s);

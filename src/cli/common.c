@@ -4,12 +4,14 @@
  * shapes as text, and files written through a temporary and a rename.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -235,15 +237,25 @@ void cli_format_shape(char *buf, size_t size, size_t ndim,
         snprintf(buf + at, size - at, "]");
 }
 
-int cli_write_file(const char *path, const char *text, size_t len)
+/* The temporary a whole-file write goes through: PATH.tmpPID, beside it
+ * so the rename stays on one file system. */
+static char *temp_name(const char *path)
 {
     size_t l = strlen(path) + 32;
     char *tmp = malloc(l);
     if (!tmp) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     snprintf(tmp, l, "%s.tmp%ld", path, (long)getpid());
+    return tmp;
+}
+
+int cli_write_file(const char *path, const char *text, size_t len)
+{
+    char *tmp = temp_name(path);
+    if (!tmp)
+        return -1;
     FILE *f = fopen(tmp, "w");
     int rc = f ? 0 : -1;
     if (f) {
@@ -258,6 +270,26 @@ int cli_write_file(const char *path, const char *text, size_t len)
         int e = errno;
         remove(tmp);
         errno = e;
+    }
+    free(tmp);
+    return rc;
+}
+
+int cli_probe_writable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    char *tmp = temp_name(path);
+    if (!tmp)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int rc = fd >= 0 ? 0 : -1;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
     }
     free(tmp);
     return rc;

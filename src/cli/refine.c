@@ -3,6 +3,7 @@
  * parsing, signal handling, progress on a terminal, the closing summary
  * and the per-tensor report files.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,19 @@ int cmd_refine(int argc, char **argv)
     opt.user = &u;
     opt.cancel = &cli_cancel;
     cli_catch_signals();
+
+    /* Reports are written after OUT is published: a report that could not
+     * be written then would leave a published OUT and exit 1.  Refuse an
+     * unwritable place before any work (a disk that fills up in between
+     * can still fail it, and says so). */
+    for (size_t i = 0; i < nrep; i++)
+        if (cli_probe_writable(reports[i]) != 0) {
+            cli_errorf("--report '%s': cannot write there: %s; nothing was "
+                       "done",
+                       reports[i], strerror(errno));
+            code = EXIT_FAIL;
+            goto out;
+        }
 
     timber_result *res = NULL;
     timber_error err;

@@ -3,8 +3,9 @@
 #   - usage errors exit 2 with one stderr line that names the problem and
 #     points to 'timber refine --help', and create nothing;
 #   - runtime errors (missing input, OUT exists, OUT inside an input,
-#     --strict with a grown vocabulary, NaN in a refined tensor) exit 1 with
-#     one line and leave nothing behind;
+#     --strict with a grown vocabulary, a --report that cannot be written,
+#     NaN in a refined tensor) exit 1 with one line and leave nothing
+#     behind;
 #   - stdout stays empty in every case; the summary line counts refined,
 #     copied and dropped tensors (checked against the checkpoints); the
 #     grown-vocabulary warnings name the tensor and both shapes; --quiet
@@ -123,6 +124,18 @@ for w in "[528, 64]" "[512, 64]"; do
         grep -qF "$w" "$TMP/runtime.err"
 done
 check "--strict: OUT created" test ! -e "$TMP/r-out"
+# A report that could not be written after OUT is published is refused
+# before any work: exit 1, OUT never created.
+runtime_case "--report in a missing directory" "$TMP/no-dir/r.json" \
+    "$TMP/r-out" "$B" "$I" "$TMP/r-out" --no-cache \
+    --report "$TMP/no-dir/r.json"
+check "--report in a missing directory: OUT created" test ! -e "$TMP/r-out"
+mkdir "$TMP/dir.json"
+runtime_case "--report is a directory" "Is a directory" "$TMP/r-out" \
+    "$B" "$I" "$TMP/r-out" --no-cache --report "$TMP/dir.json"
+check "--report is a directory: OUT created" test ! -e "$TMP/r-out"
+check "--report is a directory: something left in it" \
+    test -z "$(ls -A "$TMP/dir.json")"
 
 # NaN in a refined tensor of a pair without grown vocabulary (no warning).
 cp -r "$TMP/nv/instruct" "$TMP/nan-inst"
