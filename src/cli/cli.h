@@ -53,6 +53,10 @@ int cli_parse_gammas(const char *arg, double **out);
  * -1 after a usage error for a missing value. */
 int cli_option_value(const char *cmd, int argc, char **argv, int *i,
                      const char *name, const char **val);
+/* cli_option_value over a list of option names: the index of the one
+ * argv[*i] is, -1 for none of them, -2 after a usage error. */
+int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
+                      const char *const *names, int count, const char **val);
 /* --threads N, 1..64: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_threads(const char *cmd, const char *val, int *threads);
 /* The exit code for a failed library call, after its message: a bad

@@ -18,13 +18,19 @@
 
 static const char progname[] = "timber";
 
+/* One stderr line: "timber: " KIND MESSAGE. */
+static void vmessage(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: %s", progname, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cli_errorf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmessage("", fmt, ap);
     va_end(ap);
 }
 
@@ -32,9 +38,7 @@ void cli_warnf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: warning: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmessage("warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -133,6 +137,19 @@ int cli_option_value(const char *cmd, int argc, char **argv, int *i,
     }
     *val = argv[++*i];
     return 1;
+}
+
+int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
+                      const char *const *names, int count, const char **val)
+{
+    for (int v = 0; v < count; v++) {
+        int m = cli_option_value(cmd, argc, argv, i, names[v], val);
+        if (m < 0)
+            return -2;
+        if (m)
+            return v;
+    }
+    return -1;
 }
 
 int cli_parse_threads(const char *cmd, const char *val, int *threads)

@@ -555,17 +555,13 @@ int cmd_erank(int argc, char **argv)
                                              "--json",    "--csv",
                                              "--plot",    "--threads",
                                              "--cache"};
-        int which = -1;
         const char *val = NULL;
-        for (int v = 0; v < 7 && which < 0; v++) {
-            int m = cli_option_value("erank", argc, argv, &i, valued[v],
-                                     &val);
-            if (m < 0) {
-                code = EXIT_USAGE;
-                goto out;
-            }
-            if (m)
-                which = v;
+        int which = cli_valued_option("erank", argc, argv, &i, valued,
+                                      (int)(sizeof valued / sizeof *valued),
+                                      &val);
+        if (which == -2) {
+            code = EXIT_USAGE;
+            goto out;
         }
         if (which == 0)
             include[ninc++] = val;

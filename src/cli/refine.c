@@ -157,16 +157,12 @@ int cmd_refine(int argc, char **argv)
         static const char *const valued[] = {"--gamma", "--include",
                                              "--exclude", "--report",
                                              "--threads", "--cache"};
-        int which = -1;
-        for (int v = 0; v < 6 && which < 0; v++) {
-            int m = cli_option_value("refine", argc, argv, &i, valued[v],
-                                     &val);
-            if (m < 0) {
-                code = EXIT_USAGE;
-                goto out;
-            }
-            if (m)
-                which = v;
+        int which = cli_valued_option("refine", argc, argv, &i, valued,
+                                      (int)(sizeof valued / sizeof *valued),
+                                      &val);
+        if (which == -2) {
+            code = EXIT_USAGE;
+            goto out;
         }
         if (which == 0) {
             free(gammas);
