@@ -18,6 +18,7 @@
 #   TIMBER_SKIP_SANITIZE  1 = skip the sanitizer pass
 #   TIMBER_SKIP_FUZZ      1 = skip the fuzzing
 #   TIMBER_FUZZ_SECONDS   seconds per fuzz target (default 45; 3 targets)
+#   TIMBER_OPTIONAL       0 = do not install the optional packages (gnuplot)
 #   TIMBER_TEST_JOBS      tests run in parallel (default 1)
 #   TIMBER_TEST_TIMEOUT   seconds a test may run unless it sets its own
 #                         TIMEOUT (default 600)
@@ -47,7 +48,7 @@ for arg in "$@"; do
     --no-sanitize) sanitize=0 ;;
     --no-fuzz) fuzz=0 ;;
     -h | --help)
-        sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
@@ -77,6 +78,10 @@ run_ctest() {
 }
 
 status=0
+
+# The tests of plots need gnuplot: the test run installs the optional
+# packages too (when root), so that no test is skipped for want of them.
+export TIMBER_OPTIONAL="${TIMBER_OPTIONAL:-1}"
 
 # ---- pass 1: the normal build --------------------------------------------
 say "pass 1: RelWithDebInfo build in build/"
