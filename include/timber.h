@@ -188,6 +188,9 @@ typedef struct timber_progress {
     double elapsed;        /* seconds since the start */
 } timber_progress;
 
+/* The most worker threads a run uses (and the top of --threads). */
+#define TIMBER_MAX_THREADS 64
+
 typedef struct timber_refine_options {
     const double *gammas;  /* values in [0, 1]; NULL/0 entries: {0.2} */
     size_t ngammas;        /* more than one: OUT/gamma-<g>/ each */
@@ -197,7 +200,8 @@ typedef struct timber_refine_options {
     size_t nexclude;
     int strict;            /* a shape mismatch is an error, not a copy */
     int force;             /* replace an existing OUT once complete */
-    int threads;           /* 0: one per online core */
+    int threads;           /* 0: one per online core (capped at
+                            * TIMBER_MAX_THREADS) */
     /* The SVD cache: NULL for the default file of this pair under
      * $XDG_CACHE_HOME/timber/ (or ~/.cache/timber/); no_cache to skip. */
     const char *cache_path;

@@ -142,7 +142,7 @@ static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
     double *const bufs[3] = {b0, b1, b2};
     /* With a cached delta spectrum the delta's Gram is not needed, but its
      * Frobenius norm is: sum of s^2. */
-    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, ld, bufs, NULL, stop_job,
+    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, ld, bufs, stop_job,
                      J, err);
     if (st)
         goto out;
@@ -267,10 +267,7 @@ timber_status timber_erank(const char *base, const char *instruct,
         free(path);
     }
     if (!st) {
-        int threads = options->threads > 0
-                          ? options->threads
-                          : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        tb_tasks t = {res->n, threads, analyse, row_cost, &J, &J.failed};
+        tb_tasks t = {res->n, tb_thread_count(options->threads), analyse, row_cost, &J, &J.failed};
         st = tb_tasks_run(&t, err);
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");

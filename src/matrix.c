@@ -163,20 +163,48 @@ void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
                          nr * M->cols * M->esb);
 }
 
-void tb_mat_crc_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
-                     uint32_t crc[2])
+void tb_mat_track(tb_mat *M, tb_crc_track *t)
 {
-    uint64_t row_b = M->cols * M->esb, row_i = M->cols * M->esi;
-    if (M->wb)
-        crc[0] = (uint32_t)crc32_z(crc[0], M->wb + r0 * row_b,
-                                   (z_size_t)(nr * row_b));
-    crc[1] = (uint32_t)crc32_z(crc[1], M->wi + r0 * row_i,
-                               (z_size_t)(nr * row_i));
+    memset(t, 0, sizeof *t);
+    t->crc[0] = t->crc[1] = (uint32_t)crc32(0, Z_NULL, 0);
+    M->track = t;
 }
 
-void tb_crc_init(uint32_t crc[2])
+void tb_mat_track_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
 {
-    crc[0] = crc[1] = (uint32_t)crc32(0, Z_NULL, 0);
+    tb_crc_track *t = M->track;
+    if (!t || r0 != t->next || nr == 0)
+        return;
+    uint64_t row_b = M->cols * M->esb, row_i = M->cols * M->esi;
+    if (M->wb)
+        t->crc[0] = (uint32_t)crc32_z(t->crc[0], M->wb + r0 * row_b,
+                                      (z_size_t)(nr * row_b));
+    t->crc[1] = (uint32_t)crc32_z(t->crc[1], M->wi + r0 * row_i,
+                                  (z_size_t)(nr * row_i));
+    t->next = r0 + nr;
+}
+
+int tb_mat_track_done(const tb_mat *M)
+{
+    return !M->track || M->track->next >= M->rows;
+}
+
+void tb_mat_track_finish(const tb_mat *M)
+{
+    uint64_t step = tb_mat_row_step(M);
+    while (!tb_mat_track_done(M)) {
+        uint64_t r0 = M->track->next;
+        uint64_t nr = M->rows - r0 < step ? M->rows - r0 : step;
+        tb_mat_track_rows(M, r0, nr);
+        tb_mat_release_rows(M, r0, nr);
+    }
+}
+
+int tb_mat_track_stale(const tb_mat *M)
+{
+    const tb_crc_track *t = M->track;
+    return t && t->expect_set && tb_mat_track_done(M) &&
+           (t->crc[0] != t->expect[0] || t->crc[1] != t->expect[1]);
 }
 
 uint64_t tb_whole_elems = TB_WHOLE_ELEMS;
@@ -199,7 +227,7 @@ static void gram_panel(int tall, uint64_t S, uint64_t len, const double *P,
 
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
                           double *gi, size_t ldg, double *const bufs[3],
-                          uint32_t *crc, tb_stop_fn stop, const void *ctx,
+                          tb_stop_fn stop, const void *ctx,
                           timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
@@ -227,10 +255,10 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
             gram_panel(tall, S, len, W, ld, gi, ldg);
         if (gb && M->wb)
             gram_panel(tall, S, len, B, ld, gb, ldg);
-        if (tall && crc)
-            tb_mat_crc_rows(M, at, len, crc);
-        if (tall)
+        if (tall) {
+            tb_mat_track_rows(M, at, len);
             tb_mat_release_rows(M, at, len);
+        }
     }
     if (!tall)
         tb_mat_release_rows(M, 0, m);
@@ -238,8 +266,8 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
 }
 
 timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
-                              uint32_t *crc, tb_stop_fn stop,
-                              const void *ctx, timber_error *err)
+                              tb_stop_fn stop, const void *ctx,
+                              timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols, step = tb_mat_row_step(M);
     for (uint64_t r0 = 0; r0 < m; r0 += step) {
@@ -250,8 +278,7 @@ timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
                                        wi + r0 * n, NULL, NULL, 1, err);
         if (st)
             return st;
-        if (crc)
-            tb_mat_crc_rows(M, r0, nr, crc);
+        tb_mat_track_rows(M, r0, nr);
         tb_mat_release_rows(M, r0, nr);
     }
     return TIMBER_OK;

@@ -18,6 +18,18 @@
  * stay in cache between decoding and the BLAS call. */
 #define TB_PANEL_ELEMS (1u << 19)
 
+/* A read-tracking source: both inputs' CRC-32 (the cache key) gathered
+ * as whole rows are read in order by whichever pass reads them so first
+ * (a whole read, a tall Gram pass, the update's first pass), so the
+ * inputs are read no more often with a cache than without.  Rows read out
+ * of order, or again, are ignored. */
+typedef struct tb_crc_track {
+    uint32_t crc[2];    /* Base's, Instruct's, over rows [0, next) */
+    uint64_t next;
+    int expect_set;     /* expect: the CRCs of a cache record in use */
+    uint32_t expect[2];
+} tb_crc_track;
+
 typedef struct tb_mat {
     const unsigned char *wi, *wb; /* wb NULL: one model, D = W_I */
     timber_dtype dti, dtb;
@@ -25,6 +37,7 @@ typedef struct tb_mat {
     uint64_t rows, cols;
     const timber_tensor_info *ii, *bi;
     tb_shard *si, *sb;
+    tb_crc_track *track; /* NULL: no CRC wanted */
 } tb_mat;
 
 /* Polled between panels: non-zero stops with TIMBER_ERR_INTERRUPTED. */
@@ -52,24 +65,27 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
 /* Drops rows [r0, r0+nr) of both inputs from this process's RSS. */
 void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr);
 
-/* CRC-32 (zlib) of the raw bytes of rows [r0, r0+nr) of Base (crc[0])
- * and Instruct (crc[1]), continuing crc; called on consecutive rows from
- * tb_crc_init() it gives the CRC of each whole tensor (the cache key) on
- * the way through a pass that reads the rows anyway. */
-void tb_crc_init(uint32_t crc[2]);
-void tb_mat_crc_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
-                     uint32_t crc[2]);
+/* Starts tracking M's CRCs into t (M->track = t). */
+void tb_mat_track(tb_mat *M, tb_crc_track *t);
+/* Rows [r0, r0+nr) were just read whole: added to the CRCs when they are
+ * the next ones; a no-op without a tracker. */
+void tb_mat_track_rows(const tb_mat *M, uint64_t r0, uint64_t nr);
+/* Whether every row is in the CRCs (1 without a tracker: nothing to do). */
+int tb_mat_track_done(const tb_mat *M);
+/* Reads the rows not yet in the CRCs (dropping their pages). */
+void tb_mat_track_finish(const tb_mat *M);
+/* The CRCs are complete and differ from the expected record's. */
+int tb_mat_track_stale(const tb_mat *M);
 
 /* Gram matrices G = A^T A (A = X, or X^T when rows < cols; S x S with row
  * stride ldg (tb_gram_ld), row-major upper triangle, accumulated into
  * zeroed buffers) of the delta
  * (gd), Base (gb) and Instruct (gi); any may be NULL.  Checks finiteness.
- * bufs: three buffers of tb_mat_panel_elems() doubles.  crc (2 entries
- * from tb_crc_init, or NULL) gets both inputs' CRCs when rows >= cols
- * (rows are read in order then; a wide matrix is read by columns). */
+ * bufs: three buffers of tb_mat_panel_elems() doubles.  M's tracker
+ * sees the rows when rows >= cols (they are read in order then; a wide
+ * matrix is read by columns). */
 timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
                           double *gi, size_t ldg, double *const bufs[3],
-                          uint32_t *crc,
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err);
 
@@ -83,10 +99,10 @@ extern uint64_t tb_whole_elems;
 #define TB_WHOLE_ELEMS (1u << 22)
 
 /* Reads the whole matrix: D (rows x cols, row-major) and W_I into wi, with
- * the finiteness check, crc as in tb_mat_crc_rows (or NULL), and the input
- * pages dropped as they are read. */
+ * the finiteness check, M's tracker fed, and the input pages dropped as
+ * they are read. */
 timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
-                              uint32_t *crc, tb_stop_fn stop,
+                              tb_stop_fn stop,
                               const void *ctx, timber_error *err);
 
 /* The Gram matrix of a delta held whole in memory (as tb_mat_load_all

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -15,6 +16,14 @@ double tb_matrix_cost(uint64_t rows, uint64_t cols)
 {
     double S = (double)(rows < cols ? rows : cols);
     return (double)rows * (double)cols * S + S * S * S;
+}
+
+int tb_thread_count(int requested)
+{
+    long t = requested > 0 ? requested : sysconf(_SC_NPROCESSORS_ONLN);
+    if (t < 1)
+        t = 1;
+    return t > TIMBER_MAX_THREADS ? TIMBER_MAX_THREADS : (int)t;
 }
 
 struct tb_scratch {
@@ -105,7 +114,7 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     pass P = {0};
     P.t = t;
     P.err = err;
-    int threads = t->threads < 1 ? 1 : t->threads > 64 ? 64 : t->threads;
+    int threads = tb_thread_count(t->threads < 1 ? 1 : t->threads);
     size_t *order = malloc((t->n ? t->n : 1) * sizeof *order);
     double *cost = malloc((t->n ? t->n : 1) * sizeof *cost);
     unsigned char *big = calloc(t->n ? t->n : 1, 1);
@@ -135,12 +144,13 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     P.order = order;
     P.is_big = big;
     pthread_mutex_init(&P.lock, NULL);
+    int blas_threads = openblas_get_num_threads();
     for (int p = 0; p < 2 && !P.st; p++) {
         P.big = p == 0;
         atomic_store(&P.next, 0);
         int workers = P.big ? 1 : threads;
         openblas_set_num_threads(P.big ? threads : 1);
-        pthread_t tids[64];
+        pthread_t tids[TIMBER_MAX_THREADS];
         int started = 0;
         for (int w = 1; w < workers; w++)
             if (pthread_create(&tids[started], NULL, worker, &P) == 0)
@@ -149,7 +159,7 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
         for (int w = 0; w < started; w++)
             pthread_join(tids[w], NULL);
     }
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(blas_threads);
     pthread_mutex_destroy(&P.lock);
     free(order);
     free(cost);

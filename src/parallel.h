@@ -36,6 +36,10 @@ typedef struct tb_scratch tb_scratch;
  * scratch (the caller never frees it). */
 void *tb_scratch_get(tb_scratch *s, unsigned slot, size_t n, size_t size);
 
+/* Workers for a run asked for `requested` threads (0 or less: one per
+ * online core), within 1..TIMBER_MAX_THREADS: the one place the cap is. */
+int tb_thread_count(int requested);
+
 typedef struct tb_tasks {
     size_t n;
     int threads;
@@ -50,8 +54,9 @@ typedef struct tb_tasks {
     atomic_int *failed;
 } tb_tasks;
 
-/* Runs the big tasks one by one, then the rest on `threads` workers,
- * largest first.
+/* Runs the big tasks one by one, then the rest on `threads` workers
+ * (tb_thread_count), largest first.  OpenBLAS's thread count is restored
+ * to what it was before the call.
  * Returns the first real failure (preferring it over the "interrupted" of
  * the tasks it stopped), copied into err. */
 timber_status tb_tasks_run(const tb_tasks *t, timber_error *err);

@@ -22,6 +22,7 @@
  */
 #include "timber.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -169,6 +170,8 @@ typedef struct run {
     char fingerprint[17];
     uint64_t fp;
     char *include_json, *exclude_json; /* the selection, for metadata */
+    const size_t *part; /* the plan items being computed (NULL: all) */
+    size_t npart;
     uint64_t work_done, work_total;
     size_t done, total;
     double t0;
@@ -224,17 +227,13 @@ static int stop_run(const void *ctx)
 
 /* The update for every gamma, by row blocks, into writers w[g] at tensor
  * index `idx`: from Dall / Wall when the matrix was read whole (then the
- * inputs are not touched), else streamed from the inputs.
- * crc (or NULL) accumulates both inputs' CRCs over the first pass that
- * reads the rows in order; for a wide matrix that pass writes nothing, so
- * when `expect` (the CRCs of the cache record in use) is given and differs
- * the pass stops there with *stale set, before any output. */
+ * inputs are not touched), else streamed from the inputs, feeding M's
+ * CRC tracker.  For a wide matrix the first pass (Z) writes nothing, so a
+ * cache record found stale by then stops the update before any output. */
 static timber_status update_pass(const run *R, const tb_mat *M,
                                  const tb_spectrum *sp, tb_writer **w,
                                  size_t idx, bufs *B, const double *Dall,
-                                 const double *Wall, uint32_t *crc,
-                                 const uint32_t *expect, int *stale,
-                                 timber_error *err)
+                                 const double *Wall, timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
     int p = (int)sp->p;
@@ -263,16 +262,13 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
                         (int)nr, 1.0, Vt + r0, (int)m, D, (int)n, 1.0, B->Z,
                         (int)n);
-            if (crc)
-                tb_mat_crc_rows(M, r0, nr, crc);
-            if (!Dall)
+            if (!Dall) {
+                tb_mat_track_rows(M, r0, nr);
                 tb_mat_release_rows(M, r0, nr);
+            }
         }
-        if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1])) {
-            *stale = 1;
+        if (tb_mat_track_stale(M))
             return TIMBER_OK;
-        }
-        crc = NULL; /* done */
     }
     for (uint64_t r0 = 0; r0 < m; r0 += step) {
         if (cancelled(R))
@@ -318,13 +314,11 @@ static timber_status update_pass(const run *R, const tb_mat *M,
             if (st)
                 return st;
         }
-        if (crc)
-            tb_mat_crc_rows(M, r0, nr, crc);
-        if (!Dall)
+        if (!Dall) {
+            tb_mat_track_rows(M, r0, nr);
             tb_mat_release_rows(M, r0, nr);
+        }
     }
-    if (crc && expect && (crc[0] != expect[0] || crc[1] != expect[1]))
-        *stale = 1;
     return TIMBER_OK;
 }
 
@@ -350,6 +344,76 @@ static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
     return TIMBER_OK;
 }
 
+static timber_status nomem_for(const tb_mat *M, const char *what,
+                               timber_error *err)
+{
+    return tb_fail(err, TIMBER_ERR_NOMEM,
+                   "tensor '%s': out of memory for %sa %llux%llu matrix",
+                   M->ii->name, what, (unsigned long long)M->rows,
+                   (unsigned long long)M->cols);
+}
+
+/* The spectrum of M's delta from its Gram matrix (pass 1 and the maths). */
+static timber_status compute_spectrum(run *R, const tb_mat *M, bufs *B,
+                                      const double *Dall, tb_spectrum *sp,
+                                      timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols, S = m < n ? m : n;
+    size_t ldg = tb_gram_ld((size_t)S);
+    memset(B->G, 0, (size_t)S * ldg * sizeof(double));
+    if (Dall) {
+        tb_mat_gram_of(M, Dall, B->G, ldg);
+    } else {
+        double *const gbufs[3] = {B->D, B->W, B->P};
+        timber_status st =
+            tb_mat_gram(M, B->G, NULL, NULL, ldg, gbufs, stop_run, R, err);
+        if (st)
+            return st;
+    }
+    return tb_spectrum_from_gram(B->G, (size_t)S, ldg, 1, sp, M->ii->name,
+                                 err);
+}
+
+/* Writes the tensor's output for every gamma from its spectrum (unless
+ * M's tracker finds the cache record in use stale on the way). */
+static timber_status apply_spectrum(run *R, const tb_mat *M,
+                                    const tb_spectrum *sp, tb_writer **w,
+                                    size_t idx, bufs *B, tb_scratch *scr,
+                                    const double *Dall, const double *Wall,
+                                    timber_error *err)
+{
+    uint64_t m = M->rows, n = M->cols, S = m < n ? m : n;
+    int all_one = 1;
+    for (size_t g = 0; g < R->ng; g++)
+        all_one &= R->res->gammas[g] == 1.0;
+    /* Nothing to attenuate: D = 0 (k = 0), an empty tail (k = r), or
+     * gamma = 1 everywhere.  The output is Instruct exactly: copy its
+     * bytes (which also keeps -0.0). */
+    if (sp->k == 0 || sp->k == S || all_one) {
+        tb_mat_track_finish(M);
+        return tb_mat_track_stale(M) ? TIMBER_OK
+                                     : copy_tensor(R, M->ii, w, idx, err);
+    }
+    uint64_t step = tb_mat_row_step(M);
+    B->Z = NULL;
+    B->Y = tb_scratch_get(scr, SLOT_Y, (size_t)(step * sp->p),
+                          sizeof(double));
+    if (m < n)
+        B->Z = tb_scratch_get(scr, SLOT_Z, (size_t)(sp->p * n),
+                              sizeof(double));
+    if (!B->Y || (m < n && !B->Z))
+        return nomem_for(M, "the update of ", err);
+    return update_pass(R, M, sp, w, idx, B, Dall, Wall, err);
+}
+
+/* The cache key holds the CRC-32 of both inputs' bytes, gathered by M's
+ * read-tracking source on the way through a pass that reads the rows in
+ * order anyway.  A matrix read whole knows its CRCs first and looks its
+ * record up by the full key; a streamed one takes the latest record of
+ * its name and shape, and that record is applied only if the CRCs the
+ * passes gathered confirm it: a stale one is one check, after which its
+ * output is forgotten and the tensor recomputed (or served by an exact
+ * record). */
 static timber_status refine_tensor(run *R, const tb_plan_item *it,
                                    tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
@@ -376,141 +440,67 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     B.enc = tb_scratch_get(scr, SLOT_ENC, (size_t)panel, M.esi);
     size_t ldg = tb_gram_ld((size_t)S);
     B.G = tb_scratch_get(scr, SLOT_G, (size_t)S * ldg, sizeof(double));
-    if (!B.D || !B.W || !B.P || !B.enc || !B.G) {
-        st = tb_fail(err, TIMBER_ERR_NOMEM,
-                     "tensor '%s': out of memory for a %llux%llu matrix",
-                     M.ii->name, (unsigned long long)m, (unsigned long long)n);
-        goto out;
-    }
-    /* The cache key holds the CRC-32 of both inputs' bytes.  They are
-     * computed on the way through a pass that reads the rows in order
-     * anyway (a whole read, the Gram of a tall matrix, the update's first
-     * pass), so the inputs are read no more often with a cache than
-     * without.  A record
-     * found by name and shape is applied only once its CRCs are confirmed;
-     * a stale one is never applied: the tensor is recomputed. */
+    if (!B.D || !B.W || !B.P || !B.enc || !B.G)
+        return nomem_for(&M, "", err);
+    tb_crc_track track;
+    if (R->cache)
+        tb_mat_track(&M, &track);
     tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
                         0, 0};
-    uint32_t crc[2], rec[2] = {0, 0};
-    int have_crc = 0, cached = 0;
-    int all_one = 1;
-    for (size_t g = 0; g < R->ng; g++)
-        all_one &= R->res->gammas[g] == 1.0;
-    uint64_t step = tb_mat_row_step(&M);
     /* Read whole (once) or streamed (twice); see TB_WHOLE_ELEMS. */
-    int whole = m * n <= tb_whole_elems;
     double *Dall = NULL, *Wall = NULL;
-    if (whole) {
+    if (m * n <= tb_whole_elems) {
         Dall = tb_scratch_get(scr, SLOT_WHOLE, (size_t)(m * n),
                               2 * sizeof(double));
-        if (!Dall) {
-            st = tb_fail(err, TIMBER_ERR_NOMEM,
-                         "tensor '%s': out of memory for a %llux%llu matrix",
-                         M.ii->name, (unsigned long long)m,
-                         (unsigned long long)n);
-            goto out;
-        }
+        if (!Dall)
+            return nomem_for(&M, "", err);
         Wall = Dall + m * n;
-        /* The CRCs are known before any record is chosen: it is looked up
-         * by its full key, so it cannot turn out stale. */
-        if (R->cache)
-            tb_crc_init(crc);
-        st = tb_mat_load_all(&M, Dall, Wall, R->cache ? crc : NULL,
-                             stop_run, R, err);
+        st = tb_mat_load_all(&M, Dall, Wall, stop_run, R, err);
         if (st)
-            goto out;
-        if (R->cache) {
-            have_crc = 1;
-            key.crc_base = rec[0] = crc[0];
-            key.crc_inst = rec[1] = crc[1];
-            cached = tb_cache_get(R->cache, &key, m, n, &sp);
-        }
-    } else if (R->cache) {
-        cached = tb_cache_get_latest(R->cache, &key, m, n, &sp, rec);
+            return st;
     }
-    for (;;) {
-        if (!cached) {
-            /* A tall Gram pass reads the rows in order. */
-            int want = R->cache && !have_crc && m >= n;
-            if (want)
-                tb_crc_init(crc);
-            memset(B.G, 0, (size_t)S * ldg * sizeof(double));
-            if (whole) {
-                tb_mat_gram_of(&M, Dall, B.G, ldg);
-            } else {
-                double *const gbufs[3] = {B.D, B.W, B.P};
-                st = tb_mat_gram(&M, B.G, NULL, NULL, ldg, gbufs,
-                                 want ? crc : NULL, stop_run, R, err);
-            }
-            if (st)
-                goto out;
-            have_crc |= want;
-            st = tb_spectrum_from_gram(B.G, (size_t)S, ldg, 1, &sp,
-                                       M.ii->name, err);
-            if (st)
-                goto out;
-        }
-        /* Nothing to attenuate: D = 0 (k = 0), an empty tail (k = r), or
-         * gamma = 1 everywhere.  The output is Instruct exactly: copy its
-         * bytes (which also keeps -0.0). */
-        int trivial = sp.k == 0 || sp.k == S || all_one;
-        int stale = 0;
-        if (trivial) {
-            if (R->cache && !have_crc) {
-                crc[0] = tb_tensor_crc(M.sb, M.bi);
-                crc[1] = tb_tensor_crc(M.si, M.ii);
-                have_crc = 1;
-            }
-            stale = cached && (crc[0] != rec[0] || crc[1] != rec[1]);
-            if (!stale)
-                st = copy_tensor(R, M.ii, w, idx, err);
-        } else {
-            B.Z = NULL;
-            B.Y = tb_scratch_get(scr, SLOT_Y, (size_t)(step * sp.p),
-                                 sizeof(double));
-            if (m < n)
-                B.Z = tb_scratch_get(scr, SLOT_Z, (size_t)(sp.p * n),
-                                     sizeof(double));
-            if (!B.Y || (m < n && !B.Z)) {
-                st = tb_fail(err, TIMBER_ERR_NOMEM,
-                             "tensor '%s': out of memory for the update",
-                             M.ii->name);
-                goto out;
-            }
-            int want = R->cache && !have_crc;
-            if (want)
-                tb_crc_init(crc);
-            st = update_pass(R, &M, &sp, w, idx, &B, Dall, Wall,
-                             want ? crc : NULL,
-                             cached && want ? rec : NULL, &stale, err);
-            have_crc |= want && !st;
-            if (!stale && cached && (crc[0] != rec[0] || crc[1] != rec[1]))
-                stale = 1;
-        }
-        if (st)
-            goto out;
-        if (!stale)
-            break;
-        /* The record was for other bytes: forget what it produced, and use
-         * an exact record if the cache has one, else compute. */
+    int cached = 0;
+    if (R->cache && tb_mat_track_done(&M)) {
+        key.crc_base = track.crc[0];
+        key.crc_inst = track.crc[1];
+        cached = tb_cache_get(R->cache, &key, m, n, &sp);
+    } else if (R->cache) {
+        cached = tb_cache_get_latest(R->cache, &key, m, n, &sp,
+                                     track.expect);
+        track.expect_set = cached;
+    }
+    if (!cached)
+        st = compute_spectrum(R, &M, &B, Dall, &sp, err);
+    if (!st)
+        st = apply_spectrum(R, &M, &sp, w, idx, &B, scr, Dall, Wall, err);
+    if (!st && tb_mat_track_stale(&M)) {
+        /* The record was for other bytes (the CRCs are complete now):
+         * forget what it produced; an exact record, else compute. */
         for (size_t g = 0; g < R->ng; g++)
             tb_writer_rewind(w[g], idx);
         tb_spectrum_clear(&sp);
-        key.crc_base = crc[0];
-        key.crc_inst = crc[1];
+        track.expect_set = 0;
+        key.crc_base = track.crc[0];
+        key.crc_inst = track.crc[1];
         cached = tb_cache_get(R->cache, &key, m, n, &sp);
-        if (cached) {
-            rec[0] = crc[0];
-            rec[1] = crc[1];
-        }
+        if (!cached)
+            st = compute_spectrum(R, &M, &B, Dall, &sp, err);
+        if (!st)
+            st = apply_spectrum(R, &M, &sp, w, idx, &B, scr, Dall, Wall,
+                                err);
     }
+    if (st)
+        goto out;
     if (cached) {
         rep->from_cache = 1;
         atomic_fetch_add(&R->hits, 1);
     } else if (R->cache) {
+        /* Every path above read the rows in order once: the CRCs are
+         * complete. */
+        assert(tb_mat_track_done(&M));
         atomic_fetch_add(&R->misses, 1);
-        key.crc_base = crc[0];
-        key.crc_inst = crc[1];
+        key.crc_base = track.crc[0];
+        key.crc_inst = track.crc[1];
         st = tb_cache_put(R->cache, &key, m, n, &sp, err);
         if (st)
             goto out;
@@ -542,19 +532,25 @@ static void report_progress(run *R, const tb_plan_item *it)
 
 /* Every tensor of every shard is one task: all output shards are open at
  * once, so no core waits at a shard boundary. */
+static size_t part_item(const run *R, size_t i)
+{
+    return R->part ? R->part[i] : i;
+}
+
 static double item_cost(void *ctx, size_t i)
 {
     run *R = ctx;
-    const tb_plan_item *it = &R->plan.items[i];
+    const tb_plan_item *it = &R->plan.items[part_item(R, i)];
     if (it->action == TIMBER_ACTION_REFINED)
         return tb_matrix_cost(it->rows, it->cols);
     return (double)it->instruct->nbytes; /* a copy: cheap */
 }
 
-static timber_status do_item(void *ctx, size_t i, tb_scratch *scr,
+static timber_status do_item(void *ctx, size_t task, tb_scratch *scr,
                              timber_error *err)
 {
     run *R = ctx;
+    size_t i = part_item(R, task);
     const tb_plan_item *it = &R->plan.items[i];
     timber_tensor_report *rep = &R->res->reports[i];
     out_shard *o = &R->shards[R->item_shard[i]];
@@ -570,10 +566,21 @@ static timber_status do_item(void *ctx, size_t i, tb_scratch *scr,
     return st;
 }
 
-static timber_status run_all(run *R, timber_error *err)
+/* Phase "compute a part": refines or copies plan items part[0..n) (all
+ * of Instruct's when part is NULL) into the open output shards, on every
+ * core.  The items may be any subset, in any order: each writes only its
+ * own tensor's place, so parts can be computed separately. */
+static timber_status compute_part(run *R, const size_t *part, size_t n,
+                                  timber_error *err)
 {
-    tb_tasks t = {R->plan.ninstruct, R->threads, do_item, item_cost, R,
-                  &R->failed};
+    R->part = part;
+    R->npart = part ? n : R->plan.ninstruct;
+    R->done = 0;
+    R->total = R->npart;
+    R->work_done = R->work_total = 0;
+    for (size_t i = 0; i < R->npart; i++)
+        R->work_total += work_of(&R->plan.items[part_item(R, i)]);
+    tb_tasks t = {R->npart, R->threads, do_item, item_cost, R, &R->failed};
     timber_status st = tb_tasks_run(&t, err);
     if (!st && R->opt->cancel && *R->opt->cancel)
         st = interrupted(err);
@@ -653,18 +660,21 @@ static timber_status commit_shard(run *R, out_shard *o, timber_error *err)
 
 static void free_shards(run *R)
 {
-    for (size_t s = 0; s < R->nshards; s++) {
+    for (size_t s = 0; R->shards && s < R->nshards; s++) {
         for (size_t g = 0; R->shards[s].w && g < R->ng; g++)
             tb_writer_free(R->shards[s].w[g]);
         free(R->shards[s].w);
     }
     free(R->shards);
     free(R->item_shard);
+    R->shards = NULL;
+    R->item_shard = NULL;
+    R->nshards = 0;
 }
 
 /* Groups Instruct's items by shard (file order keeps each shard's tensors
- * together), opens every output shard, runs all items, commits. */
-static timber_status write_shards(run *R, timber_error *err)
+ * together) and opens every output shard of every gamma. */
+static timber_status open_shards(run *R, timber_error *err)
 {
     size_t n = R->plan.ninstruct;
     R->shards = tb_calloc_array(n, sizeof *R->shards);
@@ -681,10 +691,6 @@ static timber_status write_shards(run *R, timber_error *err)
     timber_status st = TIMBER_OK;
     for (size_t s = 0; s < R->nshards && !st; s++)
         st = open_shard(R, &R->shards[s], err);
-    if (!st)
-        st = run_all(R, err);
-    for (size_t s = 0; s < R->nshards && !st; s++)
-        st = commit_shard(R, &R->shards[s], err);
     return st;
 }
 
@@ -829,6 +835,178 @@ static timber_status fill_reports(run *R, timber_error *err)
     return TIMBER_OK;
 }
 
+/* Phase "open and plan": the gammas, both models, the plan and its
+ * reports, the checks on OUT, the fingerprint and the cache.  Nothing is
+ * written yet. */
+static timber_status open_and_plan(run *R, const char *base,
+                                   const char *instruct, const char *out,
+                                   timber_error *err)
+{
+    const timber_refine_options *options = R->opt;
+    R->threads = tb_thread_count(options->threads);
+    timber_status st = setup_result(R, err);
+    if (st)
+        return st;
+    if (!(R->out = tb_strdup(out)))
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    for (size_t l = strlen(R->out); l > 1 && R->out[l - 1] == '/'; l--)
+        R->out[l - 1] = '\0';
+    if ((st = timber_model_open(base, &R->base, err)) ||
+        (st = timber_model_open(instruct, &R->inst, err)))
+        return st;
+    if (timber_model_tensor_count(R->inst) == 0)
+        return tb_fail(err, TIMBER_ERR_INVALID, "%s: holds no tensors",
+                       instruct);
+    tb_selection sel = {options->include, options->ninclude,
+                        options->exclude, options->nexclude};
+    if ((st = tb_plan_build(R->base, R->inst, &sel, options->strict,
+                            &R->plan, err)) ||
+        (st = fill_reports(R, err)) ||
+        (st = tb_outdir_check(R->out, base, instruct, options->force, err)))
+        return st;
+    R->fp = tb_pair_fingerprint(R->base, R->inst);
+    snprintf(R->fingerprint, sizeof R->fingerprint, "%016llx",
+             (unsigned long long)R->fp);
+    R->include_json = json_list(options->include, options->ninclude);
+    R->exclude_json = json_list(options->exclude, options->nexclude);
+    if (!R->include_json || !R->exclude_json)
+        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = open_cache(R, err);
+    /* The warnings are the plan's: said even when the cache failed. */
+    for (size_t i = 0; options->warning && i < R->plan.ninstruct; i++) {
+        const tb_plan_item *it = &R->plan.items[i];
+        if (it->shape_mismatch) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "tensor '%s': %s; copied from Instruct",
+                     it->instruct->name, it->reason);
+            options->warning(msg, options->user);
+        }
+    }
+    return st;
+}
+
+/* Phase "stage the output": the temporary directory beside OUT, a
+ * checkpoint directory in it per gamma, and every output shard of every
+ * gamma open (their headers and places follow from Instruct's headers
+ * alone). */
+static timber_status stage_output(run *R, timber_error *err)
+{
+    timber_status st = tb_outdir_begin(&R->dir, R->out, R->opt->force, err);
+    if (!st)
+        st = make_gamma_dirs(R, err);
+    if (!st)
+        st = open_shards(R, err);
+    return st;
+}
+
+/* Writes the index (for a sharded or indexed Instruct), the carried-over
+ * files, and fsyncs one gamma's checkpoint directory. */
+static timber_status finish_gamma_dir(run *R, size_t g, timber_error *err)
+{
+    timber_status st = TIMBER_OK;
+    if (timber_model_has_index(R->inst) ||
+        timber_model_shard_count(R->inst) > 1) {
+        tb_index_entry *e = tb_calloc_array(R->plan.ninstruct, sizeof *e);
+        uint64_t total = 0;
+        if (!e)
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < R->plan.ninstruct; i++) {
+            e[i].tensor = R->plan.items[i].instruct->name;
+            e[i].shard = R->plan.items[i].instruct->shard;
+            total += R->plan.items[i].instruct->nbytes;
+        }
+        st = tb_index_write(R->gdirs[g], e, R->plan.ninstruct, total, err);
+        free(e);
+    }
+    for (size_t i = 0; !st && i < timber_model_extra_count(R->inst); i++) {
+        const char *name = timber_model_extra_name(R->inst, i);
+        char *src = tb_path_join(timber_model_path(R->inst), name);
+        char *dst = tb_path_join(R->gdirs[g], name);
+        st = src && dst ? tb_copy_file(src, dst, err)
+                        : tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        free(src);
+        free(dst);
+    }
+    if (!st && tb_fsync_dir(R->gdirs[g]) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
+                           R->gdirs[g]);
+    return st;
+}
+
+/* Phase "finish the directory": every shard committed (synced, closed),
+ * then each gamma's directory completed. */
+static timber_status finish_dirs(run *R, timber_error *err)
+{
+    timber_status st = TIMBER_OK;
+    for (size_t s = 0; s < R->nshards && !st; s++)
+        st = commit_shard(R, &R->shards[s], err);
+    free_shards(R);
+    for (size_t g = 0; !st && g < R->ng; g++)
+        st = finish_gamma_dir(R, g, err);
+    return st;
+}
+
+/* Phase "publish": refuses to publish when cancelled or when an input
+ * was rewritten or truncated under its mapping (it may have fed us a
+ * mixture of bytes: safetensors.h, "SIGBUS"), else renames the temporary
+ * into place. */
+static timber_status publish(run *R, timber_error *err)
+{
+    timber_status st = TIMBER_OK;
+    if (cancelled(R))
+        st = interrupted(err);
+    if (!st)
+        st = tb_model_check(R->base, err);
+    if (!st)
+        st = tb_model_check(R->inst, err);
+    if (!st)
+        st = tb_outdir_publish(&R->dir, err);
+    return st;
+}
+
+/* The one cleanup path, whatever phase failed: removes an unpublished
+ * temporary, hands the result (which keeps the models: the reports point
+ * into their names and shapes) to the caller when there is one, frees
+ * the rest. */
+static void close_run(run *R, timber_result **result)
+{
+    free_shards(R);
+    tb_outdir_end(&R->dir);
+    if (R->res) {
+        R->res->seconds = tb_now() - R->t0;
+        R->res->cache_hits = atomic_load(&R->hits);
+        R->res->cache_misses = atomic_load(&R->misses);
+        if (R->cache) {
+            R->res->cache_path = tb_strdup(tb_cache_path(R->cache));
+            R->res->cache_bytes = tb_cache_size(R->cache);
+        }
+    }
+    tb_cache_close(R->cache);
+    for (size_t g = 0; R->gdirs && g < R->ng; g++)
+        free(R->gdirs[g]);
+    free(R->gdirs);
+    free(R->out);
+    tb_plan_clear(&R->plan);
+    free(R->include_json);
+    free(R->exclude_json);
+    if (R->res) {
+        R->res->base = R->base;
+        R->res->inst = R->inst;
+    } else {
+        timber_model_free(R->base);
+        timber_model_free(R->inst);
+    }
+    if (result && R->res && R->res->n) {
+        *result = R->res;
+        R->res = NULL;
+    }
+    timber_result_free(R->res);
+    pthread_mutex_destroy(&R->lock);
+}
+
+/* One machine: open and plan, stage, compute every item as one part,
+ * finish, publish. */
 timber_status timber_refine(const char *base, const char *instruct,
                             const char *out,
                             const timber_refine_options *options,
@@ -846,140 +1024,15 @@ timber_status timber_refine(const char *base, const char *instruct,
     R.opt = options;
     R.t0 = tb_now();
     pthread_mutex_init(&R.lock, NULL);
-    R.threads = options->threads > 0 ? options->threads
-                                     : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (R.threads < 1)
-        R.threads = 1;
-    if (R.threads > 64)
-        R.threads = 64;
-    timber_status st = setup_result(&R, err);
-    if (!st && !(R.out = tb_strdup(out)))
-        st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    timber_status st = open_and_plan(&R, base, instruct, out, err);
     if (!st)
-        for (size_t l = strlen(R.out); l > 1 && R.out[l - 1] == '/'; l--)
-            R.out[l - 1] = '\0';
+        st = stage_output(&R, err);
     if (!st)
-        st = timber_model_open(base, &R.base, err);
+        st = compute_part(&R, NULL, 0, err);
     if (!st)
-        st = timber_model_open(instruct, &R.inst, err);
-    if (!st && timber_model_tensor_count(R.inst) == 0)
-        st = tb_fail(err, TIMBER_ERR_INVALID, "%s: holds no tensors",
-                     instruct);
-    if (!st) {
-        tb_selection sel = {options->include, options->ninclude,
-                            options->exclude, options->nexclude};
-        st = tb_plan_build(R.base, R.inst, &sel, options->strict, &R.plan,
-                           err);
-    }
+        st = finish_dirs(&R, err);
     if (!st)
-        st = fill_reports(&R, err);
-    if (!st)
-        st = tb_outdir_check(R.out, base, instruct, options->force, err);
-    if (!st) {
-        uint64_t h = tb_pair_fingerprint(R.base, R.inst);
-        R.fp = h;
-        R.include_json = json_list(options->include, options->ninclude);
-        R.exclude_json = json_list(options->exclude, options->nexclude);
-        if (!R.include_json || !R.exclude_json)
-            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-        snprintf(R.fingerprint, sizeof R.fingerprint, "%016llx",
-                 (unsigned long long)h);
-        if (!st)
-            st = open_cache(&R, err);
-        for (size_t i = 0; i < R.plan.ninstruct; i++) {
-            const tb_plan_item *it = &R.plan.items[i];
-            R.work_total += work_of(it);
-            if (it->shape_mismatch && options->warning) {
-                char msg[512];
-                snprintf(msg, sizeof msg,
-                         "tensor '%s': %s; copied from Instruct",
-                         it->instruct->name, it->reason);
-                options->warning(msg, options->user);
-            }
-        }
-        R.total = R.plan.ninstruct;
-        if (!st)
-            st = tb_outdir_begin(&R.dir, R.out, options->force, err);
-        if (!st)
-            st = make_gamma_dirs(&R, err);
-    }
-    if (!st)
-        st = write_shards(&R, err);
-    free_shards(&R);
-    int want_index = R.inst && (timber_model_has_index(R.inst) ||
-                                timber_model_shard_count(R.inst) > 1);
-    for (size_t g = 0; !st && g < R.ng; g++) {
-        if (want_index) {
-            tb_index_entry *e =
-                tb_calloc_array(R.plan.ninstruct, sizeof *e);
-            uint64_t total = 0;
-            if (!e) {
-                st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-                break;
-            }
-            for (size_t i = 0; i < R.plan.ninstruct; i++) {
-                e[i].tensor = R.plan.items[i].instruct->name;
-                e[i].shard = R.plan.items[i].instruct->shard;
-                total += R.plan.items[i].instruct->nbytes;
-            }
-            st = tb_index_write(R.gdirs[g], e, R.plan.ninstruct, total, err);
-            free(e);
-        }
-        for (size_t i = 0; !st && i < timber_model_extra_count(R.inst); i++) {
-            const char *name = timber_model_extra_name(R.inst, i);
-            char *src = tb_path_join(timber_model_path(R.inst), name);
-            char *dst = tb_path_join(R.gdirs[g], name);
-            st = src && dst ? tb_copy_file(src, dst, err)
-                            : tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-            free(src);
-            free(dst);
-        }
-        if (!st && tb_fsync_dir(R.gdirs[g]) != 0)
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                               "%s: cannot fsync", R.gdirs[g]);
-    }
-    if (!st && cancelled(&R))
-        st = interrupted(err);
-    /* An input rewritten or truncated under its mapping may have fed us a
-     * mixture of bytes: refuse to publish (safetensors.h, "SIGBUS"). */
-    if (!st)
-        st = tb_model_check(R.base, err);
-    if (!st)
-        st = tb_model_check(R.inst, err);
-    if (!st)
-        st = tb_outdir_publish(&R.dir, err);
-    tb_outdir_end(&R.dir);
-    if (R.res) {
-        R.res->seconds = tb_now() - R.t0;
-        R.res->cache_hits = atomic_load(&R.hits);
-        R.res->cache_misses = atomic_load(&R.misses);
-        if (R.cache) {
-            R.res->cache_path = tb_strdup(tb_cache_path(R.cache));
-            R.res->cache_bytes = tb_cache_size(R.cache);
-        }
-    }
-    tb_cache_close(R.cache);
-    for (size_t g = 0; R.gdirs && g < R.ng; g++)
-        free(R.gdirs[g]);
-    free(R.gdirs);
-    free(R.out);
-    tb_plan_clear(&R.plan);
-    free(R.include_json);
-    free(R.exclude_json);
-    /* The report points into the models' names and shapes: they live as
-     * long as the result. */
-    if (R.res) {
-        R.res->base = R.base;
-        R.res->inst = R.inst;
-    } else {
-        timber_model_free(R.base);
-        timber_model_free(R.inst);
-    }
-    if (result && R.res && R.res->n) {
-        *result = R.res;
-        R.res = NULL;
-    }
-    timber_result_free(R.res);
-    pthread_mutex_destroy(&R.lock);
+        st = publish(&R, err);
+    close_run(&R, result);
     return st;
 }

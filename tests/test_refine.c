@@ -575,6 +575,22 @@ static void test_directory(void)
     CHECK(tu_count_entries(bad) == 2);
 }
 
+/* Random Base values and Instruct = Base + column-scaled noise (a spread
+ * spectrum, so 0 < k < r); the caller frees base and inst. */
+static void fill_spread(fixture_tensor *ts, size_t nt, double spread)
+{
+    for (size_t t = 0; t < nt; t++) {
+        size_t n = nelems(&ts[t]), cols = ts[t].shape[1];
+        ts[t].base = malloc(n * sizeof(double));
+        ts[t].inst = malloc(n * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            ts[t].base[i] = 0.02 * gauss();
+            double scale = 1e-3 * (1.0 + (double)(i % cols) / spread);
+            ts[t].inst[i] = ts[t].base[i] + scale * gauss();
+        }
+    }
+}
+
 /* Matrices up to tb_whole_elems are read once, whole; bigger ones are
  * streamed twice.  Both must give the same bytes (they share the panels),
  * with and without a cache, and a cache written by one must serve the
@@ -597,17 +613,7 @@ static void test_whole_vs_streamed(void)
         {"tall", TIMBER_DT_F64, 2, {2400, 300, 0}, NULL, NULL},
         {"wide", TIMBER_DT_F32, 2, {300, 2400, 0}, NULL, NULL},
     };
-    for (size_t t = 0; t < 2; t++) {
-        size_t n = nelems(&ts[t]), cols = ts[t].shape[1];
-        ts[t].base = malloc(n * sizeof(double));
-        ts[t].inst = malloc(n * sizeof(double));
-        for (size_t i = 0; i < n; i++) {
-            ts[t].base[i] = 0.02 * gauss();
-            /* column-scaled noise: a spread spectrum, so 0 < k < r */
-            double scale = 1e-3 * (1.0 + (double)(i % cols) / 50.0);
-            ts[t].inst[i] = ts[t].base[i] + scale * gauss();
-        }
-    }
+    fill_spread(ts, 2, 50.0);
     write_side(bdir, "model.safetensors", ts, 2, 0);
     write_side(idir, "model.safetensors", ts, 2, 1);
     const uint64_t all = tb_whole_elems;
@@ -658,10 +664,93 @@ static void test_whole_vs_streamed(void)
     }
 }
 
+/* Streamed matrices take the latest cache record of their name and shape
+ * and confirm it by the CRCs their passes gather: a record of another
+ * pair (same names and shapes, other values) is stale.  It must never be
+ * applied (on the refined path, with the wide matrix's early stop, and on
+ * the copy path of gamma = 1), and when the exact record is there too the
+ * retry is served by it. */
+static void test_stale_streamed(void)
+{
+    char dir[4096], side[2][2][4096], cache[3][4096];
+    snprintf(dir, sizeof dir, "%s", tu_tempdir("stale"));
+    snprintf(cache[1], sizeof cache[1], "%s", tu_path(dir, "c1.tsvd"));
+    snprintf(cache[2], sizeof cache[2], "%s", tu_path(dir, "c2.tsvd"));
+    fixture_tensor ts[2] = {
+        {"tall", TIMBER_DT_F64, 2, {1200, 200, 0}, NULL, NULL},
+        {"wide", TIMBER_DT_F32, 2, {200, 1200, 0}, NULL, NULL},
+    };
+    for (int p = 0; p < 2; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "base%d", p);
+        snprintf(side[p][0], sizeof side[p][0], "%s", tu_path(dir, name));
+        snprintf(name, sizeof name, "inst%d", p);
+        snprintf(side[p][1], sizeof side[p][1], "%s", tu_path(dir, name));
+        mkdir(side[p][0], 0777);
+        mkdir(side[p][1], 0777);
+        fill_spread(ts, 2, 40.0);
+        write_side(side[p][0], "model.safetensors", ts, 2, 0);
+        write_side(side[p][1], "model.safetensors", ts, 2, 1);
+        for (size_t t = 0; t < 2; t++) {
+            free(ts[t].base);
+            free(ts[t].inst);
+        }
+    }
+    const uint64_t all = tb_whole_elems;
+    /* pair, gamma, cache (0: none, the references), expected hits */
+    struct {
+        int pair;
+        double gamma;
+        int cached;
+        size_t hits;
+    } runs[] = {
+        {0, 0.3, 0, 0}, {1, 0.3, 0, 0}, {1, 1.0, 0, 0},
+        {0, 0.3, 1, 0}, /* pair 0's records into both caches */
+        {0, 0.3, 2, 0},
+        {1, 1.0, 1, 0}, /* stale on the copy path: nothing applied */
+        {1, 0.3, 2, 0}, /* stale on the refined path: recomputed */
+        {0, 0.3, 2, 2}, /* latest is pair 1's: the retry finds pair 0's */
+    };
+    size_t nruns = sizeof runs / sizeof runs[0];
+    char outs[sizeof runs / sizeof runs[0]][4096];
+    for (size_t r = 0; r < nruns; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "out-%zu", r);
+        snprintf(outs[r], sizeof outs[r], "%s", tu_path(dir, name));
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.no_cache = !runs[r].cached;
+        opt.cache_path = runs[r].cached ? cache[runs[r].cached] : NULL;
+        opt.gammas = &runs[r].gamma;
+        opt.ngammas = 1;
+        tb_whole_elems = 0;
+        timber_result *res = NULL;
+        timber_error err;
+        int p = runs[r].pair;
+        timber_status st =
+            timber_refine(side[p][0], side[p][1], outs[r], &opt, &res, &err);
+        tb_whole_elems = all;
+        if (!CHECK_OK("refine stale", st, &err))
+            continue;
+        CHECKF(timber_result_cache_hits(res) == runs[r].hits,
+               "stale run %zu: %zu cache hits, expected %zu", r,
+               timber_result_cache_hits(res), runs[r].hits);
+        timber_result_free(res);
+        if (!runs[r].cached)
+            continue;
+        size_t ref = runs[r].gamma == 1.0 ? 2 : (size_t)p;
+        char a[4096];
+        snprintf(a, sizeof a, "%s", tu_path(outs[r], "model.safetensors"));
+        CHECKF(files_equal(a, tu_path(outs[ref], "model.safetensors")),
+               "stale run %zu differs from the uncached run", r);
+    }
+}
+
 int main(void)
 {
     test_prescribed();
     test_directory();
     test_whole_vs_streamed();
+    test_stale_streamed();
     return tu_report();
 }

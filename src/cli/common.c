@@ -156,9 +156,9 @@ int cli_parse_threads(const char *cmd, const char *val, int *threads)
 {
     char *end = NULL;
     long t = strtol(val, &end, 10);
-    if (!*val || *end || t < 1 || t > 64)
-        return cli_usage(cmd, "--threads: '%s' is not a number in 1..64",
-                         val);
+    if (!*val || *end || t < 1 || t > TIMBER_MAX_THREADS)
+        return cli_usage(cmd, "--threads: '%s' is not a number in 1..%d",
+                         val, TIMBER_MAX_THREADS);
     *threads = (int)t;
     return EXIT_OK;
 }
