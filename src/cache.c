@@ -148,10 +148,158 @@ static uint32_t take32(cursor *c)
     return p ? get32(p) : 0;
 }
 
-/* Parses a body's key and sizes into e (name and shape allocated); the
- * values start at *values_at.  Returns 0 on success. */
-static int parse_body(const unsigned char *body, uint64_t len, entry *e,
-                      uint64_t *values_at)
+/* Doubles travel as the little-endian bytes of their IEEE-754 bit
+ * pattern, whatever the host's byte order. */
+static double takef64(cursor *c)
+{
+    uint64_t bits = take64(c);
+    double v;
+    memcpy(&v, &bits, 8);
+    return v;
+}
+
+/* The writing side of the cursor: the same fields in the same order, so
+ * each record layout is spelt once, in encode_body() / decode_body().
+ * With p NULL it only counts the bytes (the record's size). */
+typedef struct putter {
+    unsigned char *p;
+    uint64_t len;
+} putter;
+
+static unsigned char *put(putter *w, uint64_t n)
+{
+    unsigned char *at = w->p ? w->p + w->len : NULL;
+    w->len += n;
+    return at;
+}
+
+static void put_bytes(putter *w, const void *src, uint64_t n)
+{
+    unsigned char *at = put(w, n);
+    if (at && n)
+        memcpy(at, src, (size_t)n);
+}
+
+static void putu8(putter *w, uint8_t v)
+{
+    unsigned char *at = put(w, 1);
+    if (at)
+        *at = v;
+}
+
+static void putu32(putter *w, uint32_t v)
+{
+    unsigned char *at = put(w, 4);
+    if (at)
+        put32(at, v);
+}
+
+static void putu64(putter *w, uint64_t v)
+{
+    unsigned char *at = put(w, 8);
+    if (at)
+        put64(at, v);
+}
+
+static void putf64(putter *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    putu64(w, bits);
+}
+
+static void putf64s(putter *w, const double *v, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        putf64(w, v[i]);
+}
+
+static void takef64s(cursor *c, double *out, uint64_t n)
+{
+    const unsigned char *p = take(c, 8 * n);
+    for (uint64_t i = 0; p && i < n; i++) {
+        uint64_t bits = get64(p + 8 * i);
+        memcpy(&out[i], &bits, 8);
+    }
+}
+
+/* The file header: magic, format version, header size, fingerprint,
+ * transform version, CRC of what precedes it. */
+typedef struct header {
+    uint32_t version, size, transform, crc;
+    uint64_t fingerprint;
+    int magic_ok;
+} header;
+
+static void encode_header(putter *w, uint64_t fingerprint)
+{
+    put_bytes(w, file_magic, 8);
+    putu32(w, TB_CACHE_VERSION);
+    putu32(w, HEADER_SIZE);
+    putu64(w, fingerprint);
+    putu32(w, TB_TRANSFORM_VERSION);
+    putu32(w, w->p ? crc(0, w->p, 28) : 0);
+}
+
+static header decode_header(const unsigned char h[HEADER_SIZE])
+{
+    cursor c = {h, HEADER_SIZE, 0};
+    header r;
+    r.magic_ok = memcmp(take(&c, 8), file_magic, 8) == 0;
+    r.version = take32(&c);
+    r.size = take32(&c);
+    r.fingerprint = take64(&c);
+    r.transform = take32(&c);
+    r.crc = take32(&c);
+    return r;
+}
+
+/* A record's values after its key (decoded from the body, pointing into
+ * it). */
+typedef struct values {
+    double erank, tail_energy;
+    int tail_side;
+    cursor s, basis; /* r and S * p little-endian doubles */
+} values;
+
+/* The body of a record for key (layout in cache.h). */
+static void encode_body(putter *w, const tb_cache_key *k, uint64_t rows,
+                        uint64_t cols, const tb_spectrum *sp)
+{
+    size_t nlen = strlen(k->name);
+    uint64_t S = sp->S;
+    putu32(w, (uint32_t)nlen);
+    put_bytes(w, k->name, nlen);
+    putu32(w, (uint32_t)k->ndim);
+    for (size_t d = 0; d < k->ndim; d++)
+        putu64(w, k->shape[d]);
+    putu8(w, (uint8_t)k->base_dtype);
+    putu8(w, (uint8_t)k->inst_dtype);
+    putu8(w, 0);
+    putu8(w, 0);
+    putu32(w, k->crc_base);
+    putu32(w, k->crc_inst);
+    putu32(w, TB_TRANSFORM_VERSION);
+    putu64(w, rows);
+    putu64(w, cols);
+    putu64(w, S);
+    putu64(w, sp->k);
+    putf64(w, sp->erank);
+    putf64(w, sp->tail_energy);
+    putu8(w, sp->tail_side ? 1 : 0);
+    for (int i = 0; i < 7; i++)
+        putu8(w, 0);
+    putu64(w, sp->p);
+    putf64s(w, sp->s, S);
+    /* k = 0 or k = r: no basis, and sp->basis may be NULL */
+    if (S && sp->p)
+        putf64s(w, sp->basis, S * sp->p);
+}
+
+/* Decodes a body's key and sizes into e (name and shape allocated) and,
+ * when v is non-NULL, its values.  Returns 0 on success. */
+static int decode_body(const unsigned char *body, uint64_t len, entry *e,
+                       values *v)
 {
     cursor c = {body, len, 0};
     memset(e, 0, sizeof *e);
@@ -169,7 +317,8 @@ static int parse_body(const unsigned char *body, uint64_t len, entry *e,
     e->cols = take64(&c);
     e->r = take64(&c);
     e->k = take64(&c);
-    take(&c, 16); /* erank, tail energy */
+    e->erank = takef64(&c);
+    double tail = takef64(&c);
     const unsigned char *side = take(&c, 8); /* side + padding */
     e->p = take64(&c);
     if (c.bad)
@@ -191,6 +340,8 @@ static int parse_body(const unsigned char *body, uint64_t len, entry *e,
     if (!e->name || !e->shape) {
         free(e->name);
         free(e->shape);
+        e->name = NULL;
+        e->shape = NULL;
         return -1;
     }
     memcpy(e->name, name, nlen);
@@ -200,7 +351,13 @@ static int parse_body(const unsigned char *body, uint64_t len, entry *e,
         e->shape[d] = get64(dims + 8 * d);
     e->dtb = dt[0];
     e->dti = dt[1];
-    *values_at = len - c.left;
+    if (v) {
+        v->erank = e->erank;
+        v->tail_energy = tail;
+        v->tail_side = side[0];
+        v->s = (cursor){take(&c, svals), svals, 0};
+        v->basis = (cursor){take(&c, basis), basis, 0};
+    }
     return 0;
 }
 
@@ -351,8 +508,7 @@ static void add_entry_cb(void *user, uint64_t off, int valid,
     if (!valid)
         return;
     entry e;
-    uint64_t values;
-    if (parse_body(body, len, &e, &values) != 0)
+    if (decode_body(body, len, &e, NULL) != 0)
         return;
     e.offset = off;
     e.body = len;
@@ -378,24 +534,30 @@ static int mkdir_p(const char *dir)
     return rc;
 }
 
-static timber_status check_header(int fd, const char *path,
+/* Reads and checks the header (into *out when non-NULL). */
+static timber_status check_header(int fd, const char *path, header *out,
                                   timber_error *err)
 {
     unsigned char h[HEADER_SIZE];
-    if (pread_all(fd, h, HEADER_SIZE, 0) != 0 ||
-        memcmp(h, file_magic, 8) != 0)
+    if (pread_all(fd, h, HEADER_SIZE, 0) != 0)
         return tb_fail(err, TIMBER_ERR_CACHE,
                        "%s: not a timber SVD cache file", path);
-    if (get32(h + 8) != TB_CACHE_VERSION)
+    header hd = decode_header(h);
+    if (!hd.magic_ok)
+        return tb_fail(err, TIMBER_ERR_CACHE,
+                       "%s: not a timber SVD cache file", path);
+    if (hd.version != TB_CACHE_VERSION)
         return tb_fail(err, TIMBER_ERR_CACHE,
                        "%s: cache format version %u, this timber reads "
                        "version %u (remove the file or choose another with "
                        "--cache)",
-                       path, get32(h + 8), TB_CACHE_VERSION);
-    if (get32(h + 12) != HEADER_SIZE || get32(h + 28) != crc(0, h, 28))
+                       path, hd.version, TB_CACHE_VERSION);
+    if (hd.size != HEADER_SIZE || hd.crc != crc(0, h, 28))
         return tb_fail(err, TIMBER_ERR_CACHE,
                        "%s: cache header is corrupt (checksum mismatch)",
                        path);
+    if (out)
+        *out = hd;
     return TIMBER_OK;
 }
 
@@ -496,12 +658,8 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     }
     if (sb.st_size == 0) {
         unsigned char h[HEADER_SIZE] = {0};
-        memcpy(h, file_magic, 8);
-        put32(h + 8, TB_CACHE_VERSION);
-        put32(h + 12, HEADER_SIZE);
-        put64(h + 16, fingerprint);
-        put32(h + 24, TB_TRANSFORM_VERSION);
-        put32(h + 28, crc(0, h, 28));
+        putter w = {h, 0};
+        encode_header(&w, fingerprint);
         if (tb_pwrite_all(c->fd, h, HEADER_SIZE, 0) != 0 ||
             fdatasync(c->fd) != 0) {
             st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
@@ -515,7 +673,7 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
         }
         c->end = HEADER_SIZE;
     } else {
-        st = check_header(c->fd, path, err);
+        st = check_header(c->fd, path, NULL, err);
         if (st)
             goto fail;
         c->end = walk(c->fd, (uint64_t)sb.st_size, add_entry_cb, c, NULL);
@@ -597,30 +755,24 @@ static int cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
     if (read_record(c->fd, e.offset, file_end, &B, &body) != 1)
         return 0;
     entry parsed;
-    uint64_t at;
-    int ok = B == e.body && parse_body(body, B, &parsed, &at) == 0;
+    values v;
+    int ok = B == e.body && decode_body(body, B, &parsed, &v) == 0;
     if (ok) {
         free(parsed.name);
         free(parsed.shape);
-        const unsigned char *v = body + at - 8 - 8 - 16;
-        /* erank, tail energy, side precede p */
-        double erank, tail;
-        memcpy(&erank, v, 8);
-        memcpy(&tail, v + 8, 8);
-        int side = v[16];
         uint64_t S = rows < cols ? rows : cols;
         sp->S = (size_t)S;
-        sp->erank = erank;
-        sp->tail_energy = tail;
+        sp->erank = v.erank;
+        sp->tail_energy = v.tail_energy;
         sp->k = (size_t)e.k;
-        sp->tail_side = side;
+        sp->tail_side = v.tail_side;
         sp->p = (size_t)e.p;
         sp->s = tb_alloc_array((size_t)e.r, sizeof(double));
         sp->basis = tb_alloc_array((size_t)(S * e.p), sizeof(double));
         ok = sp->s && sp->basis;
         if (ok) {
-            memcpy(sp->s, body + at, (size_t)e.r * 8);
-            memcpy(sp->basis, body + at + 8 * e.r, (size_t)(S * e.p) * 8);
+            takef64s(&v.s, sp->s, e.r);
+            takef64s(&v.basis, sp->basis, S * e.p);
         }
     }
     free(body);
@@ -643,48 +795,19 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
     timber_status guard = tb_shard_check_all(err);
     if (guard)
         return guard;
-    size_t nlen = strlen(k->name);
-    uint64_t S = sp->S, basis = S * sp->p;
-    uint64_t B = 4 + nlen + 4 + 8 * k->ndim + 4 + 4 + 4 + 4 + 32 + 16 + 8 +
-                 8 + 8 * S + 8 * basis;
+    putter size = {NULL, 0};
+    encode_body(&size, k, rows, cols, sp);
+    uint64_t B = size.len;
     unsigned char *rec = malloc((size_t)(REC_HEAD + B + 4));
     if (!rec)
         return tb_fail(err, TIMBER_ERR_NOMEM,
                        "tensor '%s': out of memory for its cache record",
                        k->name);
-    unsigned char *p = rec;
-    put32(p, REC_MAGIC);
-    put64(p + 4, B);
-    p += REC_HEAD;
-    put32(p, (uint32_t)nlen);
-    memcpy(p + 4, k->name, nlen);
-    p += 4 + nlen;
-    put32(p, (uint32_t)k->ndim);
-    p += 4;
-    for (size_t d = 0; d < k->ndim; d++, p += 8)
-        put64(p, k->shape[d]);
-    p[0] = (unsigned char)k->base_dtype;
-    p[1] = (unsigned char)k->inst_dtype;
-    p[2] = p[3] = 0;
-    put32(p + 4, k->crc_base);
-    put32(p + 8, k->crc_inst);
-    put32(p + 12, TB_TRANSFORM_VERSION);
-    put64(p + 16, rows);
-    put64(p + 24, cols);
-    put64(p + 32, S);
-    put64(p + 40, sp->k);
-    memcpy(p + 48, &sp->erank, 8);
-    memcpy(p + 56, &sp->tail_energy, 8);
-    memset(p + 64, 0, 8);
-    p[64] = (unsigned char)(sp->tail_side ? 1 : 0);
-    put64(p + 72, sp->p);
-    p += 80;
-    memcpy(p, sp->s, 8 * S);
-    p += 8 * S;
-    if (basis) /* k = 0 or k = r: no basis, and sp->basis may be NULL */
-        memcpy(p, sp->basis, 8 * basis);
-    p += 8 * basis;
-    put32(p, crc(0, rec, REC_HEAD + B));
+    putter w = {rec, 0};
+    putu32(&w, REC_MAGIC);
+    putu64(&w, B);
+    encode_body(&w, k, rows, cols, sp);
+    putu32(&w, crc(0, rec, REC_HEAD + B));
 
     timber_status st = TIMBER_OK;
     pthread_mutex_lock(&c->lock);
@@ -706,8 +829,7 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
          * torn by a power cut fails its CRC and is recomputed. */
         c->dirty = 1;
         entry e;
-        uint64_t values;
-        if (parse_body(rec + REC_HEAD, B, &e, &values) == 0) {
+        if (decode_body(rec + REC_HEAD, B, &e, NULL) == 0) {
             e.offset = at;
             e.body = B;
             add_entry(c, &e);
@@ -755,11 +877,10 @@ static void info_cb(void *user, uint64_t off, int valid,
     r.offset = off;
     r.valid = valid;
     entry e = {0};
-    uint64_t values;
-    if (valid && parse_body(body, len, &e, &values) != 0)
+    if (valid && decode_body(body, len, &e, NULL) != 0)
         r.valid = valid = 0;
     if (valid) {
-        memcpy(&r.erank, body + values - 32, 8);
+        r.erank = e.erank;
         r.name = e.name;
         r.ndim = e.ndim;
         r.shape = e.shape;
@@ -797,13 +918,12 @@ timber_status timber_cache_inspect(const char *path,
         st = tb_fail(err, TIMBER_ERR_IO, "%s: not a regular file", path);
         goto out;
     }
-    st = check_header(fd, path, err);
+    header hd;
+    st = check_header(fd, path, &hd, err);
     if (st)
         goto out;
-    unsigned char h[HEADER_SIZE];
-    pread_all(fd, h, HEADER_SIZE, 0);
-    stats->format_version = get32(h + 8);
-    stats->fingerprint = get64(h + 16);
+    stats->format_version = hd.version;
+    stats->fingerprint = hd.fingerprint;
     stats->file_size = (uint64_t)sb.st_size;
     walk_ctx w = {each, user, stats};
     uint64_t end = walk(fd, (uint64_t)sb.st_size, info_cb, &w, NULL);

@@ -27,7 +27,9 @@
  *          f64 s[r]              singular values, descending
  *          f64 basis[S * p]      column j = eigenvector j, S = min(rows, cols)
  *    12+B u32 CRC-32 of bytes 0..12+B of the record
- * All integers little-endian.  A record is applied only when its CRC and
+ * All integers little-endian; doubles are the little-endian bytes of their
+ * IEEE-754 bit pattern (encode_body/decode_body in cache.c, the one codec).
+ * A record is applied only when its CRC and
  * its whole key (name, shape, dtypes, both data CRCs, transform version)
  * match; anything else is recomputed.  Trailing bytes of a record cut
  * short by a kill are dropped when the file is next opened for writing.
