@@ -47,13 +47,14 @@ typedef enum timber_status {
     TIMBER_ERR_IO,          /* open/read/write/fsync/rename failed */
     TIMBER_ERR_FORMAT,      /* a malformed safetensors shard */
     TIMBER_ERR_INDEX,       /* index and shards of a checkpoint disagree */
-    TIMBER_ERR_INVALID,     /* an invalid argument or option value */
+    TIMBER_ERR_INVALID,     /* an invalid argument */
     TIMBER_ERR_NONFINITE,   /* NaN or Inf where a finite value is needed */
     TIMBER_ERR_SHAPE,       /* shapes that cannot be paired (under --strict) */
     TIMBER_ERR_EXISTS,      /* the output already exists */
     TIMBER_ERR_NUMERIC,     /* LAPACK reported a failure */
     TIMBER_ERR_INTERRUPTED, /* the caller's cancel flag was raised */
     TIMBER_ERR_CACHE,       /* the SVD cache file is unusable */
+    TIMBER_ERR_OPTION,      /* an option's value is invalid (a usage error) */
     TIMBER_STATUS_COUNT
 } timber_status;
 

@@ -45,7 +45,7 @@ static timber_status compile_list(const char *const *src, size_t n,
         if (rc != 0) {
             char msg[128];
             regerror(rc, &(*out)[i], msg, sizeof msg);
-            return tb_fail(err, TIMBER_ERR_INVALID,
+            return tb_fail(err, TIMBER_ERR_OPTION,
                            "%s '%s': invalid regular expression: %s", flag,
                            src[i], msg);
         }

@@ -784,7 +784,7 @@ static timber_status setup_result(run *R, timber_error *err)
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     for (size_t g = 0; g < ng; g++) {
         if (!(gs[g] >= 0.0 && gs[g] <= 1.0))
-            return tb_fail(err, TIMBER_ERR_INVALID,
+            return tb_fail(err, TIMBER_ERR_OPTION,
                            "--gamma: %g is outside [0, 1]", gs[g]);
         char name[64];
         if (ng == 1)
@@ -793,7 +793,7 @@ static timber_status setup_result(run *R, timber_error *err)
             snprintf(name, sizeof name, "gamma-%.6g", gs[g]);
         for (size_t h = 0; h < g; h++)
             if (strcmp(res->gamma_dirs[h], name) == 0)
-                return tb_fail(err, TIMBER_ERR_INVALID,
+                return tb_fail(err, TIMBER_ERR_OPTION,
                                "--gamma: %.17g and %.17g would share the "
                                "directory %s",
                                res->gammas[h], gs[g], name);

@@ -247,6 +247,7 @@ const char *timber_strerror(timber_status status)
         [TIMBER_ERR_NUMERIC] = "numerical routine failed",
         [TIMBER_ERR_INTERRUPTED] = "interrupted",
         [TIMBER_ERR_CACHE] = "unusable cache file",
+        [TIMBER_ERR_OPTION] = "invalid option value",
     };
     if ((unsigned)status >= TIMBER_STATUS_COUNT)
         return "unknown status";

@@ -523,6 +523,25 @@ static void test_directory(void)
     CHECK_ERROR("OUT contains input", st, &err, TIMBER_ERR_INVALID, "input");
     st = run_refine(dir, tu_path(dir, "no/such/parent"), 0.2, 0, NULL, &err);
     CHECK(st == TIMBER_ERR_IO);
+    /* An option's bad value is its own status (the CLI makes it a usage
+     * error by that, not by the message's wording). */
+    st = run_refine(dir, tu_path(dir, "g9"), 1.5, 0, NULL, &err);
+    CHECK_ERROR("gamma outside [0, 1]", st, &err, TIMBER_ERR_OPTION,
+                "--gamma", "1.5");
+    {
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.no_cache = 1;
+        const char *bad_re[] = {"layer.(("};
+        opt.include = bad_re;
+        opt.ninclude = 1;
+        char b[4096], i[4096];
+        snprintf(b, sizeof b, "%s", tu_path(dir, "base"));
+        snprintf(i, sizeof i, "%s", tu_path(dir, "instruct"));
+        st = timber_refine(b, i, tu_path(dir, "g9"), &opt, NULL, &err);
+        CHECK_ERROR("bad --include", st, &err, TIMBER_ERR_OPTION,
+                    "--include", "layer.((");
+    }
 
     /* --force replaces OUT with a complete new one. */
     st = run_refine(dir, out1, 0.0, 1, &res, &err);

@@ -166,10 +166,10 @@ int cli_parse_threads(const char *cmd, const char *val, int *threads)
 int cli_status_exit(const char *cmd, timber_status st,
                     const timber_error *err)
 {
-    /* The library words errors about option values "--option: ..." (a
-     * bad --include regex, duplicate gammas): those are usage errors, and
-     * like every usage error they point to the command's --help. */
-    if (st == TIMBER_ERR_INVALID && err->message[0] == '-')
+    /* Errors about option values (a bad --include regex, duplicate
+     * gammas) are usage errors, and like every usage error they point to
+     * the command's --help. */
+    if (st == TIMBER_ERR_OPTION)
         return cli_usage(cmd, "%s", err->message);
     return cli_lib_error(err);
 }
