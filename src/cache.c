@@ -23,6 +23,7 @@
 
 #include <zlib.h>
 
+#include "model.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -450,9 +451,7 @@ static uint64_t walk(int fd, uint64_t file_size, walk_fn fn, void *user,
 
 static size_t name_bucket(const tb_cache *c, const char *name)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ull;
+    uint64_t h = tb_fnv1a(TB_FNV_OFFSET, name, strlen(name));
     return (size_t)(h & (c->nheads - 1));
 }
 

@@ -81,13 +81,19 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
+/* float32 bits to bf16: round to nearest, ties to even; a NaN keeps its
+ * sign and is made quiet.  Branch-free (a select), so tb_encode's loop
+ * vectorises: the one bf16 rounding, for single values and arrays. */
+static inline uint16_t bf16_round(uint32_t u)
+{
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet = (u >> 16) | 0x0040u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
+
 uint16_t tb_f32_to_bf16(float f)
 {
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep sign, force quiet */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
+    return bf16_round(f32_bits(f));
 }
 
 float tb_bf16_to_f32(uint16_t h)
@@ -196,12 +202,8 @@ void tb_decode(timber_dtype dt, const void *src, double *dst, size_t n)
     }
     case TIMBER_DT_BF16: {
         const u16_any *s = src;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)s[i] << 16;
-            float f;
-            memcpy(&f, &u, 4);
-            dst[i] = f;
-        }
+        for (size_t i = 0; i < n; i++)
+            dst[i] = bits_f32((uint32_t)s[i] << 16);
         break;
     }
     default:
@@ -228,17 +230,9 @@ void tb_encode(timber_dtype dt, const double *src, void *dst, size_t n)
         break;
     }
     case TIMBER_DT_BF16: {
-        /* tb_f32_to_bf16 written branch-free so the loop vectorises. */
         u16_any *d = dst;
-        for (size_t i = 0; i < n; i++) {
-            float f = (float)src[i];
-            uint32_t u;
-            memcpy(&u, &f, 4);
-            uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-            uint32_t quiet = (u >> 16) | 0x0040u;
-            d[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet
-                                                              : rounded);
-        }
+        for (size_t i = 0; i < n; i++)
+            d[i] = bf16_round(f32_bits((float)src[i]));
         break;
     }
     default:

@@ -228,6 +228,53 @@ static int cmp_str_ptr(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The first name, in sorted order, that appears twice in names[0..n), or
+ * NULL; *nomem is set when the sorted copy could not be made.  Reader and
+ * writer refuse the same duplicates through this one check. */
+static const char *find_duplicate(const char *const *names, size_t n,
+                                  int *nomem)
+{
+    *nomem = 0;
+    if (n < 2)
+        return NULL;
+    const char **sorted = tb_alloc_array(n, sizeof(char *));
+    if (!sorted) {
+        *nomem = 1;
+        return NULL;
+    }
+    memcpy(sorted, names, n * sizeof(char *));
+    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            dup = sorted[i];
+    free(sorted);
+    return dup;
+}
+
+/* Elements and bits of a tensor of shape dims[0..ndim) and dtype dt, every
+ * product checked; a zero dimension anywhere makes the tensor empty
+ * rather than an overflow.  Reader and writer size tensors through this
+ * one function. */
+typedef enum { SIZE_OK, SIZE_ELEMS_OVERFLOW, SIZE_BITS_OVERFLOW } size_rc;
+
+static size_rc tensor_size(const uint64_t *dims, size_t ndim, timber_dtype dt,
+                           uint64_t *nelems, uint64_t *bits)
+{
+    uint64_t n = 1;
+    int has_zero = 0;
+    for (size_t d = 0; d < ndim; d++)
+        has_zero |= dims[d] == 0;
+    if (has_zero)
+        n = 0;
+    for (size_t d = 0; d < ndim && !has_zero; d++)
+        if (!tb_mul_u64(n, dims[d], &n))
+            return SIZE_ELEMS_OVERFLOW;
+    *nelems = n;
+    return tb_mul_u64(n, timber_dtype_bits(dt), bits) ? SIZE_OK
+                                                      : SIZE_BITS_OVERFLOW;
+}
+
 static int cmp_by_offset(const void *a, const void *b)
 {
     const timber_tensor_info *x = a, *y = b;
@@ -575,22 +622,15 @@ static timber_status parse_metadata(tb_shard *s, const cJSON *meta,
                            s->path);
     }
     /* Duplicate metadata keys are as ambiguous as duplicate tensors. */
-    char **sorted = tb_alloc_array(n, sizeof(char *));
-    if (!sorted && n)
+    int nomem;
+    const char *dup =
+        find_duplicate((const char *const *)s->meta_keys, n, &nomem);
+    if (nomem)
         return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
-    if (n)
-        memcpy(sorted, s->meta_keys, n * sizeof(char *));
-    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-            timber_status st =
-                tb_fail(err, TIMBER_ERR_FORMAT,
-                        "%s: \"__metadata__\" key \"%s\" appears twice",
-                        s->path, sorted[i]);
-            free(sorted);
-            return st;
-        }
-    free(sorted);
+    if (dup)
+        return tb_fail(err, TIMBER_ERR_FORMAT,
+                       "%s: \"__metadata__\" key \"%s\" appears twice",
+                       s->path, dup);
     return TIMBER_OK;
 }
 
@@ -631,7 +671,7 @@ static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
                        "%s: tensor '%s': \"shape\" is not an array", s->path,
                        name);
     size_t ndim = (size_t)cJSON_GetArraySize(shape);
-    uint64_t nelems = 1;
+    uint64_t nelems, bits;
     size_t d = 0;
     for (const cJSON *c = shape->child; c; c = c->next, d++) {
         uint64_t v;
@@ -642,28 +682,16 @@ static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
                            why);
         dims[d] = v;
     }
-    /* Multiply in two passes so a zero dimension anywhere makes the tensor
-     * empty rather than an overflow error. */
-    int has_zero = 0;
-    for (d = 0; d < ndim; d++)
-        has_zero |= dims[d] == 0;
-    if (has_zero) {
-        nelems = 0;
-    } else {
-        for (d = 0; d < ndim; d++)
-            if (!tb_mul_u64(nelems, dims[d], &nelems)) {
-                char sh[256];
-                tb_format_shape(sh, sizeof sh, ndim, dims);
-                return tb_fail(err, TIMBER_ERR_FORMAT,
-                               "%s: tensor '%s': shape %s has more elements "
-                               "than fit in 64 bits",
-                               s->path, name, sh);
-            }
-    }
-    uint64_t bits;
-    if (!tb_mul_u64(nelems, timber_dtype_bits((timber_dtype)dtype), &bits)) {
+    size_rc size = tensor_size(dims, ndim, (timber_dtype)dtype, &nelems,
+                               &bits);
+    if (size != SIZE_OK) {
         char sh[256];
         tb_format_shape(sh, sizeof sh, ndim, dims);
+        if (size == SIZE_ELEMS_OVERFLOW)
+            return tb_fail(err, TIMBER_ERR_FORMAT,
+                           "%s: tensor '%s': shape %s has more elements "
+                           "than fit in 64 bits",
+                           s->path, name, sh);
         return tb_fail(err, TIMBER_ERR_FORMAT,
                        "%s: tensor '%s': shape %s of %s overflows 64 bits of "
                        "size",
@@ -849,24 +877,17 @@ static timber_status parse_header(tb_shard *s, timber_error *err)
 
     /* Duplicate names: cJSON keeps both entries, the spec forbids them. */
     {
-        char **sorted = tb_alloc_array(ntensors, sizeof(char *));
-        if (!sorted && ntensors) {
-            st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", s->path);
+        int nomem;
+        const char *dup =
+            find_duplicate((const char *const *)s->names, ntensors, &nomem);
+        if (nomem || dup) {
+            st = nomem ? tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory",
+                                 s->path)
+                       : tb_fail(err, TIMBER_ERR_FORMAT,
+                                 "%s: tensor '%s' appears twice in the header",
+                                 s->path, dup);
             goto out;
         }
-        if (ntensors)
-            memcpy(sorted, s->names, ntensors * sizeof(char *));
-        qsort(sorted, ntensors, sizeof(char *), cmp_str_ptr);
-        for (size_t k = 1; k < ntensors; k++)
-            if (strcmp(sorted[k - 1], sorted[k]) == 0) {
-                st = tb_fail(err, TIMBER_ERR_FORMAT,
-                             "%s: tensor '%s' appears twice in the header",
-                             s->path, sorted[k]);
-                break;
-            }
-        free(sorted);
-        if (st)
-            goto out;
     }
 
     /* Contiguity: sorted by offsets, the ranges must tile [0, data_len). */
@@ -1219,8 +1240,7 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
                          path);
             goto fail;
         }
-        uint64_t elems = 1, bits;
-        int zero = 0;
+        uint64_t elems, bits;
         for (size_t d = 0; d < t[i].ndim; d++) {
             /* Readers (this one included) refuse what a double cannot
              * hold exactly: do not write a file no one can read. */
@@ -1232,14 +1252,9 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
                              (unsigned long long)t[i].shape[d]);
                 goto fail;
             }
-            zero |= t[i].shape[d] == 0;
         }
-        for (size_t d = 0; d < t[i].ndim && !zero; d++)
-            if (!tb_mul_u64(elems, t[i].shape[d], &elems))
-                goto too_big;
-        if (zero)
-            elems = 0;
-        if (!tb_mul_u64(elems, timber_dtype_bits(t[i].dtype), &bits))
+        if (tensor_size(t[i].shape, t[i].ndim, t[i].dtype, &elems, &bits) !=
+            SIZE_OK)
             goto too_big;
         if (bits % 8) {
             st = tb_fail(err, TIMBER_ERR_INVALID,
@@ -1272,31 +1287,27 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
             goto fail;
         }
     }
-    /* Duplicate metadata keys: the reader refuses them. */
-    for (size_t i = 0; i < nmeta; i++)
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(meta[i].key, meta[j].key) == 0) {
-                st = tb_fail(err, TIMBER_ERR_INVALID,
-                             "%s: metadata key \"%s\" given twice", path,
-                             meta[i].key);
-                goto fail;
-            }
-    /* Duplicate names (of any dtype) would make an unreadable file. */
+    /* Duplicate metadata keys or tensor names (of any dtype) would make a
+     * file the reader refuses: the reader's own check. */
     {
+        const char **keys = tb_alloc_array(nmeta, sizeof(char *));
         const char **names = tb_alloc_array(n, sizeof(char *));
-        if (!names && n) {
-            st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; keys && i < nmeta; i++)
+            keys[i] = meta[i].key;
+        for (size_t i = 0; names && i < n; i++)
             names[i] = t[i].name;
-        qsort(names, n, sizeof(char *), cmp_str_ptr);
-        for (size_t i = 1; i < n; i++)
-            if (strcmp(names[i - 1], names[i]) == 0) {
-                st = tb_fail(err, TIMBER_ERR_INVALID,
-                             "%s: tensor '%s' given twice", path, names[i]);
-                break;
-            }
+        int nomem_k = 0, nomem_n = 0;
+        const char *dk = keys ? find_duplicate(keys, nmeta, &nomem_k) : NULL;
+        const char *dn = names ? find_duplicate(names, n, &nomem_n) : NULL;
+        if ((!keys && nmeta) || (!names && n) || nomem_k || nomem_n)
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+        else if (dk)
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "%s: metadata key \"%s\" given twice", path, dk);
+        else if (dn)
+            st = tb_fail(err, TIMBER_ERR_INVALID,
+                         "%s: tensor '%s' given twice", path, dn);
+        free(keys);
         free(names);
         if (st)
             goto fail;
