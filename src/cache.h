@@ -85,7 +85,10 @@ int tb_cache_get_latest(tb_cache *cache, const tb_cache_key *key,
                         uint32_t crc[2]);
 
 /* Appends a record for key and
- * flushes it.  On failure the file is cut back to its previous end, so it
+ * flushes it.  The caller checks first that its inputs did not change
+ * under their mappings (tb_model_faulted): a spectrum computed from zero
+ * pages must never reach the file, where its key (the CRCs of the real
+ * bytes) would make it look valid.  On failure the file is cut back to its previous end, so it
  * stays valid.  Thread-safe. */
 timber_status tb_cache_put(tb_cache *cache, const tb_cache_key *key,
                            uint64_t rows, uint64_t cols,

@@ -548,6 +548,14 @@ timber_status tb_model_check(const timber_model *m, timber_error *err)
     return TIMBER_OK;
 }
 
+timber_status tb_model_faulted(const timber_model *m, timber_error *err)
+{
+    for (size_t i = 0; i < m->nshards; i++)
+        if (tb_shard_faulted(m->shards[i], err))
+            return TIMBER_ERR_IO;
+    return TIMBER_OK;
+}
+
 tb_shard *tb_model_shard(const timber_model *m, size_t i)
 {
     return i < m->nshards ? m->shards[i] : NULL;

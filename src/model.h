@@ -22,6 +22,9 @@ size_t tb_model_name_rank(const timber_model *m,
  * that was truncated or rewritten in place since the model was opened.
  * Called after reading everything and before publishing results. */
 timber_status tb_model_check(const timber_model *m, timber_error *err);
+/* Only the fault flags of m's shards (tb_shard_faulted): cheap enough to
+ * call before every write. */
+timber_status tb_model_faulted(const timber_model *m, timber_error *err);
 
 /* A 64-bit fingerprint of the checkpoint's structure: FNV-1a over every
  * shard's name, size and header bytes.  Cheap (no tensor data is read);

@@ -203,6 +203,17 @@ static uint64_t work_of(const tb_plan_item *it)
     return it->instruct->nbytes / 4 + 1;
 }
 
+/* Whether this run's inputs faulted under their mappings (safetensors.h,
+ * "SIGBUS"): checked before every write of an output shard or a cache
+ * record.  Only this run's shards: another run in the process is not
+ * stopped by a fault in ours, nor ours by one in its. */
+static timber_status sources_faulted(const void *ctx, timber_error *err)
+{
+    const run *R = ctx;
+    timber_status st = tb_model_faulted(R->base, err);
+    return st ? st : tb_model_faulted(R->inst, err);
+}
+
 /* ------------------------------------------------------ one refinement */
 
 /* Elements of O computed and encoded at a time (16 KiB of doubles: they
@@ -501,7 +512,9 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         atomic_fetch_add(&R->misses, 1);
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
-        st = tb_cache_put(R->cache, &key, m, n, &sp, err);
+        st = sources_faulted(R, err);
+        if (!st)
+            st = tb_cache_put(R->cache, &key, m, n, &sp, err);
         if (st)
             goto out;
     }
@@ -639,6 +652,7 @@ static timber_status open_shard(run *R, out_shard *o, timber_error *err)
         free(path);
         if (st)
             goto out;
+        tb_writer_set_sources(o->w[g], sources_faulted, R);
     }
 out:
     free(meta);

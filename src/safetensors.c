@@ -294,9 +294,10 @@ static int cmp_by_offset(const void *a, const void *b)
  * cleaned up.  Instead, a SIGBUS handler recognises addresses inside a
  * mapped shard, maps zero pages over the rest of that mapping (so the
  * faulting read completes), and flags the shard.  Nothing computed from
- * the zeros can leave the process: the writer (tb_writer_put/commit) and
- * the SVD cache (tb_cache_put) refuse to write once any shard is flagged,
- * through tb_shard_check_all(), with a message naming the file.  Faults
+ * the zeros can leave the process: a run's writers (tb_writer_put/commit,
+ * through tb_writer_set_sources) and its SVD cache records refuse to be
+ * written once one of the run's own shards is flagged (tb_shard_faulted),
+ * with a message naming the file.  Faults
  * elsewhere go to the previous handler (or kill the process as before).
  *
  * The handler reads only the lock-free slot table below; registration
@@ -310,7 +311,6 @@ typedef struct guard_slot {
 } guard_slot;
 
 static guard_slot guard_slots[GUARD_SLOTS];
-static atomic_int guard_faults; /* slots faulted and not yet freed */
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static struct sigaction guard_prev;
@@ -329,8 +329,7 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
                  MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1,
                  0) == MAP_FAILED)
             break;
-        if (!atomic_exchange(&guard_slots[i].faulted, 1))
-            atomic_fetch_add(&guard_faults, 1);
+        atomic_store(&guard_slots[i].faulted, 1);
         return; /* the read is retried and sees zeros */
     }
     /* Not a shard: whatever would have happened without us. */
@@ -387,8 +386,7 @@ static void guard_unregister(tb_shard *s)
     pthread_mutex_lock(&guard_lock);
     atomic_store(&g->lo, 0);
     atomic_store(&g->hi, 0);
-    if (atomic_exchange(&g->faulted, 0))
-        atomic_fetch_sub(&guard_faults, 1);
+    atomic_store(&g->faulted, 0);
     g->shard = NULL;
     pthread_mutex_unlock(&guard_lock);
     s->guard = -1;
@@ -411,10 +409,17 @@ static timber_status changed_error(const tb_shard *s, timber_error *err)
                    s->path);
 }
 
-timber_status tb_shard_check(const tb_shard *s, timber_error *err)
+timber_status tb_shard_faulted(const tb_shard *s, timber_error *err)
 {
     if (s->guard >= 0 && atomic_load(&guard_slots[s->guard].faulted))
         return changed_error(s, err);
+    return TIMBER_OK;
+}
+
+timber_status tb_shard_check(const tb_shard *s, timber_error *err)
+{
+    if (tb_shard_faulted(s, err))
+        return TIMBER_ERR_IO;
     if (s->borrowed)
         return TIMBER_OK;
     struct stat sb;
@@ -428,19 +433,6 @@ timber_status tb_shard_check(const tb_shard *s, timber_error *err)
         sb.st_mtim.tv_nsec != s->mtime.tv_nsec)
         return changed_error(s, err);
     return TIMBER_OK;
-}
-
-timber_status tb_shard_check_all(timber_error *err)
-{
-    if (atomic_load(&guard_faults) == 0)
-        return TIMBER_OK;
-    timber_status st = TIMBER_OK;
-    pthread_mutex_lock(&guard_lock);
-    for (int i = 0; i < GUARD_SLOTS && !st; i++)
-        if (guard_slots[i].shard && atomic_load(&guard_slots[i].faulted))
-            st = changed_error(guard_slots[i].shard, err);
-    pthread_mutex_unlock(&guard_lock);
-    return st;
 }
 
 /* The shard whose mapping holds p, if its file shrank (for a write from
@@ -1130,6 +1122,8 @@ struct tb_writer {
     uint64_t *written;   /* by input index */
     uint64_t file_size;
     int committed;
+    tb_source_check sources; /* NULL: nothing to check */
+    const void *sources_ctx;
 };
 
 /* Sorts pointers into the caller's spec array (index = pointer - base). */
@@ -1375,7 +1369,7 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                        index < w->n ? (unsigned long long)w->sizes[index]
                                     : 0ull);
     /* Nothing read from a shard that shrank under us is ever written. */
-    timber_status st = tb_shard_check_all(err);
+    timber_status st = w->sources ? w->sources(w->sources_ctx, err) : 0;
     if (st)
         return st;
     uint64_t off = w->data_start + w->offsets[index] + w->written[index];
@@ -1404,6 +1398,13 @@ uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index)
 
 uint64_t tb_writer_file_size(const tb_writer *w) { return w->file_size; }
 
+void tb_writer_set_sources(tb_writer *w, tb_source_check check,
+                           const void *ctx)
+{
+    w->sources = check;
+    w->sources_ctx = ctx;
+}
+
 void tb_writer_rewind(tb_writer *w, size_t index)
 {
     if (index < w->n)
@@ -1418,7 +1419,7 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
                            "%s: tensor #%zu has %llu of its %llu bytes",
                            w->path, i, (unsigned long long)w->written[i],
                            (unsigned long long)w->sizes[i]);
-    timber_status st = tb_shard_check_all(err);
+    timber_status st = w->sources ? w->sources(w->sources_ctx, err) : 0;
     if (st)
         return st;
     /* fsync before rename: otherwise a crash can publish the name with

@@ -62,11 +62,12 @@ void tb_shard_free(tb_shard *shard);
  * shard.  tb_shard_check: TIMBER_ERR_IO naming the file when it was
  * flagged, or when the file at its path is still the same inode but its
  * size or mtime changed since it was opened (rewritten in place).
- * tb_shard_check_all: the flag of every open shard of the process; the
- * writer (put and commit) and the SVD cache (put) call it, so nothing
- * computed from such a file is ever written. */
+ * tb_shard_faulted: the flag alone (one atomic load, no stat), for the
+ * checks before every write: a run checks its own inputs' shards (through
+ * tb_writer_set_sources and before each cache record), so a fault in one
+ * run's shard does not stop the writers of another run in the process. */
 timber_status tb_shard_check(const tb_shard *shard, timber_error *err);
-timber_status tb_shard_check_all(timber_error *err);
+timber_status tb_shard_faulted(const tb_shard *shard, timber_error *err);
 
 const char *tb_shard_path(const tb_shard *shard);
 const char *tb_shard_name(const tb_shard *shard);
@@ -121,6 +122,14 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
  * consecutive chunks; tensors may be filled in any order. */
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                             size_t len, timber_error *err);
+
+/* What w's bytes are computed from: put and commit call check(ctx) first
+ * and fail with its error, so nothing computed from an input that changed
+ * under its mapping is written (by default nothing is checked: the bytes
+ * are the caller's own). */
+typedef timber_status (*tb_source_check)(const void *ctx, timber_error *err);
+void tb_writer_set_sources(tb_writer *w, tb_source_check check,
+                           const void *ctx);
 
 /* Forgets the bytes put so far for tensor `index`, so they can be put
  * again from the start (a tensor recomputed after its cache record proved

@@ -537,6 +537,65 @@ static void test_dir_errors(void)
                    "neither a directory nor a regular file");
 }
 
+/* A fault is per run: a shard truncated under its mapping (a read past
+ * its new end takes the SIGBUS handler's zero pages) flags that model,
+ * and only writers whose sources are that model refuse to write; a
+ * writer fed by another model in the same process goes on. */
+static timber_status model_faulted(const void *ctx, timber_error *err)
+{
+    return tb_model_faulted(ctx, err);
+}
+
+static void test_fault_per_run(void)
+{
+    const char *da = subdir("fault-a"), *db = subdir("fault-b");
+    char a_file[4096];
+    snprintf(a_file, sizeof a_file, "%s", tu_path(da, "model.safetensors"));
+    const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[65536],"
+                      "\"data_offsets\":[0,262144]}}";
+    CHECK(tu_write_shard(a_file, hdr, 262144) == 0);
+    CHECK(tu_write_shard(tu_path(db, "model.safetensors"), hdr, 262144) ==
+          0);
+    timber_model *a = open_ok("fault a", da), *b = open_ok("fault b", db);
+    if (!a || !b) {
+        timber_model_free(a);
+        timber_model_free(b);
+        return;
+    }
+    timber_error err;
+    CHECK(tb_model_faulted(a, &err) == TIMBER_OK);
+    CHECK(truncate(a_file, 4096) == 0);
+    const timber_tensor_info *t = timber_model_find(a, "w");
+    const volatile unsigned char *p =
+        tb_shard_data(tb_model_shard_of(a, t), t);
+    CHECK(p[200000] == 0); /* past the new end: zeros, and the flag */
+    CHECK_ERROR("faulted a", tb_model_faulted(a, &err), &err, TIMBER_ERR_IO,
+                a_file, "shrank");
+    CHECK(tb_model_faulted(b, &err) == TIMBER_OK);
+
+    tb_tensor_spec spec = {"x", TIMBER_DT_F32, 1, (const uint64_t[]){1}};
+    unsigned char four[4] = {0};
+    tb_writer *wa = NULL, *wb = NULL;
+    CHECK_OK("writer a", tb_writer_create(tu_path(da, "out-a.safetensors"),
+                                          NULL, 0, &spec, 1, &wa, &err),
+             &err);
+    CHECK_OK("writer b", tb_writer_create(tu_path(db, "out-b.safetensors"),
+                                          NULL, 0, &spec, 1, &wb, &err),
+             &err);
+    if (wa && wb) {
+        tb_writer_set_sources(wa, model_faulted, a);
+        tb_writer_set_sources(wb, model_faulted, b);
+        CHECK_ERROR("put from a", tb_writer_put(wa, 0, four, 4, &err), &err,
+                    TIMBER_ERR_IO, a_file);
+        CHECK_OK("put from b", tb_writer_put(wb, 0, four, 4, &err), &err);
+        CHECK_OK("commit b", tb_writer_commit(wb, &err), &err);
+    }
+    tb_writer_free(wa);
+    tb_writer_free(wb);
+    timber_model_free(a);
+    timber_model_free(b);
+}
+
 int main(void)
 {
     root = tu_tempdir("model");
@@ -545,5 +604,6 @@ int main(void)
     test_index();
     test_index_errors();
     test_dir_errors();
+    test_fault_per_run();
     return tu_report();
 }
