@@ -111,10 +111,10 @@ static int subtract_checked(double *d, const double *w, size_t n)
     return bad != 0;
 }
 
-timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
-                          uint64_t c0, uint64_t nc, double *D, double *wi,
-                          double *wb, double *scratch, int check,
-                          timber_error *err)
+static timber_status load_rows(const tb_mat *M, uint64_t r0, uint64_t nr,
+                               uint64_t c0, uint64_t nc, double *D,
+                               double *wi, double *wb, double *scratch,
+                               int check, timber_error *err)
 {
     for (uint64_t r = 0; r < nr; r++) {
         uint64_t at = (r0 + r) * M->cols + c0;
@@ -154,6 +154,24 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
     return TIMBER_OK;
 }
 
+/* The mapped inputs are read inside a recovery point: a file truncated
+ * under its mapping abandons the read and fails naming the file
+ * (safetensors.h). */
+timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
+                          uint64_t c0, uint64_t nc, double *D, double *wi,
+                          double *wb, double *scratch, int check,
+                          timber_error *err)
+{
+    tb_guard g;
+    volatile timber_status st = TIMBER_OK;
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0)
+        st = load_rows(M, r0, nr, c0, nc, D, wi, wb, scratch, check, err);
+    if (tb_guard_pop(&g))
+        return tb_guard_error(&g, err);
+    return st;
+}
+
 void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
 {
     tb_shard_release(M->si, M->ii, r0 * M->cols * M->esi,
@@ -176,11 +194,18 @@ void tb_mat_track_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
     if (!t || r0 != t->next || nr == 0)
         return;
     uint64_t row_b = M->cols * M->esb, row_i = M->cols * M->esi;
-    if (M->wb)
-        t->crc[0] = (uint32_t)crc32_z(t->crc[0], M->wb + r0 * row_b,
-                                      (z_size_t)(nr * row_b));
-    t->crc[1] = (uint32_t)crc32_z(t->crc[1], M->wi + r0 * row_i,
-                                  (z_size_t)(nr * row_i));
+    /* An abandoned read leaves the CRCs wrong, and the shard flagged: the
+     * run's next write or cache record is refused (tb_shard_faulted). */
+    tb_guard g;
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0) {
+        if (M->wb)
+            t->crc[0] = (uint32_t)crc32_z(t->crc[0], M->wb + r0 * row_b,
+                                          (z_size_t)(nr * row_b));
+        t->crc[1] = (uint32_t)crc32_z(t->crc[1], M->wi + r0 * row_i,
+                                      (z_size_t)(nr * row_i));
+    }
+    tb_guard_pop(&g);
     t->next = r0 + nr;
 }
 
@@ -299,11 +324,17 @@ uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t)
 {
     const uint64_t chunk = 8u << 20;
     const unsigned char *p = tb_shard_data(s, t);
-    uLong c = crc32(0, Z_NULL, 0);
-    for (uint64_t off = 0; off < t->nbytes; off += chunk) {
-        uint64_t len = t->nbytes - off < chunk ? t->nbytes - off : chunk;
-        c = crc32(c, p + off, (uInt)len);
-        tb_shard_release(s, t, off, len);
-    }
+    volatile uLong c = crc32(0, Z_NULL, 0);
+    /* As in tb_mat_track_rows: an abandoned read leaves the shard flagged,
+     * and the caller's final tb_model_check refuses the result. */
+    tb_guard g;
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0)
+        for (uint64_t off = 0; off < t->nbytes; off += chunk) {
+            uint64_t len = t->nbytes - off < chunk ? t->nbytes - off : chunk;
+            c = crc32(c, p + off, (uInt)len);
+            tb_shard_release(s, t, off, len);
+        }
+    tb_guard_pop(&g);
     return (uint32_t)c;
 }

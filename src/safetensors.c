@@ -291,13 +291,17 @@ static int cmp_by_offset(const void *a, const void *b)
 /* Shards are memory-mapped.  If a file is truncated while it is mapped
  * (another process rewrites a checkpoint in place), touching a page past
  * its new end raises SIGBUS, which would kill the process with nothing
- * cleaned up.  Instead, a SIGBUS handler recognises addresses inside a
- * mapped shard, maps zero pages over the rest of that mapping (so the
- * faulting read completes), and flags the shard.  Nothing computed from
- * the zeros can leave the process: a run's writers (tb_writer_put/commit,
- * through tb_writer_set_sources) and its SVD cache records refuse to be
- * written once one of the run's own shards is flagged (tb_shard_faulted),
- * with a message naming the file.  Faults
+ * cleaned up.  Instead, the code that reads tensor data does so inside a
+ * recovery point (tb_guard, safetensors.h), and a SIGBUS handler that
+ * recognises an address inside a mapped shard flags the shard and
+ * siglongjmp()s back to that thread's recovery point: the read is
+ * abandoned.  The handler does only what POSIX allows there (lock-free
+ * atomics and siglongjmp; it used to mmap() zero pages over the mapping,
+ * which is not async-signal-safe).  Nothing computed from an abandoned
+ * read can leave the process: tb_mat_load fails naming the file, and a
+ * run's writers (tb_writer_put/commit, through tb_writer_set_sources) and
+ * its SVD cache records refuse to be written once one of the run's own
+ * shards is flagged (tb_shard_faulted).  Faults
  * elsewhere go to the previous handler (or kill the process as before).
  *
  * The handler reads only the lock-free slot table below; registration
@@ -313,8 +317,25 @@ typedef struct guard_slot {
 static guard_slot guard_slots[GUARD_SLOTS];
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
-static struct sigaction guard_prev;
+static struct sigaction guard_prev; /* set before the handler exists */
 static uintptr_t guard_page = 4096;
+/* This thread's innermost recovery point (a lock-free atomic, so the
+ * handler may read it). */
+static _Thread_local _Atomic(tb_guard *) guard_top;
+
+void tb_guard_push(tb_guard *g)
+{
+    g->slot = -1;
+    g->prev = atomic_load(&guard_top);
+    atomic_store(&guard_top, g);
+}
+
+int tb_guard_pop(tb_guard *g)
+{
+    atomic_store(&guard_top, g->prev);
+    return g->slot >= 0;
+}
+
 
 static void guard_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -324,13 +345,13 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
         uintptr_t hi = atomic_load(&guard_slots[i].hi);
         if (!lo || a < lo || a >= hi)
             continue;
-        uintptr_t from = a & ~(guard_page - 1);
-        if (mmap((void *)from, hi - from, PROT_READ,
-                 MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1,
-                 0) == MAP_FAILED)
-            break;
         atomic_store(&guard_slots[i].faulted, 1);
-        return; /* the read is retried and sees zeros */
+        tb_guard *g = atomic_load(&guard_top);
+        if (!g)
+            break; /* a read outside any recovery point: as without us */
+        g->slot = (sig_atomic_t)i;
+        atomic_store(&guard_top, g->prev);
+        siglongjmp(g->jump, 1); /* SA_NODEFER: no mask to restore */
     }
     /* Not a shard: whatever would have happened without us. */
     if ((guard_prev.sa_flags & SA_SIGINFO) && guard_prev.sa_sigaction) {
@@ -353,7 +374,9 @@ static void guard_install(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = guard_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    /* SA_NODEFER: SIGBUS stays unblocked in the handler, so jumping out
+     * of it needs no saved signal mask (sigsetjmp(.., 0), no syscall). */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &guard_prev);
 }
@@ -433,6 +456,19 @@ timber_status tb_shard_check(const tb_shard *s, timber_error *err)
         sb.st_mtim.tv_nsec != s->mtime.tv_nsec)
         return changed_error(s, err);
     return TIMBER_OK;
+}
+
+timber_status tb_guard_error(const tb_guard *g, timber_error *err)
+{
+    timber_status st = TIMBER_OK;
+    pthread_mutex_lock(&guard_lock);
+    if (g->slot >= 0 && guard_slots[g->slot].shard)
+        st = changed_error(guard_slots[g->slot].shard, err);
+    pthread_mutex_unlock(&guard_lock);
+    return st ? st
+              : tb_fail(err, TIMBER_ERR_IO,
+                        "an input file was truncated while timber was "
+                        "reading it");
 }
 
 /* The shard whose mapping holds p, if its file shrank (for a write from

@@ -31,6 +31,8 @@
 #ifndef TIMBER_SAFETENSORS_H
 #define TIMBER_SAFETENSORS_H
 
+#include <setjmp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,8 +60,19 @@ void tb_shard_free(tb_shard *shard);
 /* A file that changes while it is mapped.  Truncating a mapped shard
  * makes reads past its new end raise SIGBUS; a handler (installed on the
  * first tb_shard_open, chaining to the previous one for other addresses)
- * maps zero pages there instead, so the read completes, and flags the
- * shard.  tb_shard_check: TIMBER_ERR_IO naming the file when it was
+ * flags the shard and jumps back to the reading thread's recovery point,
+ * abandoning the read.  Tensor data is read only inside one:
+ *
+ *     tb_guard g;
+ *     tb_guard_push(&g);
+ *     if (sigsetjmp(g.jump, 0) == 0) {
+ *         ... reads of mapped bytes (no locks taken, nothing allocated) ...
+ *     }
+ *     if (tb_guard_pop(&g))
+ *         return tb_guard_error(&g, err);   (or leave it to the checks)
+ *
+ * A fault outside a recovery point (in the milliseconds of opening a
+ * shard) gets the default action, as without timber's handler.  tb_shard_check: TIMBER_ERR_IO naming the file when it was
  * flagged, or when the file at its path is still the same inode but its
  * size or mtime changed since it was opened (rewritten in place).
  * tb_shard_faulted: the flag alone (one atomic load, no stat), for the
@@ -68,6 +81,17 @@ void tb_shard_free(tb_shard *shard);
  * run's shard does not stop the writers of another run in the process. */
 timber_status tb_shard_check(const tb_shard *shard, timber_error *err);
 timber_status tb_shard_faulted(const tb_shard *shard, timber_error *err);
+
+typedef struct tb_guard {
+    sigjmp_buf jump;
+    struct tb_guard *prev;
+    volatile sig_atomic_t slot; /* the faulted shard's slot, or -1 */
+} tb_guard;
+void tb_guard_push(tb_guard *g);
+/* Leaves the recovery point; non-zero when a fault jumped back to it. */
+int tb_guard_pop(tb_guard *g);
+/* The error naming the file whose fault jumped back to g. */
+timber_status tb_guard_error(const tb_guard *g, timber_error *err);
 
 const char *tb_shard_path(const tb_shard *shard);
 const char *tb_shard_name(const tb_shard *shard);

@@ -538,7 +538,7 @@ static void test_dir_errors(void)
 }
 
 /* A fault is per run: a shard truncated under its mapping (a read past
- * its new end takes the SIGBUS handler's zero pages) flags that model,
+ * its new end jumps back to the recovery point) flags that model,
  * and only writers whose sources are that model refuse to write; a
  * writer fed by another model in the same process goes on. */
 static timber_status model_faulted(const void *ctx, timber_error *err)
@@ -568,7 +568,23 @@ static void test_fault_per_run(void)
     const timber_tensor_info *t = timber_model_find(a, "w");
     const volatile unsigned char *p =
         tb_shard_data(tb_model_shard_of(a, t), t);
-    CHECK(p[200000] == 0); /* past the new end: zeros, and the flag */
+    /* A read past the new end, inside a recovery point: abandoned, and
+     * the shard flagged. */
+    tb_guard g;
+    volatile int reached = 0;
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0) {
+        (void)p[200000];
+        reached = 1;
+    }
+    CHECK(tb_guard_pop(&g) && !reached);
+    CHECK_ERROR("guard", tb_guard_error(&g, &err), &err, TIMBER_ERR_IO,
+                a_file, "shrank");
+    /* the thread's recovery point is gone again: guarded reads work */
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0)
+        (void)p[0];
+    CHECK(!tb_guard_pop(&g));
     CHECK_ERROR("faulted a", tb_model_faulted(a, &err), &err, TIMBER_ERR_IO,
                 a_file, "shrank");
     CHECK(tb_model_faulted(b, &err) == TIMBER_OK);
