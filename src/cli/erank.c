@@ -51,25 +51,38 @@ const char cli_erank_help[] =
 
 /* ------------------------------------------------------ classification */
 
-static const char *const module_order[] = {
-    "q", "k", "v", "o", "gate", "up", "down", "router", "experts",
-    "embeddings", "lm_head", "other"};
-enum { NMODULES = sizeof module_order / sizeof *module_order };
+/* The modules, in the order of the table and the plot's panels. */
+typedef enum module {
+    MOD_Q, MOD_K, MOD_V, MOD_O, MOD_GATE, MOD_UP, MOD_DOWN, MOD_ROUTER,
+    MOD_EXPERTS, MOD_EMBEDDINGS, MOD_LM_HEAD, MOD_OTHER, NMODULES
+} module;
 
-static int module_of(const char *name)
+static const char *const module_order[NMODULES] = {
+    [MOD_Q] = "q",           [MOD_K] = "k",
+    [MOD_V] = "v",           [MOD_O] = "o",
+    [MOD_GATE] = "gate",     [MOD_UP] = "up",
+    [MOD_DOWN] = "down",     [MOD_ROUTER] = "router",
+    [MOD_EXPERTS] = "experts", [MOD_EMBEDDINGS] = "embeddings",
+    [MOD_LM_HEAD] = "lm_head", [MOD_OTHER] = "other"};
+
+static int module_of(const char *name) /* a module */
 {
+    /* First match wins: "experts" before the projections inside them. */
     static const struct {
         const char *needle;
-        int module;
+        module module;
     } rules[] = {
-        {"experts", 8},   {"embed", 9},    {"lm_head", 10}, {"q_proj", 0},
-        {"k_proj", 1},    {"v_proj", 2},   {"o_proj", 3},   {"gate_proj", 4},
-        {"up_proj", 5},   {"down_proj", 6}, {"mlp.gate.", 7}, {"router", 7},
+        {"experts", MOD_EXPERTS},  {"embed", MOD_EMBEDDINGS},
+        {"lm_head", MOD_LM_HEAD},  {"q_proj", MOD_Q},
+        {"k_proj", MOD_K},         {"v_proj", MOD_V},
+        {"o_proj", MOD_O},         {"gate_proj", MOD_GATE},
+        {"up_proj", MOD_UP},       {"down_proj", MOD_DOWN},
+        {"mlp.gate.", MOD_ROUTER}, {"router", MOD_ROUTER},
     };
     for (size_t i = 0; i < sizeof rules / sizeof *rules; i++)
         if (strstr(name, rules[i].needle))
             return rules[i].module;
-    return 11;
+    return MOD_OTHER;
 }
 
 /* The decoder layer of a tensor ("...layers.12.") or -1. */
@@ -336,10 +349,14 @@ static char *find_gnuplot(void)
     if (!path)
         path = "/usr/bin:/bin";
     char *copy = strdup(path);
+    if (!copy)
+        return NULL;
     for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir;
          dir = strtok_r(NULL, ":", &save)) {
         size_t l = strlen(dir) + 16;
         char *p = malloc(l);
+        if (!p)
+            break;
         snprintf(p, l, "%s/gnuplot", dir);
         if (access(p, X_OK) == 0) {
             free(copy);
