@@ -212,12 +212,14 @@ static int mrrr_vectors(mrrr *R, lapack_int p, double *z, lapack_int ldz)
     return info == 0 ? 0 : -1;
 }
 
+unsigned tb_spectrum_skip = 0;
+
 /* Eigenvectors il..iu (1-based, ascending order) of the tridiagonal (d, e)
  * into z (S x p, leading dimension ldz); dstemr first, bisection + inverse
- * iteration if it fails. */
+ * iteration if it fails.  *route says which gave them. */
 static int tridiag_vectors(size_t S, const double *d, const double *e,
                            lapack_int il, lapack_int iu, double *z,
-                           lapack_int ldz)
+                           lapack_int ldz, tb_vectors_route *route)
 {
     lapack_int n = (lapack_int)S, p = iu - il + 1, m = 0;
     double *dd = malloc(S * sizeof *dd), *ee = malloc(S * sizeof *ee);
@@ -230,10 +232,14 @@ static int tridiag_vectors(size_t S, const double *d, const double *e,
     memcpy(ee, e, (S - 1) * sizeof *ee);
     ee[S - 1] = 0.0;
     lapack_logical tryrac = 1;
-    rc = LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', n, dd, ee, 0.0, 0.0, il,
-                        iu, &m, w, z, ldz, p, isuppz, &tryrac);
+    *route = TB_VECTORS_DSTEMR;
+    rc = tb_spectrum_skip & TB_SKIP_DSTEMR
+             ? -1
+             : LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', n, dd, ee, 0.0,
+                              0.0, il, iu, &m, w, z, ldz, p, isuppz, &tryrac);
     if (rc == 0 && m == p)
         goto out;
+    *route = TB_VECTORS_DSTEIN;
     /* MRRR can fail on pathological clusters; the classical route is
      * slower but robust. */
     lapack_int nsplit = 0;
@@ -367,7 +373,9 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
         goto out;
     }
     e[S - 1] = 0.0;
-    int fast = S >= 3 && mrrr_values(&R, S, d, e, 1.0, lam) == 0;
+    int fast = S >= 3 && !(tb_spectrum_skip & TB_SKIP_DQDS) &&
+               mrrr_values(&R, S, d, e, 1.0, lam) == 0;
+    out->values_route = fast ? TB_VALUES_DQDS : TB_VALUES_DSTERF;
     if (!fast) {
         memcpy(lam, d, S * sizeof *lam);
         double *ework = malloc(S * sizeof *ework);
@@ -418,7 +426,9 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
      * largest k) is S-k+1..S. */
     lapack_int il = out->tail_side ? 1 : (lapack_int)(S - out->k + 1);
     lapack_int iu = out->tail_side ? (lapack_int)tail : n;
-    if (!done && tridiag_vectors(S, d, e, il, iu, z, ldz) != 0) {
+    out->vectors_route = TB_VECTORS_DLARRV;
+    if (!done &&
+        tridiag_vectors(S, d, e, il, iu, z, ldz, &out->vectors_route) != 0) {
         st = tb_fail(err, TIMBER_ERR_NUMERIC,
                      "tensor '%s': tridiagonal eigenvectors %d..%d of %zu "
                      "failed",

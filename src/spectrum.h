@@ -25,6 +25,29 @@ double tb_erank(const double *s, size_t r);
 /* k = ceil(eRank) clamped to [0, r]. */
 size_t tb_cutoff(double erank, size_t r);
 
+/* Which LAPACK route an eigen-solve took (spectrum.c's header comment):
+ * recorded in every computed spectrum so tests can assert that each
+ * fallback is really reached.  A spectrum from the cache has none. */
+typedef enum tb_values_route {
+    TB_VALUES_NONE = 0,
+    TB_VALUES_DQDS,   /* dlarre: one unsplit block, S >= 3 */
+    TB_VALUES_DSTERF  /* T split, S < 3, or dlarre failed */
+} tb_values_route;
+
+typedef enum tb_vectors_route {
+    TB_VECTORS_NONE = 0, /* no basis wanted, or p = 0 */
+    TB_VECTORS_DLARRV,   /* from dlarre's representation (DQDS only) */
+    TB_VECTORS_DSTEMR,   /* dstemr('I') */
+    TB_VECTORS_DSTEIN    /* dstebz + dstein, when dstemr fails */
+} tb_vectors_route;
+
+/* Routes to pass over even where they would apply (bits of
+ * TB_SKIP_*), so tests can run each fallback on any matrix; 0, the
+ * default, in every real run. */
+extern unsigned tb_spectrum_skip;
+#define TB_SKIP_DQDS 1u   /* values by dsterf (then no dlarrv either) */
+#define TB_SKIP_DSTEMR 2u /* vectors by dstebz + dstein */
+
 typedef struct tb_spectrum {
     size_t S;           /* order of G = r, the number of singular values */
     double *s;          /* r singular values, descending */
@@ -34,6 +57,8 @@ typedef struct tb_spectrum {
     int tail_side;      /* 1: `basis` spans the tail, 0: the head */
     size_t p;           /* columns of basis (min(k, r-k)) */
     double *basis;      /* S x p, column-major: orthonormal eigenvectors */
+    tb_values_route values_route;
+    tb_vectors_route vectors_route;
 } tb_spectrum;
 
 /* The leading dimension to store an S x S Gram matrix with (S, or a

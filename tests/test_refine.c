@@ -31,25 +31,12 @@
 
 static uint64_t rng = 12345;
 
-static double gauss(void)
-{
-    double u1 = ((double)(tu_rand(&rng) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(tu_rand(&rng) >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
+static double gauss(void) { return tu_gauss(&rng); }
 
 /* n x p (n >= p) matrix with orthonormal columns, row-major. */
 static double *random_orthonormal(size_t n, size_t p)
 {
-    double *a = malloc(n * p * sizeof *a), *tau = malloc(p * sizeof *tau);
-    for (size_t i = 0; i < n * p; i++)
-        a[i] = gauss();
-    LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p, a,
-                   (lapack_int)p, tau);
-    LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p,
-                   (lapack_int)p, a, (lapack_int)p, tau);
-    free(tau);
-    return a;
+    return tu_random_orthonormal(&rng, n, p);
 }
 
 typedef struct fixture_tensor {

@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lapacke.h>
+#include <math.h>
+
 static int passed, failed;
 static char *tempdirs[64];
 static int ntempdirs;
@@ -213,6 +216,26 @@ uint64_t tu_rand(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+double tu_gauss(uint64_t *state)
+{
+    double u1 = ((double)(tu_rand(state) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(tu_rand(state) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+double *tu_random_orthonormal(uint64_t *state, size_t n, size_t p)
+{
+    double *a = malloc(n * p * sizeof *a), *tau = malloc(p * sizeof *tau);
+    for (size_t i = 0; i < n * p; i++)
+        a[i] = tu_gauss(state);
+    LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p, a,
+                   (lapack_int)p, tau);
+    LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)p,
+                   (lapack_int)p, a, (lapack_int)p, tau);
+    free(tau);
+    return a;
 }
 
 int tu_check_ok(const char *file, int line, const char *what,

@@ -77,5 +77,10 @@ void tu_rmtree(const char *path);
 
 /* Deterministic 64-bit generator (splitmix64). */
 uint64_t tu_rand(uint64_t *state);
+/* A standard normal deviate from that generator (Box-Muller). */
+double tu_gauss(uint64_t *state);
+/* An n x p (n >= p) matrix with orthonormal columns, row-major, from the
+ * QR factorisation of a Gaussian one (malloc'd). */
+double *tu_random_orthonormal(uint64_t *state, size_t n, size_t p);
 
 #endif

@@ -1,0 +1,310 @@
+/*
+ * test_spectrum.c — the numerical core of src/spectrum.c on Gram matrices
+ * whose eigen-decomposition is known (G = Q diag(lambda) Q^T, Q a random
+ * orthogonal matrix):
+ *   - tb_erank and tb_cutoff on values known in closed form;
+ *   - singular values, eRank, k and tail energy against lambda;
+ *   - the basis: orthonormal, and spanning exactly the eigenvectors of the
+ *     cut's smaller side (tail or head), by its residual G v - lambda v;
+ *   - which route each case took, asserted through the spectrum's route
+ *     indicator: dqds + dlarrv (the common case), the split-matrix
+ *     fallback (a block-diagonal G makes the tridiagonal form split, so
+ *     dsterf + dstemr), S < 3, and dstebz + dstein (forced with
+ *     tb_spectrum_skip, since dstemr does not fail on any matrix we can
+ *     build); every route gives the same spectrum and subspace;
+ *   - the degenerate cases: D = 0, equal singular values (k = r), S = 0.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spectrum.h"
+#include "testutil.h"
+
+static uint64_t rng = 4242;
+
+/* Q (S x S) random orthogonal (row- or column-major alike: Q^T is
+ * orthogonal too). */
+static double *random_q(size_t S)
+{
+    return tu_random_orthonormal(&rng, S, S);
+}
+
+/* G = Q diag(lam) Q^T into a fresh S x ld buffer (symmetric, so either
+ * triangle convention holds).  blocks > 1: Q is block diagonal, so the
+ * tridiagonal form of G splits. */
+static double *gram_of(const double *lam, size_t S, size_t ld, int blocks,
+                       double **q_out)
+{
+    double *Q = calloc(S * S, sizeof *Q);
+    size_t b0 = 0;
+    for (int b = 0; b < blocks; b++) {
+        size_t nb = b + 1 < blocks ? S / (size_t)blocks : S - b0;
+        double *q = random_q(nb);
+        for (size_t j = 0; j < nb; j++)
+            for (size_t i = 0; i < nb; i++)
+                Q[(b0 + j) * S + b0 + i] = q[j * nb + i];
+        free(q);
+        b0 += nb;
+    }
+    double *G = calloc(S * ld, sizeof *G);
+    for (size_t j = 0; j < S; j++)
+        for (size_t i = 0; i < S; i++) {
+            double v = 0;
+            for (size_t k = 0; k < S; k++)
+                v += Q[k * S + i] * lam[k] * Q[k * S + j];
+            G[j * ld + i] = v;
+        }
+    *q_out = Q;
+    return G;
+}
+
+static double erank_of(const double *lam, size_t S)
+{
+    double s[512];
+    for (size_t i = 0; i < S; i++)
+        s[i] = lam[i] > 0 ? sqrt(lam[i]) : 0;
+    return tb_erank(s, S);
+}
+
+typedef struct expect {
+    tb_values_route values;
+    tb_vectors_route vectors;
+} expect;
+
+/* Computes the spectrum of G = Q diag(lam) Q^T and checks it against lam
+ * (given in descending order); returns the spectrum for comparisons. */
+static tb_spectrum check_case(const char *what, const double *lam, size_t S,
+                              int blocks, expect want)
+{
+    size_t ld = tb_gram_ld(S);
+    double *Q = NULL;
+    double *G = gram_of(lam, S, ld, blocks, &Q);
+    double *G0 = malloc(S * ld * sizeof *G0);
+    memcpy(G0, G, S * ld * sizeof *G0);
+    tb_spectrum sp;
+    timber_error err;
+    timber_status st = tb_spectrum_from_gram(G, S, ld, 1, &sp, what, &err);
+    if (!CHECK_OK(what, st, &err)) {
+        free(G);
+        free(G0);
+        free(Q);
+        memset(&sp, 0, sizeof sp);
+        return sp;
+    }
+    CHECKF(sp.values_route == want.values && sp.vectors_route == want.vectors,
+           "%s: routes %d/%d, expected %d/%d", what, sp.values_route,
+           sp.vectors_route, want.values, want.vectors);
+    double smax = lam[0] > 0 ? sqrt(lam[0]) : 0;
+    double worst = 0;
+    for (size_t i = 0; i < S; i++) {
+        double s = lam[i] > 0 ? sqrt(lam[i]) : 0;
+        /* through G, a singular value is good to eps * s_max / s */
+        double e = fabs(sp.s[i] - s);
+        worst = fmax(worst, e);
+    }
+    CHECKF(worst <= 1e-7 * smax, "%s: singular values off by %.3g (max %.3g)",
+           what, worst, smax);
+    double er = erank_of(lam, S);
+    CHECKF(fabs(sp.erank - er) <= 1e-9 * er, "%s: eRank %.15g, expected %.15g",
+           what, sp.erank, er);
+    CHECKF(sp.k == tb_cutoff(er, S), "%s: k %zu", what, sp.k);
+    size_t tail = S - sp.k;
+    CHECKF(sp.tail_side == (tail <= sp.k) &&
+               sp.p == (sp.tail_side ? tail : sp.k),
+           "%s: side %d, p %zu", what, sp.tail_side, sp.p);
+    /* Basis: orthonormal columns, each an eigenvector of G0 whose
+     * eigenvalue is on the right side of the cut. */
+    double ortho = 0, resid = 0;
+    for (size_t a = 0; a < sp.p; a++) {
+        const double *va = sp.basis + a * S;
+        for (size_t b = 0; b <= a; b++) {
+            const double *vb = sp.basis + b * S;
+            double dot = 0;
+            for (size_t i = 0; i < S; i++)
+                dot += va[i] * vb[i];
+            ortho = fmax(ortho, fabs(dot - (a == b)));
+        }
+        /* the projection onto the side's eigenvectors is all of va */
+        double inside = 0;
+        size_t lo = sp.tail_side ? sp.k : 0, hi = sp.tail_side ? S : sp.k;
+        for (size_t k = lo; k < hi; k++) {
+            double dot = 0;
+            for (size_t i = 0; i < S; i++)
+                dot += Q[k * S + i] * va[i];
+            inside += dot * dot;
+        }
+        resid = fmax(resid, fabs(1.0 - inside));
+    }
+    CHECKF(ortho <= 1e-12, "%s: basis not orthonormal (%.3g)", what, ortho);
+    CHECKF(resid <= 1e-9, "%s: basis leaves its side by %.3g", what, resid);
+    free(G);
+    free(G0);
+    free(Q);
+    return sp;
+}
+
+/* Two spectra from different routes: the same values and subspace. */
+static void check_same(const char *what, const tb_spectrum *a,
+                       const tb_spectrum *b)
+{
+    CHECKF(a->S == b->S && a->k == b->k && a->p == b->p, "%s: shapes", what);
+    if (a->S != b->S || a->p != b->p)
+        return;
+    double ds = 0;
+    for (size_t i = 0; i < a->S; i++)
+        ds = fmax(ds, fabs(a->s[i] - b->s[i]));
+    CHECKF(ds <= 1e-10 * a->s[0], "%s: values differ by %.3g", what, ds);
+    /* projector difference || A A^T - B B^T ||_max */
+    double dp = 0;
+    size_t S = a->S;
+    for (size_t i = 0; i < S; i++)
+        for (size_t j = 0; j < S; j++) {
+            double pa = 0, pb = 0;
+            for (size_t c = 0; c < a->p; c++) {
+                pa += a->basis[c * S + i] * a->basis[c * S + j];
+                pb += b->basis[c * S + i] * b->basis[c * S + j];
+            }
+            dp = fmax(dp, fabs(pa - pb));
+        }
+    CHECKF(dp <= 1e-9, "%s: subspaces differ by %.3g", what, dp);
+}
+
+static void test_erank_cutoff(void)
+{
+    double eq[5] = {2, 2, 2, 2, 2};
+    CHECK(fabs(tb_erank(eq, 5) - 5.0) < 1e-14);
+    double one[4] = {0, 3, 0, 0};
+    CHECK(fabs(tb_erank(one, 4) - 1.0) < 1e-15);
+    double zero[3] = {0, 0, 0};
+    CHECK(tb_erank(zero, 3) == 0.0);
+    /* p = (1/2, 1/4, 1/4): H = 1.5 ln 2, eRank = 2^1.5 */
+    double s3[3] = {1, 2, 1};
+    CHECK(fabs(tb_erank(s3, 3) - pow(2.0, 1.5)) < 1e-14);
+    CHECK(tb_cutoff(0.0, 5) == 0);
+    CHECK(tb_cutoff(NAN, 5) == 0);
+    CHECK(tb_cutoff(2.0, 5) == 2);
+    CHECK(tb_cutoff(2.0000001, 5) == 3);
+    CHECK(tb_cutoff(4.9, 5) == 5);
+    CHECK(tb_cutoff(7.0, 5) == 5);
+}
+
+static void test_routes(void)
+{
+    enum { S = 60 };
+    double flat[S], steep[S];
+    for (size_t i = 0; i < S; i++) {
+        flat[i] = pow(1.0 + 0.02 * (double)(S - i), 2) * 1e-4;
+        steep[i] = 1e-2 * exp(-0.25 * (double)i);
+    }
+    const expect common = {TB_VALUES_DQDS, TB_VECTORS_DLARRV};
+    const expect split = {TB_VALUES_DSTERF, TB_VECTORS_DSTEMR};
+    const expect stein = {TB_VALUES_DSTERF, TB_VECTORS_DSTEIN};
+
+    /* flat: eRank near r, the tail side */
+    tb_spectrum a = check_case("flat", flat, S, 1, common);
+    CHECK(a.tail_side == 1);
+    /* steep: a few strong directions, the head side (-T for dlarrv) */
+    tb_spectrum b = check_case("steep", steep, S, 1, common);
+    CHECK(b.tail_side == 0);
+
+    /* block diagonal: T splits, dlarre's one-block route does not apply */
+    rng = 4242;
+    tb_spectrum c = check_case("flat, split", flat, S, 3, split);
+    rng = 4242;
+    tb_spectrum d = check_case("steep, split", steep, S, 2, split);
+
+    /* dstebz + dstein, forced */
+    tb_spectrum_skip = TB_SKIP_DQDS | TB_SKIP_DSTEMR;
+    rng = 4242;
+    tb_spectrum e = check_case("flat, dstein", flat, S, 3, stein);
+    rng = 4242;
+    tb_spectrum f = check_case("steep, dstein", steep, S, 2, stein);
+    /* dsterf + dstemr on an unsplit matrix */
+    tb_spectrum_skip = TB_SKIP_DQDS;
+    rng = 4242;
+    tb_spectrum g = check_case("flat, dstemr", flat, S, 1, split);
+    tb_spectrum_skip = 0;
+
+    check_same("split: dstemr vs dstein (flat)", &c, &e);
+    check_same("split: dstemr vs dstein (steep)", &d, &f);
+    (void)g;
+    tb_spectrum *all[] = {&a, &b, &c, &d, &e, &f, &g};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        tb_spectrum_clear(all[i]);
+
+    /* the same matrix through every route: one subspace */
+    rng = 99;
+    tb_spectrum r1 = check_case("steep again", steep, S, 1, common);
+    tb_spectrum_skip = TB_SKIP_DQDS;
+    rng = 99;
+    tb_spectrum r2 = check_case("steep, dstemr", steep, S, 1, split);
+    tb_spectrum_skip = TB_SKIP_DQDS | TB_SKIP_DSTEMR;
+    rng = 99;
+    tb_spectrum r3 = check_case("steep, dstein", steep, S, 1, stein);
+    tb_spectrum_skip = 0;
+    check_same("dlarrv vs dstemr", &r1, &r2);
+    check_same("dlarrv vs dstein", &r1, &r3);
+    tb_spectrum_clear(&r1);
+    tb_spectrum_clear(&r2);
+    tb_spectrum_clear(&r3);
+}
+
+static void test_small_and_degenerate(void)
+{
+    timber_error err;
+    /* S = 2 (< 3): dsterf; eRank 1.89, so k = 2 = r and no basis */
+    double two[2] = {4e-4, 1e-4};
+    tb_spectrum s2 = check_case("S = 2", two, 2, 1,
+                                (expect){TB_VALUES_DSTERF, TB_VECTORS_NONE});
+    tb_spectrum_clear(&s2);
+    /* S = 1: one value, k = 1 = r, no basis */
+    double G1[1] = {9.0};
+    tb_spectrum sp;
+    CHECK_OK("S = 1", tb_spectrum_from_gram(G1, 1, 1, 1, &sp, "one", &err),
+             &err);
+    CHECK(sp.s[0] == 3.0 && sp.k == 1 && sp.p == 0 && !sp.basis &&
+          sp.vectors_route == TB_VECTORS_NONE);
+    tb_spectrum_clear(&sp);
+    /* D = 0: eRank 0, k = 0, no basis, tail energy 0 */
+    double Z[16] = {0};
+    CHECK_OK("zero", tb_spectrum_from_gram(Z, 4, 4, 1, &sp, "zero", &err),
+             &err);
+    CHECK(sp.erank == 0.0 && sp.k == 0 && sp.p == 0 && !sp.basis &&
+          sp.tail_energy == 0.0);
+    tb_spectrum_clear(&sp);
+    /* equal singular values: eRank = r, k = r, an empty tail */
+    enum { E = 6 };
+    double Id[E * E] = {0};
+    for (int i = 0; i < E; i++)
+        Id[i * E + i] = 0.25;
+    CHECK_OK("equal", tb_spectrum_from_gram(Id, E, E, 1, &sp, "eq", &err),
+             &err);
+    CHECK(fabs(sp.erank - E) < 1e-12 && sp.k == E && sp.p == 0 &&
+          !sp.basis);
+    tb_spectrum_clear(&sp);
+    /* S = 0 */
+    CHECK_OK("empty", tb_spectrum_from_gram(NULL, 0, 0, 1, &sp, "e", &err),
+             &err);
+    CHECK(sp.S == 0 && sp.k == 0 && sp.values_route == TB_VALUES_NONE);
+    tb_spectrum_clear(&sp);
+    /* want_basis = 0: the values only */
+    double lam[5] = {100, 1, 0.5, 0.1, 0.01};
+    double *Q;
+    double *G = gram_of(lam, 5, 5, 1, &Q);
+    CHECK_OK("no basis", tb_spectrum_from_gram(G, 5, 5, 0, &sp, "nb", &err),
+             &err);
+    CHECK(sp.p > 0 && !sp.basis && sp.vectors_route == TB_VECTORS_NONE);
+    tb_spectrum_clear(&sp);
+    free(G);
+    free(Q);
+}
+
+int main(void)
+{
+    test_erank_cutoff();
+    test_routes();
+    test_small_and_degenerate();
+    return tu_report();
+}
