@@ -1,0 +1,249 @@
+/*
+ * test_outdir.c — atomic publication of an output directory (src/outdir.c):
+ *   - tb_outdir_check's refusals: unusable names, OUT that is, contains or
+ *     lies inside an input, a missing parent, an existing OUT without
+ *     force (a dangling symbolic link included);
+ *   - begin / publish: the temporary lies beside OUT (same parent) and is
+ *     gone once OUT is in place; with force an existing OUT is exchanged
+ *     and the old one removed by tb_outdir_end; without publish nothing is
+ *     left; an OUT that appears after the check is never overwritten;
+ *   - the temporaries of killed runs are swept by the next begin, those of
+ *     live runs are not (made by forked children, so the test does not
+ *     depend on how temporaries are named);
+ *   - tb_copy_file (exclusive create) and tb_remove_tree (not following
+ *     symbolic links).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "outdir.h"
+#include "testutil.h"
+
+static char root[2048];
+
+static const char *at(const char *name)
+{
+    static char bufs[16][4096];
+    static int next;
+    char *b = bufs[next++ % 16];
+    snprintf(b, sizeof bufs[0], "%s/%s", root, name);
+    return b;
+}
+
+static int exists(const char *p)
+{
+    struct stat sb;
+    return lstat(p, &sb) == 0;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    CHECK(tu_write_file(path, text, strlen(text)) == 0);
+}
+
+static int has_text(const char *path, const char *text)
+{
+    size_t len = 0;
+    unsigned char *b = tu_read_file(path, &len);
+    int ok = b && len == strlen(text) && memcmp(b, text, len) == 0;
+    free(b);
+    return ok;
+}
+
+static void test_check(void)
+{
+    timber_error err;
+    mkdir(at("in-b"), 0777);
+    mkdir(at("in-i"), 0777);
+    char b[4096], i[4096];
+    snprintf(b, sizeof b, "%s", at("in-b"));
+    snprintf(i, sizeof i, "%s", at("in-i"));
+    CHECK_OK("fresh OUT", tb_outdir_check(at("out"), b, i, 0, &err), &err);
+    const char *bad[] = {".", "..", "x/.."};
+    for (size_t k = 0; k < 3; k++)
+        CHECK_ERROR("bad name", tb_outdir_check(at(bad[k]), b, i, 0, &err),
+                    &err, TIMBER_ERR_INVALID, "not a usable output");
+    CHECK_ERROR("OUT is an input", tb_outdir_check(b, b, i, 1, &err), &err,
+                TIMBER_ERR_INVALID, "is or lies inside the", "refusing");
+    CHECK_ERROR("OUT inside an input",
+                tb_outdir_check(at("in-i/sub"), b, i, 0, &err), &err,
+                TIMBER_ERR_INVALID, "is or lies inside the", i);
+    CHECK_ERROR("OUT contains an input", tb_outdir_check(root, b, i, 1, &err),
+                &err, TIMBER_ERR_INVALID, "contains the", b);
+    /* the same through a symbolic link to the input */
+    CHECK(symlink(i, at("link-to-i")) == 0);
+    CHECK_ERROR("OUT under a link into an input",
+                tb_outdir_check(at("link-to-i/sub"), b, i, 0, &err), &err,
+                TIMBER_ERR_INVALID, "refusing");
+    /* a sibling whose name merely starts like an input's is fine */
+    CHECK_OK("prefix sibling", tb_outdir_check(at("in-i2"), b, i, 0, &err),
+             &err);
+    CHECK_ERROR("missing parent",
+                tb_outdir_check(at("no/such/out"), b, i, 0, &err), &err,
+                TIMBER_ERR_IO, "parent directory");
+    mkdir(at("there"), 0777);
+    CHECK_ERROR("exists", tb_outdir_check(at("there"), b, i, 0, &err), &err,
+                TIMBER_ERR_EXISTS, "already exists", "--force");
+    CHECK_OK("exists, force", tb_outdir_check(at("there"), b, i, 1, &err),
+             &err);
+    CHECK(symlink("/nonexistent/target", at("dangling")) == 0);
+    CHECK_ERROR("dangling link", tb_outdir_check(at("dangling"), b, i, 0, &err),
+                &err, TIMBER_ERR_EXISTS, "already exists");
+}
+
+static void test_publish(void)
+{
+    timber_error err;
+    tb_outdir d;
+    char out[4096];
+    snprintf(out, sizeof out, "%s", at("pub"));
+    int before = tu_count_entries(root);
+    if (!CHECK_OK("begin", tb_outdir_begin(&d, out, 0, &err), &err))
+        return;
+    /* beside OUT: same parent */
+    char *slash = strrchr(d.tmp, '/');
+    CHECK(slash && (size_t)(slash - d.tmp) == strlen(root) &&
+          strncmp(d.tmp, root, strlen(root)) == 0);
+    CHECK(!exists(out) && tu_count_entries(root) == before + 1);
+    char f[4096];
+    snprintf(f, sizeof f, "%s/file", d.tmp);
+    write_text(f, "new");
+    CHECK_OK("publish", tb_outdir_publish(&d, &err), &err);
+    tb_outdir_end(&d);
+    CHECK(has_text(at("pub/file"), "new"));
+    CHECK(tu_count_entries(root) == before + 1); /* OUT only */
+
+    /* force: the old OUT is exchanged, then removed */
+    if (!CHECK_OK("begin force", tb_outdir_begin(&d, out, 1, &err), &err))
+        return;
+    snprintf(f, sizeof f, "%s/file", d.tmp);
+    write_text(f, "newer");
+    CHECK_OK("publish force", tb_outdir_publish(&d, &err), &err);
+    CHECK(has_text(at("pub/file"), "newer"));
+    CHECK(d.tmp && has_text(tu_path(d.tmp, "file"), "new")); /* the old */
+    tb_outdir_end(&d);
+    CHECK(tu_count_entries(root) == before + 1);
+
+    /* no publish: nothing left */
+    if (CHECK_OK("begin abandon", tb_outdir_begin(&d, at("never"), 0, &err),
+                 &err))
+        tb_outdir_end(&d);
+    CHECK(!exists(at("never")) && tu_count_entries(root) == before + 1);
+    tb_outdir_end(&d); /* on an ended d: a no-op */
+
+    /* an OUT created after the check is not overwritten without force */
+    if (CHECK_OK("begin race", tb_outdir_begin(&d, at("race"), 0, &err),
+                 &err)) {
+        mkdir(at("race"), 0777);
+        write_text(at("race/theirs"), "theirs");
+        CHECK_ERROR("race", tb_outdir_publish(&d, &err), &err, TIMBER_ERR_IO,
+                    "cannot rename");
+        tb_outdir_end(&d);
+    }
+    CHECK(has_text(at("race/theirs"), "theirs"));
+    CHECK(tu_count_entries(root) == before + 2);
+}
+
+/* A child that begins a run on OUT, says so on its ready pipe, and then
+ * exits (as if killed: no end) or, with stay, first waits for *hold_w to
+ * be closed (a live run). */
+static pid_t child_run(const char *out, int stay, int *hold_w)
+{
+    int hold[2], ready[2];
+    CHECK(pipe(hold) == 0 && pipe(ready) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(hold[1]);
+        close(ready[0]);
+        tb_outdir d;
+        timber_error err;
+        if (tb_outdir_begin(&d, out, 0, &err) != TIMBER_OK)
+            _exit(2);
+        write_text(tu_path(d.tmp, "partial"), "x");
+        char c = 1;
+        if (write(ready[1], &c, 1) != 1)
+            _exit(3);
+        if (stay)
+            while (read(hold[0], &c, 1) < 0 && errno == EINTR) {
+            }
+        _exit(0);
+    }
+    close(hold[0]);
+    close(ready[1]);
+    char c;
+    while (read(ready[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    close(ready[0]);
+    *hold_w = hold[1];
+    return pid;
+}
+
+static void test_sweep(void)
+{
+    timber_error err;
+    char out[4096];
+    snprintf(out, sizeof out, "%s", at("sweep"));
+    int before = tu_count_entries(root);
+    int w_live, w_dead, status;
+    pid_t live = child_run(out, 1, &w_live);
+    pid_t dead = child_run(out, 0, &w_dead);
+    waitpid(dead, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(w_dead);
+    CHECK(tu_count_entries(root) == before + 2); /* both temporaries */
+    tb_outdir d;
+    if (CHECK_OK("begin sweeps", tb_outdir_begin(&d, out, 0, &err), &err)) {
+        /* the dead run's temporary is gone, the live one's kept, ours new */
+        CHECK(tu_count_entries(root) == before + 2);
+        tb_outdir_end(&d);
+    }
+    CHECK(tu_count_entries(root) == before + 1);
+    close(w_live);
+    waitpid(live, &status, 0);
+    /* the live run has died too now: the next begin sweeps it */
+    if (CHECK_OK("begin sweeps 2", tb_outdir_begin(&d, out, 0, &err), &err))
+        tb_outdir_end(&d);
+    CHECK(tu_count_entries(root) == before);
+}
+
+static void test_files(void)
+{
+    timber_error err;
+    write_text(at("src.txt"), "payload\n");
+    CHECK_OK("copy", tb_copy_file(at("src.txt"), at("dst.txt"), &err), &err);
+    CHECK(has_text(at("dst.txt"), "payload\n"));
+    CHECK_ERROR("copy onto a file",
+                tb_copy_file(at("src.txt"), at("dst.txt"), &err), &err,
+                TIMBER_ERR_IO, "dst.txt", "cannot create");
+    CHECK_ERROR("copy from nothing",
+                tb_copy_file(at("nothing"), at("dst2.txt"), &err), &err,
+                TIMBER_ERR_IO, "nothing", "cannot open");
+    /* remove_tree stops at symbolic links */
+    mkdir(at("keep"), 0777);
+    write_text(at("keep/precious"), "p");
+    mkdir(at("tree"), 0777);
+    mkdir(at("tree/sub"), 0777);
+    write_text(at("tree/sub/f"), "f");
+    CHECK(symlink(at("keep"), at("tree/sub/link")) == 0);
+    tb_remove_tree(at("tree"));
+    CHECK(!exists(at("tree")) && has_text(at("keep/precious"), "p"));
+}
+
+int main(void)
+{
+    snprintf(root, sizeof root, "%s", tu_tempdir("outdir"));
+    test_check();
+    /* publication in a directory of its own, to count its entries */
+    strncat(root, "/pub-area", sizeof root - strlen(root) - 1);
+    mkdir(root, 0777);
+    test_publish();
+    test_sweep();
+    test_files();
+    return tu_report();
+}
