@@ -122,7 +122,7 @@ static const char help_text[] =
     "  --experts N          experts per layer, qwen3-moe only (default 128)\n"
     "  --vocab N            embedding rows, at least 512 (default: the\n"
     "                       preset's, e.g. 151936 for qwen3-0.6b)\n"
-    "  --dtype D            Instruct's float dtype: bf16 (default), f16, f32\n"
+    "  --dtype D            Instruct's float dtype: bf16 (default), f16, f32, f64\n"
     "  --base-dtype D       Base's float dtype (default: --dtype)\n"
     "  --seed S             unsigned 64-bit seed (default 1)\n"
     "  --max-shard-size Z   shard size limit in bytes; suffixes K, M, G are\n"
@@ -297,6 +297,8 @@ static int parse_dtype(const char *s, timber_dtype *out)
         *out = TIMBER_DT_F16;
     else if (strcmp(s, "f32") == 0 || strcmp(s, "F32") == 0)
         *out = TIMBER_DT_F32;
+    else if (strcmp(s, "f64") == 0 || strcmp(s, "F64") == 0)
+        *out = TIMBER_DT_F64;
     else
         return 0;
     return 1;
@@ -1101,6 +1103,7 @@ static const char *torch_dtype(timber_dtype dt)
     switch (dt) {
     case TIMBER_DT_F16: return "float16";
     case TIMBER_DT_F32: return "float32";
+    case TIMBER_DT_F64: return "float64";
     default: return "bfloat16";
     }
 }
