@@ -19,6 +19,10 @@
  * Memory is a few panels plus G and V: never a whole matrix in double.
  * Tensors are tasks on every core (parallel.c); every output shard of
  * every gamma is open at once and filled in any order.
+ *
+ * timber_refine is a sequence of phases with one cleanup path (close_run):
+ * open_and_plan -> stage_output -> compute_part (any subset of the plan's
+ * items: the unit a distributed run computes) -> finish_dirs -> publish.
  */
 #include "timber.h"
 
