@@ -106,6 +106,33 @@ unsigned timber_dtype_bits(timber_dtype dt);
  * refines; everything else is copied untouched. */
 int timber_dtype_is_refinable(timber_dtype dt);
 
+/* ------------------------------------------------------ repo ids, offline */
+
+/* Where a checkpoint argument points.  A path that exists is itself; an
+ * argument shaped ORG/NAME[@REVISION] that is not a path is looked up in
+ * the local Hugging Face cache exactly as huggingface_hub does offline
+ * ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub;
+ * refs/REVISION -> snapshots/COMMIT; a 40-hex revision is the commit).
+ * Never any network access.  A missing repo or revision is TIMBER_ERR_IO
+ * naming the places looked in and the `hf download` command that would
+ * fetch it.  timber_model_open (so refine, erank and inspect) does this
+ * itself; this call is for saying where an argument went. */
+typedef struct timber_location timber_location;
+
+timber_status timber_locate(const char *spec, timber_location **out,
+                            timber_error *err);
+void timber_location_free(timber_location *loc);
+/* The directory or file to open. */
+const char *timber_location_path(const timber_location *loc);
+/* "ORG/NAME", the revision asked for ("main" by default) and the
+ * snapshot's commit; all NULL for a local path. */
+const char *timber_location_repo(const timber_location *loc);
+const char *timber_location_revision(const timber_location *loc);
+const char *timber_location_commit(const timber_location *loc);
+/* NULL, or a one-line note when a repo-shaped argument is a local path
+ * (the local path wins). */
+const char *timber_location_note(const timber_location *loc);
+
 /* ------------------------------------------------------------ checkpoints */
 
 typedef struct timber_tensor_info {
@@ -120,15 +147,19 @@ typedef struct timber_tensor_info {
 } timber_tensor_info;
 
 /* A checkpoint: a directory (with or without model.safetensors.index.json)
- * or a single .safetensors file.  Opening validates every shard completely
- * and cross-checks the index; data is memory-mapped, not read. */
+ * or a single .safetensors file, or a repo id in the local Hugging Face
+ * cache (timber_locate).  Opening validates every shard completely and
+ * cross-checks the index; data is memory-mapped, not read. */
 typedef struct timber_model timber_model;
 
 timber_status timber_model_open(const char *path, timber_model **out,
                                 timber_error *err);
 void timber_model_free(timber_model *model);
 
+/* The directory or file opened (a repo id's snapshot directory). */
 const char *timber_model_path(const timber_model *model);
+/* Where the argument given to timber_model_open led (borrowed). */
+const timber_location *timber_model_location(const timber_model *model);
 /* 1 when the checkpoint has a model.safetensors.index.json. */
 int timber_model_has_index(const timber_model *model);
 
@@ -317,6 +348,9 @@ typedef struct timber_erank_options {
     void (*progress)(const timber_progress *progress, void *user);
     void *user;
     const volatile sig_atomic_t *cancel;
+    /* Called with one-line notes (a repo-shaped argument that is a local
+     * path); may be NULL. */
+    void (*warning)(const char *message, void *user);
 } timber_erank_options;
 
 void timber_erank_options_init(timber_erank_options *options);

@@ -251,8 +251,12 @@ timber_status timber_erank(const char *base, const char *instruct,
                                          &res->inst, err);
     if (!st && res->pair)
         st = timber_model_open(base, &res->base, err);
-    if (!st)
+    if (!st) {
+        if (res->pair)
+            tb_model_note(res->base, options->warning, options->user);
+        tb_model_note(res->inst, options->warning, options->user);
         st = build_rows(&J, err);
+    }
     if (!st && res->pair && !options->no_cache) {
         uint64_t h = tb_pair_fingerprint(res->base, res->inst);
         char *path = options->cache_path ? tb_strdup(options->cache_path)

@@ -24,6 +24,7 @@
 
 struct timber_model {
     char *path;
+    timber_location *loc; /* where the argument led (hub.c) */
     int has_index;
     tb_shard **shards;
     size_t nshards;
@@ -60,62 +61,13 @@ void timber_model_free(timber_model *m)
         tb_shard_free(m->shards[i]);
     for (size_t i = 0; i < m->nextras; i++)
         free(m->extras[i]);
+    timber_location_free(m->loc);
     free(m->shards);
     free(m->tensors);
     free(m->by_name);
     free(m->extras);
     free(m->path);
     free(m);
-}
-
-/* Reads a whole small file into a NUL-terminated buffer. */
-static timber_status read_small_file(const char *path, size_t limit,
-                                     char **out, size_t *len,
-                                     timber_error *err)
-{
-    *out = NULL;
-    /* O_NONBLOCK: a FIFO must be refused below, not waited on. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
-                             path);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return tb_fail(err, TIMBER_ERR_IO, "%s: not a readable regular file",
-                       path);
-    }
-    if ((uint64_t)sb.st_size > limit) {
-        close(fd);
-        return tb_fail(err, TIMBER_ERR_INDEX,
-                       "%s: %llu bytes, larger than the %zu-byte limit", path,
-                       (unsigned long long)sb.st_size, limit);
-    }
-    size_t size = (size_t)sb.st_size;
-    char *buf = malloc(size + 1);
-    if (!buf) {
-        close(fd);
-        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(buf);
-            close(fd);
-            return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot read",
-                                 path);
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[size] = '\0';
-    *out = buf;
-    *len = size;
-    return TIMBER_OK;
 }
 
 /* A shard name from an index must be a plain file name: an index is input
@@ -199,7 +151,7 @@ static timber_status open_indexed(timber_model *m, const char *index_path,
     char *text = NULL;
     size_t len = 0;
     timber_status st =
-        read_small_file(index_path, TB_INDEX_MAX_BYTES, &text, &len, err);
+        tb_read_small_file(index_path, TB_INDEX_MAX_BYTES, &text, &len, err);
     if (st)
         return st;
     const char **names = NULL;
@@ -422,15 +374,26 @@ timber_status timber_model_open(const char *path, timber_model **out,
 {
     *out = NULL;
     tb_error_clear(err);
+    timber_location *loc = NULL;
+    timber_status lst = timber_locate(path, &loc, err);
+    if (lst)
+        return lst;
+    path = timber_location_path(loc);
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", path);
+    if (stat(path, &sb) != 0) {
+        lst = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", path);
+        timber_location_free(loc);
+        return lst;
+    }
     timber_model *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!m) {
+        timber_location_free(loc);
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    m->loc = loc;
     m->path = tb_strdup(path);
     if (!m->path) {
-        free(m);
+        timber_model_free(m);
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     }
     /* Trailing slashes make messages ugly ("dir//model.safetensors"). */
@@ -466,6 +429,13 @@ timber_status timber_model_open(const char *path, timber_model **out,
     if (!st && !m->has_index)
         st = build_tables(m, err);
     if (st) {
+        /* A repo-shaped name that is a local path: say that the Hub
+         * cache was not what failed. */
+        size_t len = err ? strlen(err->message) : 0;
+        if (err && timber_location_note(m->loc) && len + 80 < sizeof err->message)
+            snprintf(err->message + len, sizeof err->message - len,
+                     " (a local path of that name, so the Hugging Face "
+                     "cache was not used)");
         timber_model_free(m);
         return st;
     }
@@ -474,6 +444,18 @@ timber_status timber_model_open(const char *path, timber_model **out,
 }
 
 const char *timber_model_path(const timber_model *m) { return m->path; }
+const timber_location *timber_model_location(const timber_model *m)
+{
+    return m->loc;
+}
+
+void tb_model_note(const timber_model *m,
+                   void (*warn)(const char *message, void *user), void *user)
+{
+    const char *note = timber_location_note(m->loc);
+    if (note && warn)
+        warn(note, user);
+}
 int timber_model_has_index(const timber_model *m) { return m->has_index; }
 size_t timber_model_tensor_count(const timber_model *m) { return m->ntensors; }
 size_t timber_model_shard_count(const timber_model *m) { return m->nshards; }

@@ -18,6 +18,11 @@ size_t tb_model_name_rank(const timber_model *m,
                           const timber_tensor_info *t);
 
 
+/* Passes the model's location note (a repo-shaped argument that is a
+ * local path, hub.c) to warn, when there is one and warn is set. */
+void tb_model_note(const timber_model *m,
+                   void (*warn)(const char *message, void *user), void *user);
+
 /* tb_shard_check on every shard: TIMBER_ERR_IO naming the first file
  * that was truncated or rewritten in place since the model was opened.
  * Called after reading everything and before publishing results. */

@@ -872,6 +872,8 @@ static timber_status open_and_plan(run *R, const char *base,
     if ((st = timber_model_open(base, &R->base, err)) ||
         (st = timber_model_open(instruct, &R->inst, err)))
         return st;
+    tb_model_note(R->base, options->warning, options->user);
+    tb_model_note(R->inst, options->warning, options->user);
     if (timber_model_tensor_count(R->inst) == 0)
         return tb_fail(err, TIMBER_ERR_INVALID, "%s: holds no tensors",
                        instruct);
@@ -880,7 +882,9 @@ static timber_status open_and_plan(run *R, const char *base,
     if ((st = tb_plan_build(R->base, R->inst, &sel, options->strict,
                             &R->plan, err)) ||
         (st = fill_reports(R, err)) ||
-        (st = tb_outdir_check(R->out, base, instruct, options->force, err)))
+        (st = tb_outdir_check(R->out, timber_model_path(R->base),
+                              timber_model_path(R->inst), options->force,
+                              err)))
         return st;
     R->fp = tb_pair_fingerprint(R->base, R->inst);
     snprintf(R->fingerprint, sizeof R->fingerprint, "%016llx",

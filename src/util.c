@@ -141,6 +141,7 @@ void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 int tb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
@@ -288,4 +289,53 @@ timber_status tb_write_file_atomic(const char *path, const void *data,
     }
     free(tmp);
     return st;
+}
+
+/* Reads a whole small file into a NUL-terminated buffer. */
+timber_status tb_read_small_file(const char *path, size_t limit, char **out,
+                                 size_t *len, timber_error *err)
+{
+    *out = NULL;
+    /* O_NONBLOCK: a FIFO must be refused below, not waited on. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                             path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return tb_fail(err, TIMBER_ERR_IO, "%s: not a readable regular file",
+                       path);
+    }
+    if ((uint64_t)sb.st_size > limit) {
+        close(fd);
+        return tb_fail(err, TIMBER_ERR_INDEX,
+                       "%s: %llu bytes, larger than the %zu-byte limit", path,
+                       (unsigned long long)sb.st_size, limit);
+    }
+    size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            free(buf);
+            close(fd);
+            return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot read",
+                                 path);
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[size] = '\0';
+    *out = buf;
+    *len = size;
+    return TIMBER_OK;
 }

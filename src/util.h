@@ -96,3 +96,10 @@ char *tb_temp_sibling(const char *path);
  * fsync of the directory); on failure nothing appears under path. */
 timber_status tb_write_file_atomic(const char *path, const void *data,
                                    size_t len, timber_error *err);
+
+/* Reads a whole regular file of at most limit bytes into a new
+ * NUL-terminated buffer (*len bytes, not counting the NUL); a FIFO or
+ * anything but a regular file is refused, not waited on.  A file over the
+ * limit is TIMBER_ERR_INDEX (the first user was the index reader). */
+timber_status tb_read_small_file(const char *path, size_t limit, char **out,
+                                 size_t *len, timber_error *err);

@@ -78,6 +78,9 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, int quiet);
 void cli_progress_show(const timber_progress *p, void *user);
 void cli_progress_clear(cli_progress *p);
+/* A library warning callback (user: the cli_progress): clears the progress
+ * line, then prints "timber: warning: MESSAGE". */
+void cli_progress_warning(const char *message, void *user);
 
 /* "[a, b]" (brackets, sep ", ") or "axb" (no brackets, sep "x"). */
 void cli_format_shape(char *buf, size_t size, size_t ndim,

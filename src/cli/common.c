@@ -238,6 +238,12 @@ void cli_progress_clear(cli_progress *p)
     }
 }
 
+void cli_progress_warning(const char *message, void *user)
+{
+    cli_progress_clear(user);
+    cli_warnf("%s", message);
+}
+
 /* ------------------------------------------------------ shapes, files */
 
 void cli_format_shape(char *buf, size_t size, size_t ndim,

@@ -636,6 +636,7 @@ int cmd_erank(int argc, char **argv)
     cli_progress_init(&progress, quiet);
     opt.progress = cli_progress_show;
     opt.user = &progress;
+    opt.warning = cli_progress_warning;
     opt.cancel = &cli_cancel;
     cli_catch_signals();
 

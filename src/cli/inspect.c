@@ -30,6 +30,17 @@ static int inspect_json(const timber_model *m)
     size_t n = timber_model_tensor_count(m);
     int ok = root && tensors &&
              cJSON_AddStringToObject(root, "path", timber_model_path(m));
+    /* A repo id from the Hub cache: which one, and which snapshot. */
+    const timber_location *loc = timber_model_location(m);
+    if (ok && timber_location_repo(loc)) {
+        cJSON *hub = cJSON_AddObjectToObject(root, "hub");
+        ok = hub &&
+             cJSON_AddStringToObject(hub, "repo", timber_location_repo(loc)) &&
+             cJSON_AddStringToObject(hub, "revision",
+                                     timber_location_revision(loc)) &&
+             cJSON_AddStringToObject(hub, "commit",
+                                     timber_location_commit(loc));
+    }
     for (size_t i = 0; ok && i < n; i++) {
         const timber_tensor_info *t = timber_model_tensor(m, i);
         cJSON *o = cJSON_CreateObject();
@@ -158,6 +169,9 @@ int cmd_inspect(int argc, char **argv)
     timber_error err;
     if (timber_model_open(path, &m, &err) != TIMBER_OK)
         return cli_lib_error(&err);
+    const char *note = timber_location_note(timber_model_location(m));
+    if (note)
+        cli_warnf("%s", note);
     int code = json ? inspect_json(m) : inspect_text(m);
     timber_model_free(m);
     return cli_finish_stdout(code);

@@ -49,12 +49,6 @@ const char cli_refine_help[] =
     "Nothing is written to stdout; progress (on a terminal), warnings and\n"
     "the summary go to stderr.\n";
 
-static void on_warning(const char *msg, void *user)
-{
-    cli_progress_clear(user);
-    cli_warnf("%s", msg);
-}
-
 /* Groups copy/drop reasons for the summary: shape mismatches carry the
  * shapes in their reason, so they are counted under one label. */
 static const char *reason_label(const char *reason)
@@ -242,7 +236,7 @@ int cmd_refine(int argc, char **argv)
     opt.cache_path = cache;
     opt.no_cache = no_cache;
     opt.progress = cli_progress_show;
-    opt.warning = on_warning;
+    opt.warning = cli_progress_warning;
     opt.user = &u;
     opt.cancel = &cli_cancel;
     cli_catch_signals();
