@@ -51,11 +51,12 @@ typedef struct tb_index_entry {
     const char *shard;
 } tb_index_entry;
 
-/* Writes dir/model.safetensors.index.json atomically:
- * {"metadata": {"total_size": total_size}, "weight_map": {...}} with the
- * entries sorted by tensor name, as transformers writes it. */
+/* Writes dir/model.safetensors.index.json atomically, byte for byte as
+ * transformers' save_pretrained does: {"metadata": {"total_parameters",
+ * "total_size"}, "weight_map": {...}} by json.dumps(indent=2,
+ * sort_keys=True) plus a newline. */
 timber_status tb_index_write(const char *dir, const tb_index_entry *entries,
                              size_t n, uint64_t total_size,
-                             timber_error *err);
+                             uint64_t total_parameters, timber_error *err);
 
 #endif /* TIMBER_MODEL_H */

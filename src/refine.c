@@ -930,15 +930,17 @@ static timber_status finish_gamma_dir(run *R, size_t g, timber_error *err)
     if (timber_model_has_index(R->inst) ||
         timber_model_shard_count(R->inst) > 1) {
         tb_index_entry *e = tb_calloc_array(R->plan.ninstruct, sizeof *e);
-        uint64_t total = 0;
+        uint64_t total = 0, params = 0;
         if (!e)
             return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < R->plan.ninstruct; i++) {
             e[i].tensor = R->plan.items[i].instruct->name;
             e[i].shard = R->plan.items[i].instruct->shard;
             total += R->plan.items[i].instruct->nbytes;
+            params += R->plan.items[i].instruct->nelems;
         }
-        st = tb_index_write(R->gdirs[g], e, R->plan.ninstruct, total, err);
+        st = tb_index_write(R->gdirs[g], e, R->plan.ninstruct, total, params,
+                            err);
         free(e);
     }
     for (size_t i = 0; !st && i < timber_model_extra_count(R->inst); i++) {

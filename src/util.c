@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,66 @@ void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
         APPEND("%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
     APPEND("]");
 #undef APPEND
+}
+
+static int buf_reserve(tb_buf *b, size_t more)
+{
+    if (b->failed)
+        return 0;
+    if (b->len + more + 1 <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->failed = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *g = realloc(b->data, cap);
+    if (!g) {
+        b->failed = 1;
+        return 0;
+    }
+    b->data = g;
+    b->cap = cap;
+    return 1;
+}
+
+int tb_buf_puts(tb_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (!buf_reserve(b, n))
+        return 0;
+    memcpy(b->data + b->len, s, n + 1);
+    b->len += n;
+    return 1;
+}
+
+int tb_buf_putc(tb_buf *b, char c)
+{
+    if (!buf_reserve(b, 1))
+        return 0;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 1;
+}
+
+int tb_buf_printf(tb_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n)) {
+        b->failed = 1;
+        return 0;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 1;
 }
 
 /* ---------------------------------------------------- file-system helpers */

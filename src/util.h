@@ -62,6 +62,19 @@ char *tb_path_join(const char *dir, const char *name);
 /* Shortest "%.Ng" (N <= 17) that reads back as exactly v. */
 void tb_format_double(char *buf, size_t bufsize, double v);
 
+/* A growing text buffer for files written whole (the index, the model
+ * card).  Start from {0}; each call returns 1, or 0 once any allocation
+ * failed (and every later call then fails too); free(b.data) at the end.
+ * data is NUL-terminated whenever len > 0. */
+typedef struct tb_buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} tb_buf;
+int tb_buf_puts(tb_buf *b, const char *s);
+int tb_buf_putc(tb_buf *b, char c);
+int tb_buf_printf(tb_buf *b, const char *fmt, ...) TB_PRINTF(2, 3);
+
 /* Formats a shape as "[a, b, c]" into buf (always NUL-terminated). */
 void tb_format_shape(char *buf, size_t bufsize, size_t ndim,
                      const uint64_t *shape);

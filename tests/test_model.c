@@ -71,7 +71,7 @@ static void shard(const char *dir, const char *file, const char *const *names)
 static void index_of(const char *dir, const tb_index_entry *e, size_t n)
 {
     timber_error err;
-    if (tb_index_write(dir, e, n, 1234, &err) != TIMBER_OK) {
+    if (tb_index_write(dir, e, n, 1234, 77, &err) != TIMBER_OK) {
         fprintf(stderr, "index %s: %s\n", dir, err.message);
         exit(99);
     }
@@ -304,6 +304,12 @@ static void test_index(void)
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(meta, "total_size");
         CHECK(cJSON_IsNumber(ts) && ts->valuedouble == 1234);
+        /* transformers' layout exactly: json.dumps(indent=2,
+         * sort_keys=True) + "\n" (tests/hf/ compares with the real one). */
+        CHECK(strncmp(text,
+                      "{\n  \"metadata\": {\n    \"total_parameters\": 77,\n"
+                      "    \"total_size\": 1234\n  },\n  \"weight_map\": {\n"
+                      "    \"", 90) == 0);
         const cJSON *map = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
         CHECK(cJSON_GetArraySize(map) == 6);
         const char *prev = "";

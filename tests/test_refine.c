@@ -399,9 +399,9 @@ static void make_pair(const char *dir, int nan)
         {"layer.1.w", "model-00002-of-00002.safetensors"},
         {"only.instruct", "model-00002-of-00002.safetensors"}};
     timber_error err;
-    timber_status st = tb_index_write(bdir, eb, 4, 0, &err);
+    timber_status st = tb_index_write(bdir, eb, 4, 0, 0, &err);
     CHECK_OK("index", st, &err);
-    st = tb_index_write(idir, ei, 4, 0, &err);
+    st = tb_index_write(idir, ei, 4, 0, 0, &err);
     CHECK_OK("index", st, &err);
     tu_write_file(tu_path(idir, "config.json"), "{\"who\":\"instruct\"}", 18);
     tu_write_file(tu_path(bdir, "config.json"), "{\"who\":\"base\"}", 14);

@@ -109,7 +109,7 @@ int main(int argc, char **argv)
         {s2[1].name, "model-00002-of-00002.safetensors"},
     };
     timber_error err;
-    if (tb_index_write(small, e, 5, 64 + 32 + 16 + 16 + 64, &err))
+    if (tb_index_write(small, e, 5, 64 + 32 + 16 + 16 + 64, 48, &err))
         die("index", &err);
     text(small, "config.json", "{\"model_type\": \"tiny\"}\n");
     text(small, "tokenizer.json", "{}\n");
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     write_shard(tu_path(badindex, "model-00001-of-00002.safetensors"), bi, 1);
     tb_index_entry be[] = {{"a", "model-00001-of-00002.safetensors"},
                            {"b", "model-00002-of-00002.safetensors"}};
-    if (tb_index_write(badindex, be, 2, 16, &err))
+    if (tb_index_write(badindex, be, 2, 16, 4, &err))
         die("bad index", &err);
     return 0;
 }

@@ -671,7 +671,7 @@ typedef struct side {
     char *final_dir;        /* OUTDIR/base */
     char *tmp_dir;          /* OUTDIR/.timber-gen.<pid>.base */
     size_t nshards;
-    uint64_t total_bytes;
+    uint64_t total_bytes, total_params;
     size_t ntensors;
     /* the open shard */
     size_t open_shard;      /* SIZE_MAX: none */
@@ -684,6 +684,7 @@ static void plan_shards(tlist *l, const options *o, side *s)
     size_t shard = 0, count = 0;
     uint64_t size = 0;
     s->total_bytes = 0;
+    s->total_params = 0;
     s->ntensors = 0;
     for (size_t i = 0; i < l->n; i++) {
         gtensor *g = &l->t[i];
@@ -701,6 +702,7 @@ static void plan_shards(tlist *l, const options *o, side *s)
         size += g->bytes[k];
         count++;
         s->total_bytes += g->bytes[k];
+        s->total_params += elems_of(g, k);
         s->ntensors++;
     }
     s->nshards = shard + 1;
@@ -791,7 +793,8 @@ static timber_status write_index(const side *s, const tlist *l,
             e[n].shard = names[l->t[i].shard[k]];
             n++;
         }
-    timber_status st = tb_index_write(s->tmp_dir, e, n, s->total_bytes, err);
+    timber_status st = tb_index_write(s->tmp_dir, e, n, s->total_bytes,
+                                        s->total_params, err);
     free(e);
     free(names);
     return st;
