@@ -180,6 +180,21 @@ size_t timber_model_extra_count(const timber_model *model);
 const char *timber_model_extra_name(const timber_model *model, size_t i);
 
 
+/* ------------------------------------------------------- module types */
+
+/* The module type of a tensor, from its name, in the order of erank's
+ * tables and the model card's summary. */
+typedef enum timber_module {
+    TIMBER_MOD_Q, TIMBER_MOD_K, TIMBER_MOD_V, TIMBER_MOD_O, TIMBER_MOD_GATE,
+    TIMBER_MOD_UP, TIMBER_MOD_DOWN, TIMBER_MOD_ROUTER, TIMBER_MOD_EXPERTS,
+    TIMBER_MOD_EMBEDDINGS, TIMBER_MOD_LM_HEAD, TIMBER_MOD_OTHER,
+    TIMBER_MODULE_TYPES
+} timber_module;
+/* A timber_module (as int, to index tables). */
+int timber_module_type(const char *tensor_name);
+/* The type's short name; NULL out of range. */
+const char *timber_module_type_name(int type);
+
 /* ------------------------------------------------------------ refinement */
 
 typedef enum timber_action {
@@ -247,6 +262,9 @@ typedef struct timber_refine_options {
     /* Polled often: when it becomes non-zero the run stops, removes its
      * temporaries and returns TIMBER_ERR_INTERRUPTED. */
     const volatile sig_atomic_t *cancel;
+    /* The command line, as the model card (OUT/README.md) quotes it;
+     * NULL: the card says the library was called directly. */
+    const char *command;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */

@@ -218,6 +218,24 @@ static int is_commit(const char *s)
     return 1;
 }
 
+/* <root>/models--ORG--NAME (ORG/NAME: idlen bytes of spec); NULL when
+ * out of memory. */
+static char *repo_folder(const char *root, const char *spec, size_t idlen)
+{
+    char folder[256] = "models--";
+    size_t at = strlen(folder);
+    for (size_t i = 0; i < idlen && at + 3 < sizeof folder; i++) {
+        if (spec[i] == '/') {
+            folder[at++] = '-';
+            folder[at++] = '-';
+        } else {
+            folder[at++] = spec[i];
+        }
+    }
+    folder[at] = '\0';
+    return tb_path_join(root, folder);
+}
+
 static timber_status nomem(timber_error *err)
 {
     return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
@@ -227,18 +245,7 @@ static timber_status nomem(timber_error *err)
 static timber_status from_cache(timber_location *loc, const char *spec,
                                 const char *root, timber_error *err)
 {
-    char folder[256] = "models--";
-    size_t at = strlen(folder);
-    for (const char *p = loc->repo; *p && at + 3 < sizeof folder; p++) {
-        if (*p == '/') {
-            folder[at++] = '-';
-            folder[at++] = '-';
-        } else {
-            folder[at++] = *p;
-        }
-    }
-    folder[at] = '\0';
-    char *repo_dir = tb_path_join(root, folder);
+    char *repo_dir = repo_folder(root, loc->repo, strlen(loc->repo));
     char *refs = repo_dir ? tb_path_join(repo_dir, "refs") : NULL;
     char *ref = refs ? tb_path_join(refs, loc->revision) : NULL;
     char *text = NULL, *snaps = NULL;
@@ -336,15 +343,23 @@ timber_status timber_locate(const char *spec, timber_location **out,
         loc->path = tb_strdup(spec);
         if (!loc->path)
             st = nomem(err);
-        if (!st && repo_shaped) {
-            size_t size = 2 * strlen(spec) + 128;
+        /* Said only when the name really is ambiguous: the cache holds
+         * that repo too (a relative path like runs/base is no repo). */
+        char *root = repo_shaped && !st ? tb_hub_cache_root() : NULL;
+        char *dir = root ? repo_folder(root, spec, idlen) : NULL;
+        struct stat rb;
+        int shadows = dir && stat(dir, &rb) == 0 && S_ISDIR(rb.st_mode);
+        free(dir);
+        free(root);
+        if (shadows) {
+            size_t size = 2 * strlen(spec) + 160;
             loc->note = malloc(size);
             if (loc->note)
                 snprintf(loc->note, size,
                          "'%s' is a local %s here: using it, not the "
-                         "Hugging Face cache's repo (write ./%s to say so)",
-                         spec, S_ISDIR(sb.st_mode) ? "directory" : "file",
-                         spec);
+                         "Hugging Face cache's repo of that name (move or "
+                         "rename it to use the cache)",
+                         spec, S_ISDIR(sb.st_mode) ? "directory" : "file");
             else
                 st = nomem(err);
         }

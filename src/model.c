@@ -549,65 +549,6 @@ static int cmp_entry(const void *a, const void *b)
                   ((const tb_index_entry *)b)->tensor);
 }
 
-/* A JSON string as Python's json.dumps writes it (ensure_ascii): \" \\
- * \n \r \t \b \f, other control characters and everything beyond ASCII
- * as \uXXXX (UTF-16 surrogate pairs above U+FFFF).  Bytes that are not
- * UTF-8 are written as \u00XX of the byte. */
-static int put_json_string(tb_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    int ok = tb_buf_putc(b, '"');
-    const unsigned char *p = (const unsigned char *)s;
-    while (ok && *p) {
-        unsigned c = *p;
-        size_t n = 1;
-        if (c >= 0x80) {
-            unsigned need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
-            unsigned cp = c & (0x3fu >> need);
-            size_t k = 1;
-            for (; need && k <= need && (p[k] & 0xc0) == 0x80; k++)
-                cp = (cp << 6) | (p[k] & 0x3fu);
-            if (need && k == need + 1 && cp <= 0x10ffff) {
-                c = cp;
-                n = k;
-            }
-        }
-        char esc[16];
-        const char *out = NULL;
-        switch (c) {
-        case '"': out = "\\\""; break;
-        case '\\': out = "\\\\"; break;
-        case '\n': out = "\\n"; break;
-        case '\r': out = "\\r"; break;
-        case '\t': out = "\\t"; break;
-        case '\b': out = "\\b"; break;
-        case '\f': out = "\\f"; break;
-        default: break;
-        }
-        if (!out && (c < 0x20 || c >= 0x7f)) {
-            unsigned u[2] = {c, 0};
-            int nu = 1;
-            if (c > 0xffff) {
-                u[0] = 0xd800 + ((c - 0x10000) >> 10);
-                u[1] = 0xdc00 + ((c - 0x10000) & 0x3ff);
-                nu = 2;
-            }
-            char *e = esc;
-            for (int q = 0; q < nu; q++) {
-                *e++ = '\\';
-                *e++ = 'u';
-                for (int sh = 12; sh >= 0; sh -= 4)
-                    *e++ = hex[(u[q] >> sh) & 0xf];
-            }
-            *e = '\0';
-            out = c == 0x7f ? NULL : esc;
-        }
-        ok = out ? tb_buf_puts(b, out) : tb_buf_putc(b, (char)c);
-        p += n;
-    }
-    return ok && tb_buf_putc(b, '"');
-}
-
 timber_status tb_index_write(const char *dir, const tb_index_entry *entries,
                              size_t n, uint64_t total_size,
                              uint64_t total_parameters, timber_error *err)
@@ -635,8 +576,8 @@ timber_status tb_index_write(const char *dir, const tb_index_entry *entries,
                            (unsigned long long)total_size);
     for (size_t i = 0; ok && i < n; i++)
         ok = tb_buf_puts(&b, i ? ",\n    " : "\n    ") &&
-             put_json_string(&b, sorted[i].tensor) &&
-             tb_buf_puts(&b, ": ") && put_json_string(&b, sorted[i].shard);
+             tb_buf_json_string(&b, sorted[i].tensor) &&
+             tb_buf_puts(&b, ": ") && tb_buf_json_string(&b, sorted[i].shard);
     ok = ok && tb_buf_puts(&b, n ? "\n  }\n}\n" : "}\n}\n");
     if (!ok) {
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");

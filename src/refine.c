@@ -45,6 +45,7 @@
 
 
 #include "cache.h"
+#include "card.h"
 #include "dtype.h"
 #include "matrix.h"
 #include "model.h"
@@ -922,8 +923,8 @@ static timber_status stage_output(run *R, timber_error *err)
     return st;
 }
 
-/* Writes the index (for a sharded or indexed Instruct), the carried-over
- * files, and fsyncs one gamma's checkpoint directory. */
+/* Writes the index (for a sharded or indexed Instruct), the model card,
+ * the carried-over files, and fsyncs one gamma's checkpoint directory. */
 static timber_status finish_gamma_dir(run *R, size_t g, timber_error *err)
 {
     timber_status st = TIMBER_OK;
@@ -943,8 +944,15 @@ static timber_status finish_gamma_dir(run *R, size_t g, timber_error *err)
                             err);
         free(e);
     }
+    /* Instruct's files but its card: OUT gets a card of its own. */
+    if (!st) {
+        tb_card card = {R->base, R->inst, R->res, g, R->opt, R->fingerprint};
+        st = tb_card_write(R->gdirs[g], &card, err);
+    }
     for (size_t i = 0; !st && i < timber_model_extra_count(R->inst); i++) {
         const char *name = timber_model_extra_name(R->inst, i);
+        if (strcmp(name, TB_CARD_NAME) == 0)
+            continue;
         char *src = tb_path_join(timber_model_path(R->inst), name);
         char *dst = tb_path_join(R->gdirs[g], name);
         st = src && dst ? tb_copy_file(src, dst, err)

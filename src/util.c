@@ -198,6 +198,66 @@ int tb_buf_printf(tb_buf *b, const char *fmt, ...)
     return 1;
 }
 
+/* A JSON string as Python's json.dumps writes it (ensure_ascii): \" \\
+ * \n \r \t \b \f, other control characters and everything beyond ASCII
+ * as \uXXXX (UTF-16 surrogate pairs above U+FFFF).  Bytes that are not
+ * UTF-8 are written as \u00XX of the byte.  Also a valid YAML
+ * double-quoted scalar (the model card's front matter). */
+int tb_buf_json_string(tb_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    int ok = tb_buf_putc(b, '"');
+    const unsigned char *p = (const unsigned char *)s;
+    while (ok && *p) {
+        unsigned c = *p;
+        size_t n = 1;
+        if (c >= 0x80) {
+            unsigned need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+            unsigned cp = c & (0x3fu >> need);
+            size_t k = 1;
+            for (; need && k <= need && (p[k] & 0xc0) == 0x80; k++)
+                cp = (cp << 6) | (p[k] & 0x3fu);
+            if (need && k == need + 1 && cp <= 0x10ffff) {
+                c = cp;
+                n = k;
+            }
+        }
+        char esc[16];
+        const char *out = NULL;
+        switch (c) {
+        case '"': out = "\\\""; break;
+        case '\\': out = "\\\\"; break;
+        case '\n': out = "\\n"; break;
+        case '\r': out = "\\r"; break;
+        case '\t': out = "\\t"; break;
+        case '\b': out = "\\b"; break;
+        case '\f': out = "\\f"; break;
+        default: break;
+        }
+        if (!out && (c < 0x20 || c >= 0x7f)) {
+            unsigned u[2] = {c, 0};
+            int nu = 1;
+            if (c > 0xffff) {
+                u[0] = 0xd800 + ((c - 0x10000) >> 10);
+                u[1] = 0xdc00 + ((c - 0x10000) & 0x3ff);
+                nu = 2;
+            }
+            char *e = esc;
+            for (int q = 0; q < nu; q++) {
+                *e++ = '\\';
+                *e++ = 'u';
+                for (int sh = 12; sh >= 0; sh -= 4)
+                    *e++ = hex[(u[q] >> sh) & 0xf];
+            }
+            *e = '\0';
+            out = c == 0x7f ? NULL : esc;
+        }
+        ok = out ? tb_buf_puts(b, out) : tb_buf_putc(b, (char)c);
+        p += n;
+    }
+    return ok && tb_buf_putc(b, '"');
+}
+
 /* ---------------------------------------------------- file-system helpers */
 #include <fcntl.h>
 #include <stdatomic.h>

@@ -74,6 +74,9 @@ typedef struct tb_buf {
 int tb_buf_puts(tb_buf *b, const char *s);
 int tb_buf_putc(tb_buf *b, char c);
 int tb_buf_printf(tb_buf *b, const char *fmt, ...) TB_PRINTF(2, 3);
+/* s as a quoted JSON string exactly as Python's json.dumps writes it
+ * (ensure_ascii); also a valid YAML double-quoted scalar. */
+int tb_buf_json_string(tb_buf *b, const char *s);
 
 /* Formats a shape as "[a, b, c]" into buf (always NUL-terminated). */
 void tb_format_shape(char *buf, size_t bufsize, size_t ndim,

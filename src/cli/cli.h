@@ -93,6 +93,11 @@ int cli_write_file(const char *path, const char *text, size_t len);
  * with errno set.  Leaves nothing behind. */
 int cli_probe_writable(const char *path);
 
+/* "timber [refine] ARG..." for the model card: argv[0] is "refine" or
+ * the program; every argument shell-quoted where it needs it.  NULL when
+ * out of memory. */
+char *cli_command_line(int argc, char **argv);
+
 /* One CSV field, quoted when it holds a comma, quote or newline. */
 void cli_csv_field(FILE *f, const char *s);
 

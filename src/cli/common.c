@@ -333,3 +333,41 @@ void cli_csv_field(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+char *cli_command_line(int argc, char **argv)
+{
+    size_t size = 32;
+    for (int i = 1; i < argc; i++)
+        size += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(size), *p = s;
+    if (!s)
+        return NULL;
+    p += sprintf(p, "timber%s", strcmp(argv[0], "refine") == 0 ? " refine"
+                                                                : "");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != '\0';
+        for (const char *c = a; *c && plain; c++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "0123456789_./=,:@%+-",
+                           *c) != NULL;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        /* 'it'\''s': a single quote ends, is escaped, and restarts. */
+        *p++ = '\'';
+        for (const char *c = a; *c; c++) {
+            if (*c == '\'') {
+                memcpy(p, "'\\''", 4);
+                p += 4;
+            } else {
+                *p++ = *c;
+            }
+        }
+        *p++ = '\'';
+        *p = '\0';
+    }
+    return s;
+}

@@ -51,39 +51,9 @@ const char cli_erank_help[] =
 
 /* ------------------------------------------------------ classification */
 
-/* The modules, in the order of the table and the plot's panels. */
-typedef enum module {
-    MOD_Q, MOD_K, MOD_V, MOD_O, MOD_GATE, MOD_UP, MOD_DOWN, MOD_ROUTER,
-    MOD_EXPERTS, MOD_EMBEDDINGS, MOD_LM_HEAD, MOD_OTHER, NMODULES
-} module;
-
-static const char *const module_order[NMODULES] = {
-    [MOD_Q] = "q",           [MOD_K] = "k",
-    [MOD_V] = "v",           [MOD_O] = "o",
-    [MOD_GATE] = "gate",     [MOD_UP] = "up",
-    [MOD_DOWN] = "down",     [MOD_ROUTER] = "router",
-    [MOD_EXPERTS] = "experts", [MOD_EMBEDDINGS] = "embeddings",
-    [MOD_LM_HEAD] = "lm_head", [MOD_OTHER] = "other"};
-
-static int module_of(const char *name) /* a module */
-{
-    /* First match wins: "experts" before the projections inside them. */
-    static const struct {
-        const char *needle;
-        module module;
-    } rules[] = {
-        {"experts", MOD_EXPERTS},  {"embed", MOD_EMBEDDINGS},
-        {"lm_head", MOD_LM_HEAD},  {"q_proj", MOD_Q},
-        {"k_proj", MOD_K},         {"v_proj", MOD_V},
-        {"o_proj", MOD_O},         {"gate_proj", MOD_GATE},
-        {"up_proj", MOD_UP},       {"down_proj", MOD_DOWN},
-        {"mlp.gate.", MOD_ROUTER}, {"router", MOD_ROUTER},
-    };
-    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++)
-        if (strstr(name, rules[i].needle))
-            return rules[i].module;
-    return MOD_OTHER;
-}
+/* Module types come from the library (timber_module_type), which the
+ * model card's summary uses too. */
+enum { NMODULES = TIMBER_MODULE_TYPES };
 
 /* The decoder layer of a tensor ("...layers.12.") or -1. */
 static long layer_of(const char *name)
@@ -196,7 +166,7 @@ static void print_table(const timber_erank_result *res)
     stat_acc ratio[NMODULES] = {{0}}, ib[NMODULES] = {{0}};
     for (size_t i = 0; i < n; i++) {
         const timber_erank_row *r = timber_erank_row_at(res, i);
-        int m = module_of(r->name);
+        int m = timber_module_type(r->name);
         if (pair) {
             acc_add(&ratio[m], r->delta_ratio);
             acc_add(&ib[m], r->erank_instruct / r->erank_base);
@@ -215,7 +185,7 @@ static void print_table(const timber_erank_result *res)
     for (int m = 0; m < NMODULES; m++) {
         if (!ratio[m].n)
             continue;
-        printf("  %-11s %6zu %8.4f %8.4f %8.4f %8.4f", module_order[m],
+        printf("  %-11s %6zu %8.4f %8.4f %8.4f %8.4f", timber_module_type_name(m),
                ratio[m].n, acc_mean(&ratio[m]), acc_sd(&ratio[m]),
                ratio[m].min, ratio[m].max);
         if (pair)
@@ -273,7 +243,7 @@ static int write_json(const char *path, const timber_erank_result *res)
         ok = ok &&
              cJSON_AddStringToObject(o, "dtype", timber_dtype_name(r->dtype)) &&
              cJSON_AddStringToObject(o, "module",
-                                     module_order[module_of(r->name)]);
+                                     timber_module_type_name(timber_module_type(r->name)));
         long l = layer_of(r->name);
         ok = ok && (l >= 0 ? cJSON_AddNumberToObject(o, "layer", (double)l)
                            : cJSON_AddNullToObject(o, "layer")) != NULL;
@@ -322,13 +292,13 @@ static int write_csv(const char *path, const timber_erank_result *res)
                     shape, (unsigned long long)r->rank,
                     r->erank_base, r->erank_instruct, r->erank_delta,
                     (unsigned long long)r->k, r->delta_ratio,
-                    r->delta_rel_norm, module_order[module_of(r->name)],
+                    r->delta_rel_norm, timber_module_type_name(timber_module_type(r->name)),
                     layer);
         else
             fprintf(f, ",%s,%llu,%.17g,%.17g,%s,%s\n", shape,
                     (unsigned long long)r->rank, r->erank_instruct,
                     r->erank_instruct / (double)r->rank,
-                    module_order[module_of(r->name)], layer);
+                    timber_module_type_name(timber_module_type(r->name)), layer);
     }
     int rc = fclose(f) == 0 ? cli_write_file(path, text, len) : -1;
     free(text);
@@ -413,7 +383,7 @@ static int write_plot(const char *out, const timber_erank_result *res,
         for (size_t i = 0; i < n; i++) {
             const timber_erank_row *r = timber_erank_row_at(res, i);
             long l = layer_of(r->name);
-            if (module_of(r->name) != m || l < 0)
+            if (timber_module_type(r->name) != m || l < 0)
                 continue;
             if (!f && !(f = fopen(path, "w")))
                 break;
@@ -479,7 +449,7 @@ static int write_plot(const char *out, const timber_erank_result *res,
             fprintf(g, "set origin %.4f,%.4f\nset size %.4f,%.4f\n", cc * w,
                     top - (rr + 1) * h, w, h);
             fprintf(g, "set title 'Fig. 1: eRank per layer, %s'\n",
-                    module_order[m]);
+                    timber_module_type_name(m));
             fprintf(g, "set xlabel 'layer'\nset ylabel 'eRank'\n");
             if (pair)
                 fprintf(g,

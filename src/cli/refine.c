@@ -139,6 +139,7 @@ int cmd_refine(int argc, char **argv)
     int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
     int code = EXIT_OK;
     const char *cache = NULL;
+    char *command = NULL;
     if (!include || !exclude || !reports) {
         cli_errorf("out of memory");
         code = EXIT_FAIL;
@@ -239,6 +240,8 @@ int cmd_refine(int argc, char **argv)
     opt.warning = cli_progress_warning;
     opt.user = &u;
     opt.cancel = &cli_cancel;
+    command = cli_command_line(argc, argv);
+    opt.command = command;
     cli_catch_signals();
 
     /* Reports are written after OUT is published: a report that could not
@@ -273,6 +276,7 @@ int cmd_refine(int argc, char **argv)
     }
     timber_result_free(res);
 out:
+    free(command);
     free(gammas);
     free(include);
     free(exclude);
