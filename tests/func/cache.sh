@@ -86,10 +86,8 @@ flow)
         test "$(cache_counts second)" = "$N 0"
     tb nocache "$B" "$I" "$TMP/o2-ref" --no-cache --gamma 0.5 -q
     expect_rc "--no-cache run" 0
-    for f in "$TMP/o2-ref"/*; do
-        check "cached run differs from --no-cache in $(basename "$f")" \
-            cmp -s "$f" "$TMP/o2/$(basename "$f")"
-    done
+    check "cached run differs from --no-cache (but for the card's command)" \
+        same_tree "$TMP/o2-ref" "$TMP/o2"
     check "cached run wrote other files" \
         test "$(ls "$TMP/o2")" = "$(ls "$TMP/o2-ref")"
     tb first-ref "$B" "$I" "$TMP/o1-ref" --no-cache --gamma 0.2 -q

@@ -32,6 +32,9 @@ fi
 
 gen sh --preset tiny --seed 5 --max-shard-size 64K
 gen one --preset tiny --seed 6
+# Instruct's own card: its license goes into OUT's card, its text does not.
+printf -- '---\nlanguage:\n- en\nlicense: mit\n---\n# Instruct card body\n' \
+    >"$TMP/sh/instruct/README.md"
 
 # check_out PAIR OUT GAMMA_TEXT INCLUDE EXCLUDE: the output contract.
 check_out() {
@@ -53,9 +56,21 @@ def expect(cond, msg):
     if not cond:
         errors.append(msg)
 
-files_i = sorted(os.listdir(inst))
+# Instruct's files, but the card is timber's own (Instruct's is not
+# carried over: it describes another model).
+files_i = sorted(set(os.listdir(inst)) | {"README.md"})
 files_o = sorted(os.listdir(out))
 expect(files_o == files_i, "files %s, Instruct has %s" % (files_o, files_i))
+card = open(os.path.join(out, "README.md")).read()
+expect(card.startswith("---\nbase_model:\n- \"instruct\"\n- \"base\"\n"
+                       "base_model_relation: merge\nlibrary_name: "
+                       "transformers\n"), "card front matter: %r" % card[:200])
+expect("tags:\n- timber\n---\n" in card, "card: no tags: [timber]")
+expect("| gamma | %s" % gtext in card, "card: no gamma %s" % gtext)
+expect("arXiv:2509.23595" in card, "card: no arXiv link")
+if os.path.exists(os.path.join(inst, "README.md")):
+    expect("Instruct card body" not in card, "card: Instruct's card was copied")
+    expect("\nlicense: mit\ntags:" in card, "card: Instruct's license missing")
 shards_i = [f for f in files_i if f.endswith(".safetensors")]
 shards_o = [f for f in files_o if f.endswith(".safetensors")]
 expect(shards_o == shards_i, "shards %s, Instruct's %s" % (shards_o, shards_i))
@@ -121,7 +136,8 @@ for f, (n, h) in sthelp.shard_headers(out).items():
     expect(n % 8 == 0, "%s: header length %d not a multiple of 8" % (f, n))
 
 for f in files_i:
-    if f.endswith(".safetensors") or f == "model.safetensors.index.json":
+    if f.endswith(".safetensors") or f in ("model.safetensors.index.json",
+                                           "README.md"):
         continue
     expect(filecmp.cmp(os.path.join(inst, f), os.path.join(out, f),
                        shallow=False), "%s is not Instruct's copy" % f)
