@@ -23,6 +23,8 @@
 #   TIMBER_TEST_TIMEOUT   seconds a test may run unless it sets its own
 #                         TIMEOUT (default 600)
 #   TIMBER_JOBS           parallel build jobs (default: nproc)
+#   TIMBER_PYENV          the venv of the Hugging Face tests (label hf;
+#                         default build/pyenv)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,7 +50,7 @@ for arg in "$@"; do
     --no-sanitize) sanitize=0 ;;
     --no-fuzz) fuzz=0 ;;
     -h | --help)
-        sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
@@ -56,6 +58,10 @@ for arg in "$@"; do
 done
 
 test_jobs="${TIMBER_TEST_JOBS:-1}"
+# The Hugging Face interop tests (ctest label hf) install torch,
+# transformers, safetensors, tokenizers and huggingface_hub into one venv
+# under build/, shared by both passes (tests/hf/pyenv.sh).
+export TIMBER_PYENV="${TIMBER_PYENV:-$repo/build/pyenv}"
 test_timeout="${TIMBER_TEST_TIMEOUT:-600}"
 start=$SECONDS
 
