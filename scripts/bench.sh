@@ -6,7 +6,9 @@
 #   2. A Qwen3-0.6B-shaped pair (all 28 layers, bf16, 2 x 1.2 GB): a cold
 #      refine (empty SVD cache) and a re-run with another gamma from the
 #      cache: wall time, peak RSS, achieved GFLOP/s of the Gram + update
-#      arithmetic against the DGEMM rate.
+#      arithmetic against the DGEMM rate.  Then the authors' script
+#      (shared/reference/timber.py beside the clone) on the same pair with
+#      real torch, cold and from its cache, for the speed-up.
 #      Each is run BENCH_REPEAT times (default 3); the median is reported
 #      with the range, because a shared machine's memory bandwidth moves
 #      single runs by 10 % or more.
@@ -35,13 +37,13 @@ md="$work/bench.md"
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Runs a command, prints "wall_s peak_rss_kb cpu_s" of it (children
-# included; cpu = user + system).
+# Runs a command (its stdout discarded), prints "wall_s peak_rss_kb cpu_s"
+# of it (children included; cpu = user + system).
 measure() {
     python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
 t0 = time.monotonic()
-rc = subprocess.call(sys.argv[1:])
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
 wall = time.monotonic() - t0
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 if rc != 0:
@@ -133,8 +135,31 @@ cache_share=$(python3 -c "print(f'{100*$cache_bytes/$model_bytes:.1f}')")
 echo "cold refine:   median ${cold_s} s (range $cold_range s over $repeat runs, $cold_cpu CPU-s), peak RSS $((cold_kb / 1024)) MB, $cold_gf GFLOP -> $rate_cold GFLOP/s (DGEMM $dgemm)"
 echo "cached re-run: median ${cached_s} s (range $cached_range s, $cached_cpu CPU-s), peak RSS $((cached_kb / 1024)) MB, $upd_gf GFLOP -> $rate_cached GFLOP/s (DGEMM $dgemm)"
 echo "cache file:    $cache_bytes bytes = ${cache_share}% of the bf16 model"
-echo "authors' script on the same pair and machine (design notes): 220 s cold, 42 s from its cache"
-echo "speed-up:      $(python3 -c "print(f'{220/$cold_s:.1f}')")x cold, $(python3 -c "print(f'{42/$cached_s:.1f}')")x cached"
+
+# The authors' script on the same pair and machine, with real torch (the
+# venv of the interop tests, tests/hf/pyenv.sh): cold, then from its own
+# SVD cache with another gamma, as timber was run above.
+venv=${TIMBER_PYENV:-$root/build/pyenv}
+ref=${TIMBER_REFERENCE:-}
+for r in "$root/../shared/reference/timber.py" "$root/../../shared/reference/timber.py"; do
+    [ -z "$ref" ] && [ -f "$r" ] && ref=$r
+done
+a_cold=NA a_cached=NA a_kb=0
+if [ -z "$ref" ]; then
+    echo "authors' script: not found beside the clone (shared/reference/timber.py; set TIMBER_REFERENCE)"
+elif ! bash "$root/tests/hf/pyenv.sh" "$venv"; then
+    echo "authors' script: torch cannot be installed here (tests/hf/pyenv.sh)"
+else
+    rm -rf "$q/out-authors" "$q/authors-svd.pt"
+    read -r a_cold a_kb _ < <(measure "$venv/bin/python" "$ref" "$q/base" "$q/instruct" \
+        "$q/out-authors" 0.2 --svd_cache_path "$q/authors-svd.pt")
+    rm -rf "$q/out-authors"
+    read -r a_cached _ _ < <(measure "$venv/bin/python" "$ref" "$q/base" "$q/instruct" \
+        "$q/out-authors" 0.5 --svd_cache_path "$q/authors-svd.pt")
+    rm -rf "$q/out-authors"
+    echo "authors' script: ${a_cold} s cold (peak RSS $((a_kb / 1024)) MB), ${a_cached} s from its cache (gamma 0.5), same pair and machine"
+    echo "speed-up:      $(python3 -c "print(f'{$a_cold/$cold_s:.1f}')")x cold, $(python3 -c "print(f'{$a_cached/$cached_s:.1f}')")x cached"
+fi
 
 log "Llama-3.1-8B-shaped pair ($llama_layers layers, bf16)"
 l="$work/llama-3.1-8b-$llama_layers"
@@ -152,8 +177,9 @@ cat > "$md" <<EOF
 |---|---|
 | machine | $cpu, $cores cores, $mem |
 | DGEMM / SGEMM (2048³, OpenBLAS) | $dgemm / $sgemm GFLOP/s |
-| Qwen3-0.6B cold refine (median of $repeat) | ${cold_s} s (range $cold_range), $cold_cpu CPU-s, peak RSS $((cold_kb / 1024)) MB, $rate_cold GFLOP/s; $(python3 -c "print(f'{220/$cold_s:.1f}')")x the authors' 220 s |
-| Qwen3-0.6B re-run from cache, other gamma (median of $repeat) | ${cached_s} s (range $cached_range), $cached_cpu CPU-s, peak RSS $((cached_kb / 1024)) MB; $(python3 -c "print(f'{42/$cached_s:.1f}')")x the authors' 42 s |
+| Qwen3-0.6B cold refine (median of $repeat) | ${cold_s} s (range $cold_range), $cold_cpu CPU-s, peak RSS $((cold_kb / 1024)) MB, $rate_cold GFLOP/s |
+| Qwen3-0.6B re-run from cache, other gamma (median of $repeat) | ${cached_s} s (range $cached_range), $cached_cpu CPU-s, peak RSS $((cached_kb / 1024)) MB |
+| the authors' script, same pair (real torch) | ${a_cold} s cold, peak RSS $((a_kb / 1024)) MB; ${a_cached} s from its cache |
 | cache size | $cache_bytes B = ${cache_share} % of the bf16 model |
 | Llama-3.1-8B ($llama_layers layers) cold refine | ${llama_s} s, peak RSS $llama_gb GB |
 EOF
