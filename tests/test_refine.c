@@ -561,7 +561,11 @@ static void test_directory(void)
                               "model-00001-of-00002.safetensors"),
                       tu_path(tu_path(dir, "g1"),
                               "model-00001-of-00002.safetensors")));
-    CHECK(tu_count_entries(tu_path(sweep, "gamma-1")) == 5);
+    /* two shards, the index, config.json, and the card of its own */
+    CHECK(tu_count_entries(tu_path(sweep, "gamma-1")) == 5 + 1);
+    char card[4096];
+    snprintf(card, sizeof card, "%s/gamma-1/README.md", sweep);
+    CHECK(access(card, F_OK) == 0);
 
     /* A cancelled run leaves nothing behind. */
     volatile sig_atomic_t stop = 1;
