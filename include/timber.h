@@ -206,6 +206,17 @@ typedef enum timber_action {
 /* "refined", "copied", "dropped". */
 const char *timber_action_name(timber_action action);
 
+/* How a tensor of 3+ dimensions is seen as matrices (docs/numerics.md,
+ * "Matrix views").  AUTO: a 3-D tensor of the experts module type (a
+ * stack [E, a, b] such as mlp.experts.gate_up_proj) is E matrices of
+ * a x b, refined one by one; every other tensor is one matrix of d0 rows
+ * and d1*d2*... columns.  FLATTEN: every tensor is d0 x rest, the
+ * authors' view (for reproducing their script). */
+typedef enum timber_matrix_view {
+    TIMBER_VIEW_AUTO = 0,
+    TIMBER_VIEW_FLATTEN
+} timber_matrix_view;
+
 /* What happened to one tensor (one row of the report). */
 typedef struct timber_tensor_report {
     const char *name;
@@ -218,12 +229,19 @@ typedef struct timber_tensor_report {
     const char *reason;      /* why copied or dropped; "" when refined */
     int warned;              /* a warning was issued for this tensor */
     /* Refined tensors only (0 otherwise): */
-    uint64_t rows, cols;     /* the matrix view: d0 x (d1*d2*...) */
+    uint64_t rows, cols;     /* each matrix: d0 x (d1*d2*...), or a x b */
     uint64_t rank;           /* r = min(rows, cols) */
-    double erank;            /* effective rank of the delta */
-    uint64_t k;              /* ceil(erank): components kept whole */
-    double tail_energy;      /* share of ||D||_F^2 in the tail */
-    int from_cache;          /* spectrum taken from the SVD cache */
+    double erank;            /* effective rank of the delta (the mean
+                              * over the matrices of a per-expert tensor) */
+    uint64_t k;              /* ceil(erank): components kept whole (the
+                              * largest over the matrices) */
+    double tail_energy;      /* share of ||D||_F^2 in the tail (mean) */
+    int from_cache;          /* spectrum taken from the SVD cache (every
+                              * matrix's) */
+    /* The view it got: "matrix" (2-D), "flatten" (d0 x rest) or
+     * "per-expert" (parts matrices of rows x cols); "" when not refined. */
+    const char *view;
+    uint64_t parts;          /* matrices refined (1, or E) */
 } timber_tensor_report;
 
 typedef struct timber_progress {
@@ -265,6 +283,7 @@ typedef struct timber_refine_options {
     /* The command line, as the model card (OUT/README.md) quotes it;
      * NULL: the card says the library was called directly. */
     const char *command;
+    timber_matrix_view matrix_view;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
@@ -369,6 +388,9 @@ typedef struct timber_erank_options {
     /* Called with one-line notes (a repo-shaped argument that is a local
      * path); may be NULL. */
     void (*warning)(const char *message, void *user);
+    /* As in timber_refine_options: a per-expert tensor gives one row per
+     * expert, named "NAME[e]". */
+    timber_matrix_view matrix_view;
 } timber_erank_options;
 
 void timber_erank_options_init(timber_erank_options *options);

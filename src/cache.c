@@ -699,6 +699,15 @@ fail:
     return st;
 }
 
+void tb_cache_part_name(char *buf, size_t size, const char *name,
+                        uint64_t part, uint64_t parts)
+{
+    if (parts > 1)
+        snprintf(buf, size, "%s[%llu]", name, (unsigned long long)part);
+    else
+        snprintf(buf, size, "%s", name);
+}
+
 /* ------------------------------------------------------------ lookups */
 
 static int key_matches(const entry *e, const tb_cache_key *k, uint64_t rows,

@@ -51,6 +51,14 @@
 
 typedef struct tb_cache tb_cache;
 
+/* The name a record of one matrix of a tensor is kept under: NAME for a
+ * tensor that is one matrix (parts 1), NAME[e] for expert e of a stacked
+ * one (docs/cache-format.md), so each expert has its own record and a
+ * per-expert record never answers the flatten view's (which is NAME, with
+ * other rows and cols).  Truncated to size. */
+void tb_cache_part_name(char *buf, size_t size, const char *name,
+                        uint64_t part, uint64_t parts);
+
 typedef struct tb_cache_key {
     const char *name;
     size_t ndim;

@@ -28,6 +28,7 @@ struct timber_erank_result {
     timber_erank_row *rows;
     size_t n;
     int pair;
+    char **names; /* per row: "NAME[e]" for an expert, else NULL */
 };
 
 void timber_erank_options_init(timber_erank_options *o)
@@ -41,6 +42,9 @@ void timber_erank_result_free(timber_erank_result *r)
         return;
     timber_model_free(r->base);
     timber_model_free(r->inst);
+    for (size_t i = 0; r->names && i < r->n; i++)
+        free(r->names[i]);
+    free(r->names);
     free(r->rows);
     free(r);
 }
@@ -58,6 +62,7 @@ typedef struct job {
     const timber_erank_options *opt;
     timber_erank_result *res;
     const timber_tensor_info **inst, **base; /* per row */
+    uint64_t *part, *parts;                  /* per row: which matrix */
     tb_cache *cache;
     atomic_int failed;
     pthread_mutex_t lock;
@@ -107,7 +112,8 @@ static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
     job *J = ctx;
     timber_erank_row *row = &J->res->rows[i];
     tb_mat M;
-    tb_mat_init(&M, J->res->inst, J->inst[i], J->res->base, J->base[i]);
+    tb_mat_init_part(&M, J->res->inst, J->inst[i], J->res->base, J->base[i],
+                     row->rows, row->cols, J->part[i], J->parts[i]);
     uint64_t S = row->rank;
     uint64_t panel = tb_mat_panel_elems(&M);
     double *b0 = tb_scratch_get(scr, 0, (size_t)panel, sizeof(double));
@@ -134,10 +140,15 @@ static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
     }
     int hit = 0;
     if (pair && J->cache) {
+        /* The CRCs of this matrix's bytes (one expert's, for a stack),
+         * under refinement's record name (tb_cache_part_name). */
+        tb_crc_track track;
+        tb_mat_track(&M, &track);
+        tb_mat_track_finish(&M);
         tb_cache_key key = {row->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
-                            tb_tensor_crc(M.sb, M.bi),
-                            tb_tensor_crc(M.si, M.ii)};
+                            track.crc[0], track.crc[1]};
         hit = tb_cache_get(J->cache, &key, row->rows, row->cols, &cached);
+        M.track = NULL;
     }
     double *const bufs[3] = {b0, b1, b2};
     /* With a cached delta spectrum the delta's Gram is not needed, but its
@@ -191,37 +202,62 @@ static timber_status build_rows(job *J, timber_error *err)
     timber_erank_result *res = J->res;
     const timber_erank_options *o = J->opt;
     tb_plan plan = {0};
-    size_t cap = timber_model_tensor_count(res->inst);
-    res->rows = tb_calloc_array(cap, sizeof *res->rows);
-    J->inst = tb_calloc_array(cap, sizeof *J->inst);
-    J->base = tb_calloc_array(cap, sizeof *J->base);
-    if (!res->rows || !J->inst || !J->base)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     tb_selection sel = {o->include, o->ninclude, o->exclude, o->nexclude};
     /* One model: pair it with itself for the selection rules; only the
      * Instruct side is analysed then. */
     timber_status st = tb_plan_build(res->pair ? res->base : res->inst,
-                                     res->inst, &sel, 0, &plan, err);
+                                     res->inst, &sel, 0, o->matrix_view,
+                                     &plan, err);
     if (st)
         return st;
+    /* A row per matrix: an expert stack gives one per expert. */
+    size_t cap = 1;
+    for (size_t i = 0; i < plan.ninstruct; i++)
+        if (plan.items[i].action == TIMBER_ACTION_REFINED)
+            cap += (size_t)plan.items[i].parts;
+    res->rows = tb_calloc_array(cap, sizeof *res->rows);
+    res->names = tb_calloc_array(cap, sizeof *res->names);
+    J->inst = tb_calloc_array(cap, sizeof *J->inst);
+    J->base = tb_calloc_array(cap, sizeof *J->base);
+    J->part = tb_calloc_array(cap, sizeof *J->part);
+    J->parts = tb_calloc_array(cap, sizeof *J->parts);
+    if (!res->rows || !res->names || !J->inst || !J->base || !J->part ||
+        !J->parts) {
+        tb_plan_clear(&plan);
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < plan.ninstruct; i++) {
-        const tb_plan_item *it = &plan.items[i];
-        if (it->action != TIMBER_ACTION_REFINED)
+        if (plan.items[i].action != TIMBER_ACTION_REFINED)
             continue;
-        timber_erank_row *r = &res->rows[res->n];
-        J->inst[res->n] = it->instruct;
-        J->base[res->n] = res->pair ? it->base : NULL;
-        r->name = it->instruct->name;
-        r->ndim = it->instruct->ndim;
-        r->shape = it->instruct->shape;
-        r->dtype = it->instruct->dtype;
-        r->rows = it->rows;
-        r->cols = it->cols;
-        r->rank = it->rows < it->cols ? it->rows : it->cols;
-        r->erank_base = r->erank_delta = r->delta_ratio = NAN;
-        r->delta_rel_norm = NAN;
-        J->work_total += r->rows * r->cols;
-        res->n++;
+        for (uint64_t e = 0; e < plan.items[i].parts; e++) {
+            const tb_plan_item *it = &plan.items[i];
+            timber_erank_row *r = &res->rows[res->n];
+            J->inst[res->n] = it->instruct;
+            J->base[res->n] = res->pair ? it->base : NULL;
+            J->part[res->n] = e;
+            J->parts[res->n] = it->parts;
+            r->name = it->instruct->name;
+            if (it->parts > 1) {
+                size_t size = strlen(r->name) + 24;
+                if (!(res->names[res->n] = malloc(size))) {
+                    tb_plan_clear(&plan);
+                    return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+                }
+                tb_cache_part_name(res->names[res->n], size, r->name, e,
+                                   it->parts);
+                r->name = res->names[res->n];
+            }
+            r->ndim = it->instruct->ndim;
+            r->shape = it->instruct->shape;
+            r->dtype = it->instruct->dtype;
+            r->rows = it->rows;
+            r->cols = it->cols;
+            r->rank = it->rows < it->cols ? it->rows : it->cols;
+            r->erank_base = r->erank_delta = r->delta_ratio = NAN;
+            r->delta_rel_norm = NAN;
+            J->work_total += r->rows * r->cols;
+            res->n++;
+        }
     }
     tb_plan_clear(&plan);
     return TIMBER_OK;
@@ -285,6 +321,8 @@ timber_status timber_erank(const char *base, const char *instruct,
     tb_cache_close(J.cache);
     free(J.inst);
     free(J.base);
+    free(J.part);
+    free(J.parts);
     pthread_mutex_destroy(&J.lock);
     if (st) {
         timber_erank_result_free(res);

@@ -5,6 +5,7 @@
 #include "matrix.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -14,25 +15,38 @@
 #include "model.h"
 #include "util.h"
 
-void tb_mat_init(tb_mat *M, const timber_model *inst,
-                 const timber_tensor_info *ii, const timber_model *base,
-                 const timber_tensor_info *bi)
+void tb_mat_init_part(tb_mat *M, const timber_model *inst,
+                      const timber_tensor_info *ii, const timber_model *base,
+                      const timber_tensor_info *bi, uint64_t rows,
+                      uint64_t cols, uint64_t part, uint64_t parts)
 {
     memset(M, 0, sizeof *M);
     M->ii = ii;
     M->si = tb_model_shard_of(inst, ii);
-    M->wi = tb_shard_data(M->si, ii);
     M->dti = ii->dtype;
     M->esi = tb_dtype_size(ii->dtype);
-    M->rows = ii->ndim ? ii->shape[0] : 1;
-    M->cols = M->rows ? ii->nelems / M->rows : 0;
+    M->rows = rows;
+    M->cols = cols;
+    M->part = part;
+    M->parts = parts;
+    M->elem0 = part * rows * cols;
+    M->wi = tb_shard_data(M->si, ii) + M->elem0 * M->esi;
     if (bi) {
         M->bi = bi;
         M->sb = tb_model_shard_of(base, bi);
-        M->wb = tb_shard_data(M->sb, bi);
         M->dtb = bi->dtype;
         M->esb = tb_dtype_size(bi->dtype);
+        M->wb = tb_shard_data(M->sb, bi) + M->elem0 * M->esb;
     }
+}
+
+void tb_mat_init(tb_mat *M, const timber_model *inst,
+                 const timber_tensor_info *ii, const timber_model *base,
+                 const timber_tensor_info *bi)
+{
+    uint64_t rows = ii->ndim ? ii->shape[0] : 1;
+    tb_mat_init_part(M, inst, ii, base, bi, rows,
+                     rows ? ii->nelems / rows : 0, 0, 1);
 }
 
 uint64_t tb_mat_panel_elems(const tb_mat *M)
@@ -73,11 +87,19 @@ static timber_status nonfinite_error(const tb_mat *M, int instruct,
                                      uint64_t row, uint64_t col, double v,
                                      timber_error *err)
 {
+    /* The element's index in the tensor: [e, row, col] for an expert. */
+    char at[96];
+    if (M->parts > 1)
+        snprintf(at, sizeof at, "%llu, %llu, %llu",
+                 (unsigned long long)M->part, (unsigned long long)row,
+                 (unsigned long long)col);
+    else
+        snprintf(at, sizeof at, "%llu, %llu", (unsigned long long)row,
+                 (unsigned long long)col);
     return tb_fail(err, TIMBER_ERR_NONFINITE,
-                   "%s: tensor '%s': element [%llu, %llu] is %s; refusing to "
+                   "%s: tensor '%s': element [%s] is %s; refusing to "
                    "factorise a matrix with non-finite values",
-                   tb_shard_path(instruct ? M->si : M->sb), M->ii->name,
-                   (unsigned long long)row, (unsigned long long)col,
+                   tb_shard_path(instruct ? M->si : M->sb), M->ii->name, at,
                    isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
 }
 
@@ -174,10 +196,10 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
 
 void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
 {
-    tb_shard_release(M->si, M->ii, r0 * M->cols * M->esi,
+    tb_shard_release(M->si, M->ii, (M->elem0 + r0 * M->cols) * M->esi,
                      nr * M->cols * M->esi);
     if (M->wb)
-        tb_shard_release(M->sb, M->bi, r0 * M->cols * M->esb,
+        tb_shard_release(M->sb, M->bi, (M->elem0 + r0 * M->cols) * M->esb,
                          nr * M->cols * M->esb);
 }
 

@@ -35,6 +35,10 @@ typedef struct tb_mat {
     timber_dtype dti, dtb;
     size_t esi, esb;
     uint64_t rows, cols;
+    /* Which matrix of the tensor this is: part `part` of `parts`, whose
+     * first element is element elem0 of the tensor (a stacked expert
+     * tensor [E, a, b] is E parts of a x b; anything else is 1 part). */
+    uint64_t part, parts, elem0;
     const timber_tensor_info *ii, *bi;
     tb_shard *si, *sb;
     tb_crc_track *track; /* NULL: no CRC wanted */
@@ -47,6 +51,12 @@ typedef int (*tb_stop_fn)(const void *ctx);
 void tb_mat_init(tb_mat *M, const timber_model *inst,
                  const timber_tensor_info *ii, const timber_model *base,
                  const timber_tensor_info *bi);
+/* Part `part` of `parts` equal rows x cols matrices the tensor is, in
+ * order (the per-expert view, plan.h); tb_mat_init is part 0 of 1. */
+void tb_mat_init_part(tb_mat *M, const timber_model *inst,
+                      const timber_tensor_info *ii, const timber_model *base,
+                      const timber_tensor_info *bi, uint64_t rows,
+                      uint64_t cols, uint64_t part, uint64_t parts);
 
 /* Elements each panel buffer must hold for this matrix. */
 uint64_t tb_mat_panel_elems(const tb_mat *M);

@@ -74,8 +74,8 @@ static int same_shape(const timber_tensor_info *a, const timber_tensor_info *b)
 
 /* Fills in action and reason for an Instruct tensor. */
 static timber_status decide(tb_plan_item *it, const compiled *sel, int strict,
-                            const char *base_path, const char *inst_path,
-                            timber_error *err)
+                            timber_matrix_view view, const char *base_path,
+                            const char *inst_path, timber_error *err)
 {
     const timber_tensor_info *I = it->instruct, *B = it->base;
     it->action = TIMBER_ACTION_COPIED;
@@ -124,16 +124,28 @@ static timber_status decide(tb_plan_item *it, const compiled *sel, int strict,
     }
     it->action = TIMBER_ACTION_REFINED;
     it->reason[0] = '\0';
-    /* The authors' convention for 3+-D tensors: d0 rows, the rest cols. */
+    /* A stack of experts [E, a, b] is E matrices a x b (each expert's
+     * weight); any other tensor the authors' d0 rows x the rest. */
+    it->parts = 1;
+    if (I->ndim == 3 && view != TIMBER_VIEW_FLATTEN &&
+        timber_module_type(I->name) == TIMBER_MOD_EXPERTS) {
+        it->parts = I->shape[0];
+        it->rows = I->shape[1];
+        it->cols = I->shape[2];
+        it->view = "per-expert";
+        return TIMBER_OK;
+    }
     it->rows = I->shape[0];
     it->cols = I->nelems / I->shape[0];
+    it->view = I->ndim == 2 ? "matrix" : "flatten";
     return TIMBER_OK;
 }
 
 timber_status tb_plan_build(const timber_model *base,
                             const timber_model *instruct,
                             const tb_selection *selection, int strict,
-                            tb_plan *out, timber_error *err)
+                            timber_matrix_view view, tb_plan *out,
+                            timber_error *err)
 {
     memset(out, 0, sizeof *out);
     compiled sel = {0};
@@ -160,7 +172,7 @@ timber_status tb_plan_build(const timber_model *base,
         tb_plan_item *it = &out->items[out->n++];
         it->instruct = timber_model_tensor(instruct, i);
         it->base = timber_model_find(base, it->instruct->name);
-        st = decide(it, &sel, strict, timber_model_path(base),
+        st = decide(it, &sel, strict, view, timber_model_path(base),
                     timber_model_path(instruct), err);
     }
     out->ninstruct = out->n;

@@ -17,7 +17,9 @@ typedef struct tb_plan_item {
     timber_action action;
     char reason[160];
     int shape_mismatch; /* copied because the shapes differ (a warning) */
-    uint64_t rows, cols;
+    uint64_t rows, cols; /* each matrix of a refined tensor */
+    uint64_t parts;      /* how many: E for stacked experts, else 1 */
+    const char *view;    /* "matrix", "flatten" or "per-expert" */
 } tb_plan_item;
 
 typedef struct tb_plan {
@@ -38,7 +40,8 @@ typedef struct tb_selection {
 timber_status tb_plan_build(const timber_model *base,
                             const timber_model *instruct,
                             const tb_selection *sel, int strict,
-                            tb_plan *out, timber_error *err);
+                            timber_matrix_view view, tb_plan *out,
+                            timber_error *err);
 void tb_plan_clear(tb_plan *plan);
 
 #endif /* TIMBER_PLAN_H */

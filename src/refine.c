@@ -338,18 +338,19 @@ static timber_status update_pass(const run *R, const tb_mat *M,
     return TIMBER_OK;
 }
 
-/* Copies Instruct's bytes of one tensor into every writer. */
-static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
-                                 tb_writer **w, size_t idx,
-                                 timber_error *err)
+/* Copies Instruct's bytes [from, from + nbytes) of one tensor into every
+ * writer. */
+static timber_status copy_bytes(const run *R, const timber_tensor_info *t,
+                                uint64_t from, uint64_t nbytes,
+                                tb_writer **w, size_t idx, timber_error *err)
 {
     tb_shard *s = tb_model_shard_of(R->inst, t);
     const unsigned char *src = tb_shard_data(s, t);
-    for (uint64_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
+    for (uint64_t off = from; off < from + nbytes; off += COPY_CHUNK) {
         if (cancelled(R))
             return interrupted(err);
-        size_t len = (size_t)(t->nbytes - off < COPY_CHUNK ? t->nbytes - off
-                                                           : COPY_CHUNK);
+        uint64_t left = from + nbytes - off;
+        size_t len = (size_t)(left < COPY_CHUNK ? left : COPY_CHUNK);
         for (size_t g = 0; g < R->ng; g++) {
             timber_status st = tb_writer_put(w[g], idx, src + off, len, err);
             if (st)
@@ -358,6 +359,14 @@ static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
         tb_shard_release(s, t, off, len);
     }
     return TIMBER_OK;
+}
+
+/* Copies Instruct's bytes of one tensor into every writer. */
+static timber_status copy_tensor(const run *R, const timber_tensor_info *t,
+                                 tb_writer **w, size_t idx,
+                                 timber_error *err)
+{
+    return copy_bytes(R, t, 0, t->nbytes, w, idx, err);
 }
 
 static timber_status nomem_for(const tb_mat *M, const char *what,
@@ -407,8 +416,10 @@ static timber_status apply_spectrum(run *R, const tb_mat *M,
      * bytes (which also keeps -0.0). */
     if (sp->k == 0 || sp->k == S || all_one) {
         tb_mat_track_finish(M);
-        return tb_mat_track_stale(M) ? TIMBER_OK
-                                     : copy_tensor(R, M->ii, w, idx, err);
+        return tb_mat_track_stale(M)
+                   ? TIMBER_OK
+                   : copy_bytes(R, M->ii, M->elem0 * M->esi,
+                                m * n * M->esi, w, idx, err);
     }
     uint64_t step = tb_mat_row_step(M);
     B->Z = NULL;
@@ -430,13 +441,14 @@ static timber_status apply_spectrum(run *R, const tb_mat *M,
  * passes gathered confirm it: a stale one is one check, after which its
  * output is forgotten and the tensor recomputed (or served by an exact
  * record). */
-static timber_status refine_tensor(run *R, const tb_plan_item *it,
-                                   tb_writer **w, size_t idx,
+static timber_status refine_matrix(run *R, const tb_plan_item *it,
+                                   uint64_t part, tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
                                    tb_scratch *scr, timber_error *err)
 {
     tb_mat M;
-    tb_mat_init(&M, R->inst, it->instruct, R->base, it->base);
+    tb_mat_init_part(&M, R->inst, it->instruct, R->base, it->base, it->rows,
+                     it->cols, part, it->parts);
     uint64_t m = M.rows, n = M.cols;
     uint64_t S = m < n ? m : n, L = m < n ? n : m;
     if (L > INT32_MAX || S > 65536)
@@ -461,8 +473,15 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     tb_crc_track track;
     if (R->cache)
         tb_mat_track(&M, &track);
-    tb_cache_key key = {M.ii->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
+    /* One expert of a stacked tensor has a record of its own. */
+    char part_name[1100];
+    tb_cache_part_name(part_name, sizeof part_name, M.ii->name, part,
+                       it->parts);
+    tb_cache_key key = {part_name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
                         0, 0};
+    /* Where this matrix's bytes start in the output tensor: the parts
+     * are written in order, each whole. */
+    uint64_t start = M.elem0 * M.esi;
     /* Read whole (once) or streamed (twice); see TB_WHOLE_ELEMS. */
     double *Dall = NULL, *Wall = NULL;
     if (m * n <= tb_whole_elems) {
@@ -493,7 +512,7 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         /* The record was for other bytes (the CRCs are complete now):
          * forget what it produced; an exact record, else compute. */
         for (size_t g = 0; g < R->ng; g++)
-            tb_writer_rewind(w[g], idx);
+            tb_writer_rewind(w[g], idx, start);
         tb_spectrum_clear(&sp);
         track.expect_set = 0;
         key.crc_base = track.crc[0];
@@ -509,12 +528,10 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
         goto out;
     if (cached) {
         rep->from_cache = 1;
-        atomic_fetch_add(&R->hits, 1);
     } else if (R->cache) {
         /* Every path above read the rows in order once: the CRCs are
          * complete. */
         assert(tb_mat_track_done(&M));
-        atomic_fetch_add(&R->misses, 1);
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
         st = sources_faulted(R, err);
@@ -532,6 +549,40 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
 out:
     tb_spectrum_clear(&sp);
     return st;
+}
+
+/* A tensor is one matrix, or E experts refined one after the other (their
+ * bytes are consecutive in the output); the report sums them up: eRank
+ * and tail energy averaged, the largest k, from the cache if all were. */
+static timber_status refine_tensor(run *R, const tb_plan_item *it,
+                                   tb_writer **w, size_t idx,
+                                   timber_tensor_report *rep,
+                                   tb_scratch *scr, timber_error *err)
+{
+    timber_tensor_report one = {0}, sum = {0};
+    sum.from_cache = 1;
+    for (uint64_t e = 0; e < it->parts; e++) {
+        one.from_cache = 0;
+        timber_status st = refine_matrix(R, it, e, w, idx, &one, scr, err);
+        if (st)
+            return st;
+        sum.erank += one.erank / (double)it->parts;
+        sum.tail_energy += one.tail_energy / (double)it->parts;
+        sum.k = one.k > sum.k ? one.k : sum.k;
+        sum.from_cache &= one.from_cache;
+    }
+    rep->rows = one.rows;
+    rep->cols = one.cols;
+    rep->rank = one.rank;
+    rep->erank = it->parts == 1 ? one.erank : sum.erank;
+    rep->tail_energy = it->parts == 1 ? one.tail_energy : sum.tail_energy;
+    rep->k = sum.k;
+    rep->from_cache = sum.from_cache;
+    /* Counted per tensor: one whose experts were not all cached was
+     * (partly) computed. */
+    if (R->cache)
+        atomic_fetch_add(sum.from_cache ? &R->hits : &R->misses, 1);
+    return TIMBER_OK;
 }
 
 /* Called by workers under R->lock. */
@@ -850,6 +901,8 @@ static timber_status fill_reports(run *R, timber_error *err)
         r->action = it->action;
         r->reason = res->reasons[i];
         r->warned = it->shape_mismatch;
+        r->view = it->action == TIMBER_ACTION_REFINED ? it->view : "";
+        r->parts = it->action == TIMBER_ACTION_REFINED ? it->parts : 0;
     }
     return TIMBER_OK;
 }
@@ -881,7 +934,7 @@ static timber_status open_and_plan(run *R, const char *base,
     tb_selection sel = {options->include, options->ninclude,
                         options->exclude, options->nexclude};
     if ((st = tb_plan_build(R->base, R->inst, &sel, options->strict,
-                            &R->plan, err)) ||
+                            options->matrix_view, &R->plan, err)) ||
         (st = fill_reports(R, err)) ||
         (st = tb_outdir_check(R->out, timber_model_path(R->base),
                               timber_model_path(R->inst), options->force,

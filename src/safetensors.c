@@ -1441,10 +1441,10 @@ void tb_writer_set_sources(tb_writer *w, tb_source_check check,
     w->sources_ctx = ctx;
 }
 
-void tb_writer_rewind(tb_writer *w, size_t index)
+void tb_writer_rewind(tb_writer *w, size_t index, uint64_t to)
 {
-    if (index < w->n)
-        w->written[index] = 0;
+    if (index < w->n && to < w->written[index])
+        w->written[index] = to;
 }
 
 timber_status tb_writer_commit(tb_writer *w, timber_error *err)

@@ -155,10 +155,10 @@ typedef timber_status (*tb_source_check)(const void *ctx, timber_error *err);
 void tb_writer_set_sources(tb_writer *w, tb_source_check check,
                            const void *ctx);
 
-/* Forgets the bytes put so far for tensor `index`, so they can be put
- * again from the start (a tensor recomputed after its cache record proved
- * stale). */
-void tb_writer_rewind(tb_writer *w, size_t index);
+/* Forgets the bytes put for tensor `index` after its first `to` (0: all),
+ * so they can be put again (a matrix recomputed after its cache record
+ * proved stale; one expert of a stacked tensor rewinds to its own start). */
+void tb_writer_rewind(tb_writer *w, size_t index, uint64_t to);
 
 /* Byte size of tensor `index` as laid out. */
 uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index);

@@ -11,7 +11,7 @@ set_target_properties(timber-erankcheck PROPERTIES
 set(TIMBER_FUNC ${CMAKE_CURRENT_SOURCE_DIR}/func)
 
 # Agreement with the independent float64 reference (timber-refcheck).
-foreach(mode dtypes layouts streaming qwen3)
+foreach(mode dtypes layouts streaming qwen3 experts)
   add_test(NAME func_agree_${mode}
     COMMAND bash ${TIMBER_FUNC}/agree.sh ${mode} $<TARGET_FILE:timber>
             $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)

@@ -1,6 +1,7 @@
 /*
  * refcheck.c — an independent float64 implementation of the paper, used to
- * check timber's output: `timber-refcheck BASE INSTRUCT OUT GAMMA`.
+ * check timber's output: `timber-refcheck BASE INSTRUCT OUT GAMMA
+ * [--verbose] [--exact] [--flatten]` (--flatten for timber's --matrix-view flatten).
  *
  * It shares nothing with the production maths: full thin SVD by plain
  * LAPACK dgesdd (U, s, V^T), its own eRank, the tail rebuilt as
@@ -86,14 +87,19 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr, "usage: timber-refcheck BASE INSTRUCT OUT GAMMA "
-                        "[--verbose] [--exact]\n");
+                        "[--verbose] [--exact] [--flatten]\n");
         return 2;
     }
+    /* --flatten: every tensor is d0 x rest (timber --matrix-view
+     * flatten); otherwise a 3-D tensor of experts is E matrices. */
+    int flatten = 0;
     for (int a = 5; a < argc; a++) {
         if (strcmp(argv[a], "--verbose") == 0)
             verbose = 1;
         else if (strcmp(argv[a], "--exact") == 0)
             exact = 1;
+        else if (strcmp(argv[a], "--flatten") == 0)
+            flatten = 1;
         else {
             fprintf(stderr, "refcheck: unknown option '%s'\n", argv[a]);
             return 2;
@@ -144,14 +150,25 @@ int main(int argc, char **argv)
         }
         refined++;
         const unsigned char *pb = ref_data_of(Mb, tb);
-        size_t m = ti->shape[0], n = ti->nelems / m, r = m < n ? m : n;
+        /* The matrix view (docs/numerics.md, "Matrix views"), decided
+         * here by the documented rule, not by timber's code: a stack of
+         * experts [E, a, b] is E matrices a x b, anything else d0 x rest. */
+        size_t parts = 1, m = ti->shape[0], n = ti->nelems / m;
+        if (!flatten && ti->ndim == 3 && strstr(ti->name, "experts")) {
+            parts = ti->shape[0];
+            m = ti->shape[1];
+            n = ti->shape[2];
+        }
+        for (size_t part = 0; part < parts; part++) {
+        size_t r = m < n ? m : n, off = part * m * n;
         double *D = malloc(m * n * sizeof *D);
         double *s = malloc(r * sizeof *s);
         double *U = malloc(m * r * sizeof *U);
         double *Vt = malloc(r * n * sizeof *Vt);
         double *sup = malloc(r * sizeof *sup);
         for (size_t i = 0; i < m * n; i++)
-            D[i] = ref_load(ti->dtype, pi, i) - ref_load(tb->dtype, pb, i);
+            D[i] = ref_load(ti->dtype, pi, off + i) -
+                   ref_load(tb->dtype, pb, off + i);
         /* Row-major D is column-major D^T: use the row-major interface.
          * dgesdd (divide and conquer: what the authors' torch.linalg.svd
          * calls) rather than dgesvd, whose QR iteration takes minutes on
@@ -188,7 +205,7 @@ int main(int argc, char **argv)
                     row[j] += a * Vt[c * n + j];
             }
             for (size_t j = 0; j < n; j++) {
-                size_t e = i * n + j;
+                size_t e = off + i * n + j;
                 double ref = ref_load(ti->dtype, pi, e) - (1.0 - gamma) * row[j];
                 uint64_t want = store_bits(ti->dtype, ref);
                 uint64_t got = file_bits(ti->dtype, po, e);
@@ -234,14 +251,16 @@ int main(int argc, char **argv)
             bad = 1;
         }
         if (verbose)
-            printf("%-48s %5zux%-6zu eRank %10.4f k %5zu diff %llu maxulp "
-                   "%ld rel %.2g\n",
-                   ti->name, m, n, erank, k, tensor_diff, tensor_ulp, rel);
+            printf("%-44s[%zu] %5zux%-6zu eRank %10.4f k %5zu diff %llu "
+                   "maxulp %ld rel %.2g\n",
+                   ti->name, part, m, n, erank, k, tensor_diff, tensor_ulp,
+                   rel);
         free(D);
         free(s);
         free(U);
         free(Vt);
         free(sup);
+        }
     }
     for (size_t t = 0; t < timber_model_tensor_count(Mo); t++)
         if (!timber_model_find(Mi, timber_model_tensor(Mo, t)->name)) {

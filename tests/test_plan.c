@@ -161,7 +161,7 @@ int main(void)
     };
     size_t nrows = sizeof all / sizeof *all;
     tb_plan p;
-    timber_status st = tb_plan_build(B, I, NULL, 0, &p, &err);
+    timber_status st = tb_plan_build(B, I, NULL, 0, TIMBER_VIEW_AUTO, &p, &err);
     if (CHECK_OK("plan", st, &err)) {
         check_rows("no selection", &p, all, nrows);
         /* Instruct's tensors in its file order, then Base-only ones. */
@@ -179,7 +179,7 @@ int main(void)
      * selection still decide first (bias stays "1-D tensor"). */
     const char *inc[] = {"^w\\."};
     tb_selection sel = {inc, 1, NULL, 0};
-    st = tb_plan_build(B, I, &sel, 0, &p, &err);
+    st = tb_plan_build(B, I, &sel, 0, TIMBER_VIEW_AUTO, &p, &err);
     if (CHECK_OK("include", st, &err)) {
         const row r[] = {
             {"w.sel", TIMBER_ACTION_REFINED, "", 4, 8},
@@ -195,7 +195,7 @@ int main(void)
     /* --exclude wins over --include; several patterns of each. */
     const char *inc2[] = {"^w\\.", "cube"}, *exc[] = {"f64$", "nothing"};
     sel = (tb_selection){inc2, 2, exc, 2};
-    st = tb_plan_build(B, I, &sel, 0, &p, &err);
+    st = tb_plan_build(B, I, &sel, 0, TIMBER_VIEW_AUTO, &p, &err);
     if (CHECK_OK("exclude", st, &err)) {
         const row r[] = {
             {"w.sel", TIMBER_ACTION_REFINED, "", 4, 8},
@@ -208,14 +208,14 @@ int main(void)
     }
     /* --strict: the first shape mismatch in file order (the writer lays
      * I32 out before BF16) is an error naming both shapes and files. */
-    st = tb_plan_build(B, I, NULL, 1, &p, &err);
+    st = tb_plan_build(B, I, NULL, 1, TIMBER_VIEW_AUTO, &p, &err);
     CHECK_ERROR("strict", st, &err, TIMBER_ERR_SHAPE, "'ints.grow'",
                 "[3, 4]", "[2, 4]", "--strict", idir, bdir);
     CHECK(p.n == 0 && p.items == NULL);
     /* A bad regex is an option error naming the option and the pattern. */
     const char *bad[] = {"(unclosed"};
     sel = (tb_selection){NULL, 0, bad, 1};
-    st = tb_plan_build(B, I, &sel, 0, &p, &err);
+    st = tb_plan_build(B, I, &sel, 0, TIMBER_VIEW_AUTO, &p, &err);
     CHECK_ERROR("bad regex", st, &err, TIMBER_ERR_OPTION, "--exclude",
                 "(unclosed", "invalid regular expression");
     timber_model_free(B);

@@ -57,6 +57,9 @@ int cli_option_value(const char *cmd, int argc, char **argv, int *i,
  * argv[*i] is, -1 for none of them, -2 after a usage error. */
 int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
                       const char *const *names, int count, const char **val);
+/* --matrix-view auto|flatten: EXIT_OK, or EXIT_USAGE after the message. */
+int cli_parse_matrix_view(const char *cmd, const char *val,
+                          timber_matrix_view *view);
 /* --threads N, 1..64: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_threads(const char *cmd, const char *val, int *threads);
 /* The exit code for a failed library call, after its message: a bad

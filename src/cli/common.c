@@ -371,3 +371,16 @@ char *cli_command_line(int argc, char **argv)
     }
     return s;
 }
+
+int cli_parse_matrix_view(const char *cmd, const char *val,
+                          timber_matrix_view *view)
+{
+    if (strcmp(val, "auto") == 0)
+        *view = TIMBER_VIEW_AUTO;
+    else if (strcmp(val, "flatten") == 0)
+        *view = TIMBER_VIEW_FLATTEN;
+    else
+        return cli_usage(cmd, "--matrix-view: '%s' is neither auto nor "
+                         "flatten", val);
+    return EXIT_OK;
+}

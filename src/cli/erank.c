@@ -46,6 +46,8 @@ const char cli_erank_help[] =
     "  --cache FILE      read delta spectra from this SVD cache\n"
     "  --no-cache        do not read any cache\n"
     "  --threads N       worker threads (default: one per core)\n"
+    "  --matrix-view V   auto (default: one row per expert of a stacked\n"
+    "                    [E, a, b] tensor) or flatten (d0 x rest)\n"
     "  -q, --quiet       no progress on stderr\n"
     "  -h, --help        show this help\n";
 
@@ -527,6 +529,7 @@ int cmd_erank(int argc, char **argv)
 {
     const char *pos[2];
     int npos = 0, quiet = 0, threads = 0, no_cache = 0, code = EXIT_OK;
+    timber_matrix_view view = TIMBER_VIEW_AUTO;
     const char *json = NULL, *csv = NULL, *plot = NULL, *cache = NULL;
     const char **include = calloc((size_t)argc, sizeof(char *));
     const char **exclude = calloc((size_t)argc, sizeof(char *));
@@ -541,7 +544,7 @@ int cmd_erank(int argc, char **argv)
         static const char *const valued[] = {"--include", "--exclude",
                                              "--json",    "--csv",
                                              "--plot",    "--threads",
-                                             "--cache"};
+                                             "--cache",   "--matrix-view"};
         const char *val = NULL;
         int which = cli_valued_option("erank", argc, argv, &i, valued,
                                       (int)(sizeof valued / sizeof *valued),
@@ -570,9 +573,12 @@ int cmd_erank(int argc, char **argv)
         } else if (which == 5) {
             if ((code = cli_parse_threads("erank", val, &threads)))
                 goto out;
-        } else if (which == 6)
+        } else if (which == 6) {
             cache = val;
-        else if (strcmp(a, "--no-cache") == 0)
+        } else if (which == 7) {
+            if ((code = cli_parse_matrix_view("erank", val, &view)))
+                goto out;
+        } else if (strcmp(a, "--no-cache") == 0)
             no_cache = 1;
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
             quiet = 1;
@@ -602,6 +608,7 @@ int cmd_erank(int argc, char **argv)
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
+    opt.matrix_view = view;
     cli_progress progress;
     cli_progress_init(&progress, quiet);
     opt.progress = cli_progress_show;

@@ -38,6 +38,9 @@ const char cli_refine_help[] =
     "  --cache FILE       the SVD cache file (default: one per pair under\n"
     "                     $XDG_CACHE_HOME/timber/ or ~/.cache/timber/)\n"
     "  --no-cache         neither read nor write a cache\n"
+    "  --matrix-view V    auto (default): a stacked expert tensor [E, a, b]\n"
+    "                     is E matrices a x b; flatten: every tensor is\n"
+    "                     d0 x rest, the authors' view\n"
     "  --threads N        worker threads (default: one per core); the output\n"
     "                     is byte-identical for any N\n"
     "  -q, --quiet        no progress and no summary (errors and warnings\n"
@@ -137,6 +140,7 @@ int cmd_refine(int argc, char **argv)
     const char **reports = calloc((size_t)argc, sizeof(char *));
     size_t ninc = 0, nexc = 0, nrep = 0;
     int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
+    timber_matrix_view view = TIMBER_VIEW_AUTO;
     int code = EXIT_OK;
     const char *cache = NULL;
     char *command = NULL;
@@ -151,7 +155,8 @@ int cmd_refine(int argc, char **argv)
         /* Options taking a value accept "--opt VALUE" and "--opt=VALUE". */
         static const char *const valued[] = {"--gamma", "--include",
                                              "--exclude", "--report",
-                                             "--threads", "--cache"};
+                                             "--threads", "--cache",
+                                             "--matrix-view"};
         int which = cli_valued_option("refine", argc, argv, &i, valued,
                                       (int)(sizeof valued / sizeof *valued),
                                       &val);
@@ -186,6 +191,9 @@ int cmd_refine(int argc, char **argv)
                 goto out;
         } else if (which == 5) {
             cache = val;
+        } else if (which == 6) {
+            if ((code = cli_parse_matrix_view("refine", val, &view)))
+                goto out;
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
         } else if (cli_is_help(a)) {
@@ -236,6 +244,7 @@ int cmd_refine(int argc, char **argv)
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
+    opt.matrix_view = view;
     opt.progress = cli_progress_show;
     opt.warning = cli_progress_warning;
     opt.user = &u;

@@ -49,7 +49,9 @@ static int write_json(FILE *f, const timber_result *r)
                  cJSON_AddNumberToObject(o, "rank", (double)t->rank) &&
                  cJSON_AddNumberToObject(o, "erank", t->erank) &&
                  cJSON_AddNumberToObject(o, "k", (double)t->k) &&
-                 cJSON_AddNumberToObject(o, "tail_energy", t->tail_energy);
+                 cJSON_AddNumberToObject(o, "tail_energy", t->tail_energy) &&
+                 cJSON_AddStringToObject(o, "view", t->view) &&
+                 cJSON_AddNumberToObject(o, "matrices", (double)t->parts);
     }
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
@@ -62,7 +64,9 @@ static int write_json(FILE *f, const timber_result *r)
 
 static int write_csv(FILE *f, const timber_result *r)
 {
-    fputs("name,shape,dtype,action,reason,rank,erank,k,tail_energy\n", f);
+    fputs("name,shape,dtype,action,reason,rank,erank,k,tail_energy,view,"
+          "matrices\n",
+          f);
     for (size_t i = 0; i < timber_result_count(r); i++) {
         const timber_tensor_report *t = timber_result_tensor(r, i);
         char shape[256];
@@ -72,11 +76,12 @@ static int write_csv(FILE *f, const timber_result *r)
                 timber_action_name(t->action));
         cli_csv_field(f, t->reason);
         if (t->action == TIMBER_ACTION_REFINED)
-            fprintf(f, ",%llu,%.17g,%llu,%.17g\n",
+            fprintf(f, ",%llu,%.17g,%llu,%.17g,%s,%llu\n",
                     (unsigned long long)t->rank, t->erank,
-                    (unsigned long long)t->k, t->tail_energy);
+                    (unsigned long long)t->k, t->tail_energy, t->view,
+                    (unsigned long long)t->parts);
         else
-            fputs(",,,,\n", f);
+            fputs(",,,,,,\n", f);
     }
     return ferror(f) ? -1 : 0;
 }

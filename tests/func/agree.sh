@@ -23,6 +23,10 @@
 #              and f16
 #   qwen3      realistic 1024-wide shapes: qwen3-0.6b --layers 1 --vocab 4096
 #              (~20 s; refcheck's dgesdd handles 1024-wide deltas quickly)
+#   experts    stacked experts [16, h, h/2] (variant experts3d) in bf16 and
+#              f32, gamma 0 and 0.2: the default per-expert output against
+#              refcheck, the --matrix-view flatten output against refcheck
+#              --flatten, and the flatten output failing the per-expert check
 # Prints "N passed, M failed".
 if [ $# -ne 4 ]; then
     echo "usage: $0 MODE TIMBER TIMBER_GEN TIMBER_REFCHECK" >&2
@@ -50,14 +54,16 @@ agree() {
     refcheck "$pair" "$TMP/$out" "$g" "$label"
 }
 
-# refcheck PAIR OUTDIR GAMMA LABEL
+# refcheck PAIR OUTDIR GAMMA LABEL [refcheck options...]
 refcheck() {
-    if "$REFCHECK" "$TMP/$1/base" "$TMP/$1/instruct" "$2" "$3" --exact \
+    local pair=$1 dir=$2 g=$3 label=$4
+    shift 4
+    if "$REFCHECK" "$TMP/$pair/base" "$TMP/$pair/instruct" "$dir" "$g" --exact "$@" \
         >"$TMP/rc.out" 2>"$TMP/rc.err"; then
         ok
-        echo "$4: $(cat "$TMP/rc.out")"
+        echo "$label: $(cat "$TMP/rc.out")"
     else
-        bad "$4: timber-refcheck disagrees:"
+        bad "$label: timber-refcheck disagrees:"
         cat "$TMP/rc.out" "$TMP/rc.err" | sed 's/^/    /' >&2
     fi
 }
@@ -115,6 +121,30 @@ streaming)
         for g in 0 0.2; do
             agree "big-$dt" "out-big-$dt-$g" "$g"
             rm -rf "${TMP:?}/out-big-$dt-$g"
+        done
+    done
+    ;;
+experts)
+    # Stacked experts [16, h, h/2]: per expert by default, d0 x rest under
+    # --matrix-view flatten, each against the float64 reference's own
+    # reading of the documented rule; and the two are different outputs.
+    for dt in bf16 f32; do
+        gen "ex-$dt" --preset tiny --dtype "$dt" --seed 13 \
+            --variants experts3d,3d
+        for g in 0 0.2; do
+            agree "ex-$dt" "out-ex-$dt-$g" "$g"
+            tb refine "$TMP/ex-$dt/base" "$TMP/ex-$dt/instruct" \
+                "$TMP/flat-ex-$dt-$g" --gamma "$g" --no-cache -q \
+                --matrix-view flatten
+            expect_rc "ex-$dt gamma $g --matrix-view flatten" 0
+            refcheck "ex-$dt" "$TMP/flat-ex-$dt-$g" "$g" \
+                "ex-$dt gamma $g (--matrix-view flatten)" --flatten
+            if "$REFCHECK" "$TMP/ex-$dt/base" "$TMP/ex-$dt/instruct" \
+                "$TMP/flat-ex-$dt-$g" "$g" >/dev/null 2>&1; then
+                bad "ex-$dt gamma $g: the flatten output passes as per-expert"
+            else
+                ok
+            fi
         done
     done
     ;;

@@ -240,7 +240,7 @@ i = json.load(open(sys.argv[5]))["tensors"]
 inames = [t["name"] for t in i]
 want = inames + [t["name"] for t in b if t["name"] not in set(inames)]
 fields = ["name", "shape", "dtype", "action", "reason", "rank", "erank", "k",
-          "tail_energy"]
+          "tail_energy", "view", "matrices"]
 ok = True
 def fail(msg):
     global ok

@@ -45,6 +45,10 @@
  *                  matrix view (d0 rows, d1 x d2 columns) is h x 2h and
  *                  its delta has the realistic spectrum of a 2-D weight,
  *                  so refinement makes a real cut (0 < k < r)
+ *   experts3d      model.variant.mlp.experts.gate_up_proj [16, h, h/2],
+ *                  stacked experts: refined per expert, 16 matrices
+ *                  h x h/2; flattened, 16 x h^2/2 with a real cut too
+ *                  (only when named)
  *   unchanged      model.variant.unchanged.weight [h, h], same values
  *                  (identical bytes when both sides have the same dtype)
  *   low-rank       model.variant.low_rank.weight [2h, h], delta exactly
@@ -144,6 +148,8 @@ static const char help_text[] =
     "  base-only      model.variant.base_only.weight [h, h], Base only\n"
     "  3d             model.variant.three_d.weight [h, 4, h/2] (matrix\n"
     "                 view h x 2h, a realistic delta)\n"
+    "  experts3d      model.variant.mlp.experts.gate_up_proj [16, h, h/2],\n"
+    "                 stacked experts (only when named)\n"
     "  unchanged      model.variant.unchanged.weight [h, h], same in both\n"
     "  low-rank       model.variant.low_rank.weight [2h, h], rank-4 delta\n"
     "  grow-vocab     Instruct's model.embed_tokens.weight (and lm_head.weight\n"
@@ -224,6 +230,7 @@ enum variant {
     V_NONFLOAT = 1 << 6,
     V_ALL = (1 << 7) - 1,
     V_WIDE = 1 << 7, /* only when named */
+    V_EXPERTS3D = 1 << 8, /* only when named */
 };
 
 static const struct {
@@ -234,6 +241,7 @@ static const struct {
     {"3d", V_3D},                       {"unchanged", V_UNCHANGED},
     {"low-rank", V_LOW_RANK},           {"grow-vocab", V_GROW_VOCAB},
     {"nonfloat", V_NONFLOAT},           {"wide", V_WIDE},
+    {"experts3d", V_EXPERTS3D},
     {"all", V_ALL},
     {"none", 0},
 };
@@ -627,6 +635,11 @@ static int build_tensors(const options *o, tlist *l)
     if (v & V_3D)
         rc = rc || tl_add(l, "model.variant.three_d.weight", K_MATRIX,
                           GV_DELTA_NORMAL, 3, h3, 1, 1);
+    /* Stacked experts [E, a, b]: refined per expert (a x b each). */
+    uint64_t ex3[3] = {16, h, h / 2};
+    if (v & V_EXPERTS3D)
+        rc = rc || tl_add(l, "model.variant.mlp.experts.gate_up_proj",
+                          K_MATRIX, GV_DELTA_NORMAL, 3, ex3, 1, 1);
     if (v & V_UNCHANGED)
         rc = rc || tl_add(l, "model.variant.unchanged.weight", K_MATRIX,
                           GV_DELTA_NONE, 2, hh, 1, 1);

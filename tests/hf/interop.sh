@@ -82,34 +82,77 @@ if [ "$MODE" = pairs ]; then
         finish
         exit 1
     fi
-    # case gamma view authors?
+    # case gamma view authors?  (view: expert = the default, stacked
+    # experts refined per expert; flatten = --matrix-view flatten, the
+    # authors' d0 x rest, which is what their script must agree with)
     while read -r c g view authors; do
-        tb "refine-$c" "$P/$c/base" "$P/$c/instruct" "$P/out-$c" \
-            --gamma "$g" --no-cache
-        expect_rc "timber refine $c" 0
+        o=$P/out-$c-$view
+        args=()
+        [ "$view" = flatten ] && args=(--matrix-view flatten)
+        tb "refine-$c-$view" "$P/$c/base" "$P/$c/instruct" "$o" \
+            --gamma "$g" --cache "$TMP/svd-$c-$view.tsvd" "${args[@]}"
+        expect_rc "timber refine $c ($view)" 0
         [ "$RC" -eq 0 ] || continue
-        pycheck "$c" refined "$P/$c/base" "$P/$c/instruct" "$P/out-$c" \
+        pycheck "$c-$view" refined "$P/$c/base" "$P/$c/instruct" "$o" \
             "$g" "$view" "$VERSION" instruct base
+        # Again from the SVD cache (per-expert records included): the
+        # same bytes.
+        tb "again-$c-$view" "$P/$c/base" "$P/$c/instruct" "$o.again" \
+            --gamma "$g" --cache "$TMP/svd-$c-$view.tsvd" "${args[@]}"
+        expect_rc "timber refine $c ($view) from the cache" 0
+        check "$c ($view): the run from the cache wrote other bytes" \
+            same_tree "$o" "$o.again"
+        check "$c ($view): the second run did not come from the cache" \
+            grep -q ' 0 computed$' "$TMP/again-$c-$view.err"
         if [ "$authors" = yes ] && [ -n "$REFERENCE" ]; then
             if "$PY" "$REFERENCE" "$P/$c/base" "$P/$c/instruct" \
                 "$P/authors-$c" "$g" --svd_cache_path "$TMP/svd-$c.pt" \
                 >"$TMP/authors-$c.log" 2>&1; then
                 ok
-                pycheck "authors-$c" authors "$P/out-$c" "$P/authors-$c" \
+                pycheck "authors-$c" authors "$o" "$P/authors-$c" \
                     "$P/$c/instruct" "$P/$c/base"
             else
                 bad "the authors' script failed on $c: $(tail -n 3 "$TMP/authors-$c.log")"
             fi
         fi
     done <<'EOF'
-llama-f32 0.2 flatten yes
-llama-bf16-extra 0 flatten no
-qwen3-bf16 0.5 flatten yes
-qwen3_moe-bf16 0.2 flatten yes
+llama-f32 0.2 expert yes
+llama-bf16-extra 0 expert no
+qwen3-bf16 0.5 expert yes
+qwen3_moe-bf16 0.2 expert yes
+qwen3_moe-f32-fused 0.2 expert no
 qwen3_moe-f32-fused 0.2 flatten yes
 EOF
-    # ("flatten": this version views a stacked [E, a, b] expert tensor as
-    # the authors do, d0 x (a*b); the per-expert view is not built yet.)
+    # Stacked experts: the two views are different transforms, and the
+    # report says which each tensor got.
+    f=$P/out-qwen3_moe-f32-fused
+    if cmp -s "$f-expert/model-00003-of-00008.safetensors" \
+        "$f-flatten/model-00003-of-00008.safetensors"; then
+        bad "stacked experts: per-expert and flatten outputs are the same"
+    else
+        ok
+    fi
+    for view in auto flatten; do
+        tb "report-$view" "$P/qwen3_moe-f32-fused/base" \
+            "$P/qwen3_moe-f32-fused/instruct" "$TMP/rep-$view" --no-cache \
+            -q --matrix-view "$view" --report "$TMP/rep-$view.csv"
+        expect_rc "report ($view)" 0
+    done
+    check "the report does not say per-expert for a stacked tensor" \
+        grep -q '^model.layers.0.mlp.experts.gate_up_proj,4x64x64,F32,refined,,64,.*,per-expert,4$' \
+        "$TMP/rep-auto.csv"
+    check "the report does not say flatten under --matrix-view flatten" \
+        grep -q '^model.layers.0.mlp.experts.gate_up_proj,4x64x64,F32,refined,,4,.*,flatten,1$' \
+        "$TMP/rep-flatten.csv"
+    check "the report does not say matrix for a 2-D tensor" \
+        grep -q '^model.layers.0.self_attn.q_proj.weight,64x64,F32,refined,,64,.*,matrix,1$' \
+        "$TMP/rep-auto.csv"
+    # erank follows the same views: a row per expert, NAME[e].
+    tb erank-fused erank "$P/qwen3_moe-f32-fused/base" \
+        "$P/qwen3_moe-f32-fused/instruct" --no-cache --json "$TMP/e.json"
+    expect_rc "erank of stacked experts" 0
+    check "erank: no row per expert" \
+        grep -q '"model.layers.1.mlp.experts.down_proj\[3\]"' "$TMP/e.json"
     # The authors' script cannot take added vocabulary: it subtracts
     # tensors of different shapes (checked, so the "no" above is true).
     if [ -z "$REFERENCE" ]; then

@@ -62,7 +62,7 @@ def config(arch, vocab):
     if arch == "qwen3":
         return Qwen3Config(tie_word_embeddings=True, **common)
     if arch == "qwen3_moe":
-        return Qwen3MoeConfig(tie_word_embeddings=False, num_experts=4,
+        return Qwen3MoeConfig(tie_word_embeddings=False, num_experts=8,
                               num_experts_per_tok=2, moe_intermediate_size=32,
                               decoder_sparse_step=1, mlp_only_layers=[],
                               norm_topk_prob=True, **common)
@@ -71,11 +71,19 @@ def config(arch, vocab):
 
 def delta_like(w, gen):
     """Low rank plus noise, about 5 % of the weight's scale, per matrix
-    (per expert for stacked experts)."""
+    (per expert for stacked experts, whose deltas also share a common
+    part, as experts fine-tuned together do: so that the authors' d0 x rest
+    view of the stack has a real cut too, k < E)."""
     shape = w.shape
     mats = w.reshape(-1, shape[-2], shape[-1]) if w.ndim == 3 else \
         w.reshape(1, shape[0], -1)
     out = torch.empty_like(mats)
+    common = None
+    if w.ndim == 3:
+        m, n = mats.shape[1], mats.shape[2]
+        common = 0.05 * mats.std().item() * (
+            torch.randn(m, 6, generator=gen) @ torch.randn(6, n, generator=gen)
+            / 6 ** 0.5)
     for e in range(mats.shape[0]):
         m, n = mats.shape[1], mats.shape[2]
         r = min(6, m, n)
@@ -84,6 +92,8 @@ def delta_like(w, gen):
         scale = mats[e].std().item() or 0.02
         out[e] = 0.05 * scale * (a @ b / r ** 0.5) + \
             0.005 * scale * torch.randn(m, n, generator=gen)
+        if common is not None:
+            out[e] = 0.3 * out[e] + common * (1 + 0.1 * e)
     return out.reshape(shape)
 
 
