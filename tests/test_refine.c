@@ -617,15 +617,17 @@ static void test_whole_vs_streamed(void)
     snprintf(cache_b, sizeof cache_b, "%s", tu_path(dir, "b.tsvd"));
     mkdir(bdir, 0777);
     mkdir(idir, 0777);
-    fixture_tensor ts[2] = {
+    fixture_tensor ts[3] = {
         /* F64 and F32 outputs show any difference in the arithmetic,
          * which rounding to 16 bits would mostly hide. */
         {"tall", TIMBER_DT_F64, 2, {2400, 300, 0}, NULL, NULL},
         {"wide", TIMBER_DT_F32, 2, {300, 2400, 0}, NULL, NULL},
+        /* stacked experts: three 600 x 150 matrices, one after another */
+        {"mlp.experts.w", TIMBER_DT_F32, 3, {3, 600, 150}, NULL, NULL},
     };
-    fill_spread(ts, 2, 50.0);
-    write_side(bdir, "model.safetensors", ts, 2, 0);
-    write_side(idir, "model.safetensors", ts, 2, 1);
+    fill_spread(ts, 3, 50.0);
+    write_side(bdir, "model.safetensors", ts, 3, 0);
+    write_side(idir, "model.safetensors", ts, 3, 1);
     const uint64_t all = tb_whole_elems;
     /* run: 0 whole/no cache, 1 streamed/no cache, 2 streamed writing a
      * cache, 3 whole from that cache, 4 whole writing another cache,
@@ -635,7 +637,7 @@ static void test_whole_vs_streamed(void)
         const char *cache;
         size_t hits;
     } runs[6] = {{all, NULL, 0},   {0, NULL, 0},  {0, cache_a, 0},
-                 {all, cache_a, 2}, {all, cache_b, 0}, {0, cache_b, 2}};
+                 {all, cache_a, 3}, {all, cache_b, 0}, {0, cache_b, 3}};
     char out0[4096];
     snprintf(out0, sizeof out0, "%s", tu_path(dir, "out-0"));
     double g = 0.3;
@@ -668,7 +670,7 @@ static void test_whole_vs_streamed(void)
                                tu_path(out0, "model.safetensors")),
                    "run %d differs from the whole, uncached run", r);
     }
-    for (size_t t = 0; t < 2; t++) {
+    for (size_t t = 0; t < 3; t++) {
         free(ts[t].base);
         free(ts[t].inst);
     }
@@ -686,9 +688,12 @@ static void test_stale_streamed(void)
     snprintf(dir, sizeof dir, "%s", tu_tempdir("stale"));
     snprintf(cache[1], sizeof cache[1], "%s", tu_path(dir, "c1.tsvd"));
     snprintf(cache[2], sizeof cache[2], "%s", tu_path(dir, "c2.tsvd"));
-    fixture_tensor ts[2] = {
+    /* The experts' records are NAME[e], each stale on its own: the retry
+     * rewinds to that expert's first byte, not the tensor's. */
+    fixture_tensor ts[3] = {
         {"tall", TIMBER_DT_F64, 2, {1200, 200, 0}, NULL, NULL},
         {"wide", TIMBER_DT_F32, 2, {200, 1200, 0}, NULL, NULL},
+        {"mlp.experts.w", TIMBER_DT_F32, 3, {3, 400, 90}, NULL, NULL},
     };
     for (int p = 0; p < 2; p++) {
         char name[32];
@@ -698,10 +703,10 @@ static void test_stale_streamed(void)
         snprintf(side[p][1], sizeof side[p][1], "%s", tu_path(dir, name));
         mkdir(side[p][0], 0777);
         mkdir(side[p][1], 0777);
-        fill_spread(ts, 2, 40.0);
-        write_side(side[p][0], "model.safetensors", ts, 2, 0);
-        write_side(side[p][1], "model.safetensors", ts, 2, 1);
-        for (size_t t = 0; t < 2; t++) {
+        fill_spread(ts, 3, 40.0);
+        write_side(side[p][0], "model.safetensors", ts, 3, 0);
+        write_side(side[p][1], "model.safetensors", ts, 3, 1);
+        for (size_t t = 0; t < 3; t++) {
             free(ts[t].base);
             free(ts[t].inst);
         }
@@ -719,7 +724,7 @@ static void test_stale_streamed(void)
         {0, 0.3, 2, 0},
         {1, 1.0, 1, 0}, /* stale on the copy path: nothing applied */
         {1, 0.3, 2, 0}, /* stale on the refined path: recomputed */
-        {0, 0.3, 2, 2}, /* latest is pair 1's: the retry finds pair 0's */
+        {0, 0.3, 2, 3}, /* latest is pair 1's: the retry finds pair 0's */
     };
     size_t nruns = sizeof runs / sizeof runs[0];
     char outs[sizeof runs / sizeof runs[0]][4096];
