@@ -190,10 +190,11 @@ def refined(base_dir, inst_dir, out, gamma, view, version, label_i, label_b):
     with torch.no_grad():
         lt = model(ids).logits.float()
         lr = rmodel(ids).logits.float()
-    # The output dtype's rounding: equal when the weights are; otherwise
-    # within a few units of that dtype's epsilon at the logits' scale.
+    # The output dtype's rounding: within a few units of that dtype's
+    # epsilon at the logits' scale (even with identical weights the MoE
+    # routing's summation order may differ between two loads).
     eps = torch.finfo(next(model.parameters()).dtype).eps
-    tol = 0.0 if identical else 8 * eps * float(lr.abs().max())
+    tol = 8 * eps * float(lr.abs().max())
     check(float((lt - lr).abs().max()) <= tol,
           "%s: logits differ from the float64 reference's by %g (tolerance %g)"
           % (out, float((lt - lr).abs().max()), tol))
