@@ -113,6 +113,7 @@ int main(void)
         {"empty", TIMBER_DT_F32, 2, {0, 4}},
         {"w.sel", TIMBER_DT_F16, 2, {4, 8}},
         {"cube", TIMBER_DT_F32, 3, {2, 3, 4}},
+        {"mlp.experts.up", TIMBER_DT_F32, 3, {5, 3, 4}},
         {"mixed", TIMBER_DT_BF16, 2, {8, 2}},
         {"w.f64", TIMBER_DT_F64, 2, {3, 3}},
     };
@@ -127,6 +128,7 @@ int main(void)
         {"empty", TIMBER_DT_F32, 2, {0, 4}},
         {"w.sel", TIMBER_DT_F16, 2, {4, 8}},
         {"cube", TIMBER_DT_F32, 3, {2, 3, 4}},
+        {"mlp.experts.up", TIMBER_DT_F32, 3, {5, 3, 4}},
         {"mixed", TIMBER_DT_F32, 2, {8, 2}},
         {"w.f64", TIMBER_DT_F64, 2, {3, 3}},
         {"only.base", TIMBER_DT_F32, 2, {2, 2}},
@@ -155,6 +157,7 @@ int main(void)
         {"empty", TIMBER_ACTION_COPIED, "empty tensor", 0, 0},
         {"w.sel", TIMBER_ACTION_REFINED, "", 4, 8},
         {"cube", TIMBER_ACTION_REFINED, "", 2, 12},
+        {"mlp.experts.up", TIMBER_ACTION_REFINED, "", 3, 4},
         {"mixed", TIMBER_ACTION_REFINED, "", 8, 2},
         {"w.f64", TIMBER_ACTION_REFINED, "", 3, 3},
         {"only.base", TIMBER_ACTION_DROPPED, "only in Base", 0, 0},
@@ -172,6 +175,26 @@ int main(void)
                    "item %zu is not Instruct's tensor %zu", i, i);
         CHECK(p.n == ni + 1 && !p.items[ni].instruct &&
               strcmp(p.items[ni].base->name, "only.base") == 0);
+        /* Matrix views: a stack of experts is E matrices, another 3-D
+         * tensor d0 x rest, a 2-D one itself. */
+        const tb_plan_item *ex = find(&p, "mlp.experts.up");
+        const tb_plan_item *cube = find(&p, "cube");
+        const tb_plan_item *w = find(&p, "w.sel");
+        CHECK(ex && ex->parts == 5 && strcmp(ex->view, "per-expert") == 0);
+        CHECK(cube && cube->parts == 1 && strcmp(cube->view, "flatten") == 0);
+        CHECK(w && w->parts == 1 && strcmp(w->view, "matrix") == 0);
+        tb_plan_clear(&p);
+    }
+    /* --matrix-view flatten: the stack is d0 x rest too. */
+    st = tb_plan_build(B, I, NULL, 0, TIMBER_VIEW_FLATTEN, &p, &err);
+    if (CHECK_OK("flatten", st, &err)) {
+        const row r[] = {
+            {"mlp.experts.up", TIMBER_ACTION_REFINED, "", 5, 12},
+            {"cube", TIMBER_ACTION_REFINED, "", 2, 12},
+        };
+        check_rows("flatten", &p, r, sizeof r / sizeof *r);
+        const tb_plan_item *ex = find(&p, "mlp.experts.up");
+        CHECK(ex && ex->parts == 1 && strcmp(ex->view, "flatten") == 0);
         tb_plan_clear(&p);
     }
 
