@@ -19,8 +19,11 @@
 #include "matrix.h"
 #include "model.h"
 #include "parallel.h"
+#include "pathid.h"
 #include "plan.h"
+#include "resources.h"
 #include "spectrum.h"
+#include "tempfile.h"
 #include "util.h"
 
 struct timber_erank_result {
@@ -227,6 +230,29 @@ static timber_status build_rows(job *J, timber_error *err)
     return TIMBER_OK;
 }
 
+/* The caller's files may not be, or lie inside, an input or the cache,
+ * or be one another (pathid.h). */
+static timber_status check_places(const char *base, const char *instruct,
+                                  const char *cache,
+                                  const timber_erank_options *o,
+                                  timber_error *err)
+{
+    size_t n = 3 + o->noutputs;
+    tb_place *pl = tb_calloc_array(n, sizeof *pl);
+    if (!pl)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    pl[0] = (tb_place){base, TB_ROLE_INPUT, "the input"};
+    pl[1] = (tb_place){instruct, TB_ROLE_INPUT, "the input"};
+    pl[2] = (tb_place){cache, TB_ROLE_FILE, "the cache"};
+    for (size_t i = 0; i < o->noutputs; i++)
+        pl[3 + i] = (tb_place){o->outputs[i], TB_ROLE_FILE, "the file"};
+    timber_status st = tb_places_check(pl, n, err);
+    free(pl);
+    for (size_t i = 0; i < o->noutputs && !st; i++)
+        st = tb_temp_probe(o->outputs[i], err);
+    return st;
+}
+
 timber_status timber_erank(const char *base, const char *instruct,
                            const timber_erank_options *options,
                            timber_erank_result **result, timber_error *err)
@@ -253,21 +279,36 @@ timber_status timber_erank(const char *base, const char *instruct,
         st = timber_model_open(base, &res->base, err);
     if (!st)
         st = build_rows(&J, err);
+    char *path = NULL;
     if (!st && res->pair && !options->no_cache) {
         uint64_t h = tb_pair_fingerprint(res->base, res->inst);
-        char *path = options->cache_path ? tb_strdup(options->cache_path)
-                                         : tb_cache_default_path(h);
+        path = options->cache_path ? tb_strdup(options->cache_path)
+                                   : tb_cache_default_path(h);
+        if (!path && options->cache_path)
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    int threads = tb_thread_count(options->threads);
+    if (!st)
+        st = check_places(base, instruct, path, options, err);
+    if (!st) {
+        uint64_t mn = 0, S = 0;
+        for (size_t i = 0; i < res->n; i++)
+            tb_matrix_extent(res->rows[i].rows, res->rows[i].cols, &mn, &S);
+        st = tb_memory_check(mn, S, threads, res->pair ? instruct : base,
+                             err);
+    }
+    if (!st && path) {
         /* Lookups only (no lock, no change to the file).  The default
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
         if (options->cache_path)
             st = tb_cache_open_read(path, &J.cache, err);
-        else if (path && access(path, R_OK) == 0)
+        else if (access(path, R_OK) == 0)
             tb_cache_open_read(path, &J.cache, NULL);
-        free(path);
     }
+    free(path);
     if (!st) {
-        tb_tasks t = {res->n, tb_thread_count(options->threads), analyse, row_cost, &J, &J.failed};
+        tb_tasks t = {res->n, threads, analyse, row_cost, &J, &J.failed};
         st = tb_tasks_run(&t, err);
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");

@@ -74,6 +74,9 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Before anything opens a file: see streams.c. */
+    if (cli_setup_streams() != 0)
+        return EXIT_FAIL;
     if (argc < 2)
         return cli_usage(NULL, "missing arguments");
     const char *first = argv[1];
