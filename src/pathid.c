@@ -7,6 +7,7 @@
  */
 #include "pathid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +28,16 @@ typedef struct loc {
     char *tail;   /* the missing rest below chain[0], "" when it exists */
     fid *chain;   /* chain[0], then each directory above it, up to / */
     size_t n;
+    fid *files;   /* an input directory: its files (a hard link to one of
+                   * them is that file) */
+    size_t nfiles;
 } loc;
 
 static void loc_free(loc *l)
 {
     free(l->tail);
     free(l->chain);
+    free(l->files);
     memset(l, 0, sizeof *l);
 }
 
@@ -127,6 +132,43 @@ fail:
 
 static int fid_eq(fid a, fid b) { return a.dev == b.dev && a.ino == b.ino; }
 
+/* The files directly in an input directory (a checkpoint reads no
+ * deeper), by identity. */
+static void list_files(const char *dir, loc *l)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, 0) != 0 || S_ISDIR(sb.st_mode))
+            continue;
+        if (l->nfiles == cap) {
+            size_t nc = cap ? 2 * cap : 32;
+            fid *g = realloc(l->files, nc * sizeof *g);
+            if (!g)
+                break;
+            l->files = g;
+            cap = nc;
+        }
+        l->files[l->nfiles++] = (fid){sb.st_dev, sb.st_ino};
+    }
+    closedir(d);
+}
+
+/* 1 when a (existing) is one of input b's files under any name. */
+static int is_file_of(const loc *a, const loc *b)
+{
+    if (!a->ok || !a->exists)
+        return 0;
+    for (size_t i = 0; i < b->nfiles; i++)
+        if (fid_eq(a->chain[0], b->files[i]))
+            return 1;
+    return 0;
+}
+
 /* 1 when a is b, or lies inside b. */
 static int within(const loc *a, const loc *b)
 {
@@ -154,7 +196,9 @@ static timber_status conflict(timber_error *err, const tb_place *a,
                               const loc *la, const tb_place *b,
                               const loc *lb)
 {
-    const char *how = same(la, lb) ? "is" : "lies inside";
+    const char *how = same(la, lb)         ? "is"
+                      : is_file_of(la, lb) ? "is a file of"
+                                           : "lies inside";
     return tb_fail(err, TIMBER_ERR_INVALID,
                    "%s '%s' %s %s '%s': refusing to overwrite it; nothing "
                    "was done",
@@ -168,9 +212,12 @@ timber_status tb_places_check(const tb_place *pl, size_t n,
     if (!l)
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     timber_status st = TIMBER_OK;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (pl[i].path && loc_resolve(pl[i].path, &l[i]) != 0)
             st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        if (pl[i].role == TB_ROLE_INPUT && l[i].ok && S_ISDIR(l[i].mode))
+            list_files(pl[i].path, &l[i]);
+    }
     for (size_t i = 0; i < n && !st; i++) {
         if (!pl[i].path || pl[i].role == TB_ROLE_INPUT)
             continue;
@@ -192,7 +239,7 @@ timber_status tb_places_check(const tb_place *pl, size_t n,
             if (j == i || !pl[j].path)
                 continue;
             if (pl[j].role == TB_ROLE_INPUT) {
-                if (within(&l[i], &l[j]))
+                if (within(&l[i], &l[j]) || is_file_of(&l[i], &l[j]))
                     st = conflict(err, &pl[i], &l[i], &pl[j], &l[j]);
                 else if (pl[i].role == TB_ROLE_OUTDIR &&
                          within(&l[j], &l[i]))

@@ -1087,9 +1087,15 @@ timber_status tb_shard_open(const char *path, tb_shard **out,
     if (size >= 8) {
         void *map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                               "%s: cannot mmap %llu bytes", path,
-                               (unsigned long long)size);
+            int e = errno;
+            st = e == ENOMEM
+                     ? tb_fail(err, TIMBER_ERR_NOMEM,
+                               "%s: out of memory: cannot map its %llu "
+                               "bytes (ulimit -v?)",
+                               path, (unsigned long long)size)
+                     : tb_fail_errno(err, TIMBER_ERR_IO, e,
+                                     "%s: cannot mmap %llu bytes", path,
+                                     (unsigned long long)size);
             goto fail;
         }
         s->map = map;

@@ -233,15 +233,17 @@ timber_status tb_temp_publish(tb_temp *t, int how, timber_error *err)
 
 void tb_temp_end(tb_temp *t)
 {
+    /* Unlocked first: removing a tree needs fds, and the table may be
+     * full (ulimit -n).  A sweep that finds it unlocked meanwhile only
+     * removes it too. */
+    if (t->fd >= 0)
+        close(t->fd);
     if (t->path && !t->published) {
         if (t->flags & TB_TEMP_DIR)
             tb_remove_tree(t->path);
         else
             unlink(t->path);
     }
-    /* Removed first, unlocked last: no sweep ever sees it unlocked. */
-    if (t->fd >= 0)
-        close(t->fd);
     free(t->path);
     free(t->final);
     memset(t, 0, sizeof *t);

@@ -18,12 +18,21 @@ static void vrecord(timber_error *err, timber_status status, const char *fmt,
     if (!err)
         return;
     err->status = status;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    /* Messages are one line by contract: fold any newline a file name or
-     * a tensor name might have smuggled in. */
-    for (char *p = err->message; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    char raw[sizeof err->message];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* Messages are one line by contract, and safe to print: a control
+     * character a file name or a tensor name smuggled in (a newline, an
+     * escape sequence) is written \xNN. */
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)raw;
+         *p && at + 5 < sizeof err->message; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            at += (size_t)snprintf(err->message + at,
+                                   sizeof err->message - at, "\\x%02x", *p);
+        else
+            err->message[at++] = (char)*p;
+    }
+    err->message[at] = '\0';
 }
 
 timber_status tb_fail(timber_error *err, timber_status status,

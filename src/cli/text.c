@@ -3,8 +3,8 @@
  * name or a path may hold any byte a file allows: a newline would split
  * one warning into two lines, an escape sequence would move the cursor or
  * recolour the terminal.  Every control character (0x00-0x1f, 0x7f) is
- * written as \xNN, and so is a backslash that could be read as the start
- * of one, so the text shown always tells what the name is.  Machine
+ * written as \xNN (as the library already writes them in its messages,
+ * util.c), so one name is always one line.  Machine
  * formats (JSON, CSV) carry names exactly, in their own quoting.
  */
 #include <stdio.h>
@@ -22,13 +22,13 @@ char *cli_escape(const char *s)
 {
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        n += needs_escape(*p) || (*p == '\\' && p[1] == 'x') ? 4 : 1;
+        n += needs_escape(*p) ? 4 : 1;
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
     char *o = out;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (needs_escape(*p) || (*p == '\\' && p[1] == 'x')) {
+        if (needs_escape(*p)) {
             snprintf(o, 5, "\\x%02x", *p);
             o += 4;
         } else {
