@@ -23,7 +23,6 @@
 #include "plan.h"
 #include "resources.h"
 #include "spectrum.h"
-#include "tempfile.h"
 #include "util.h"
 
 struct timber_erank_result {
@@ -237,20 +236,8 @@ static timber_status check_places(const char *base, const char *instruct,
                                   const timber_erank_options *o,
                                   timber_error *err)
 {
-    size_t n = 3 + o->noutputs;
-    tb_place *pl = tb_calloc_array(n, sizeof *pl);
-    if (!pl)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    pl[0] = (tb_place){base, TB_ROLE_INPUT, "the input"};
-    pl[1] = (tb_place){instruct, TB_ROLE_INPUT, "the input"};
-    pl[2] = (tb_place){cache, TB_ROLE_FILE, "the cache"};
-    for (size_t i = 0; i < o->noutputs; i++)
-        pl[3 + i] = (tb_place){o->outputs[i], TB_ROLE_FILE, "the file"};
-    timber_status st = tb_places_check(pl, n, err);
-    free(pl);
-    for (size_t i = 0; i < o->noutputs && !st; i++)
-        st = tb_temp_probe(o->outputs[i], err);
-    return st;
+    return tb_check_run_places(base, instruct, NULL, cache, o->outputs,
+                               o->noutputs, err);
 }
 
 timber_status timber_erank(const char *base, const char *instruct,

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tempfile.h"
 #include "util.h"
 
 typedef struct fid {
@@ -256,5 +257,27 @@ timber_status tb_places_check(const tb_place *pl, size_t n,
     for (size_t i = 0; i < n; i++)
         loc_free(&l[i]);
     free(l);
+    return st;
+}
+
+timber_status tb_check_run_places(const char *base, const char *instruct,
+                                  const char *out, const char *cache,
+                                  const char *const *outputs, size_t n,
+                                  timber_error *err)
+{
+    tb_place *pl = tb_calloc_array(4 + n, sizeof *pl);
+    if (!pl)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    pl[0] = (tb_place){base, TB_ROLE_INPUT, "the input"};
+    pl[1] = (tb_place){instruct, TB_ROLE_INPUT, "the input"};
+    pl[2] = (tb_place){out, TB_ROLE_OUTDIR, "the output directory"};
+    pl[3] = (tb_place){cache, TB_ROLE_FILE, "the cache"};
+    for (size_t i = 0; i < n; i++)
+        pl[4 + i] = (tb_place){outputs[i], TB_ROLE_FILE, "the file"};
+    timber_status st = tb_places_check(pl, 4 + n, err);
+    free(pl);
+    /* Written only after the run: found unwritable now, not then. */
+    for (size_t i = 0; i < n && !st; i++)
+        st = tb_temp_probe(outputs[i], err);
     return st;
 }

@@ -34,4 +34,13 @@ typedef struct tb_place {
 timber_status tb_places_check(const tb_place *places, size_t n,
                               timber_error *err);
 
+/* A run's places: its inputs (instruct may be NULL), OUT (NULL for
+ * erank), the cache (NULL: none) and the caller's output files, checked
+ * as above; then each output file's directory is probed for writing
+ * (tb_temp_probe). */
+timber_status tb_check_run_places(const char *base, const char *instruct,
+                                  const char *out, const char *cache,
+                                  const char *const *outputs, size_t n,
+                                  timber_error *err);
+
 #endif /* TIMBER_PATHID_H */

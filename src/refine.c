@@ -55,7 +55,6 @@
 #include "plan.h"
 #include "safetensors.h"
 #include "spectrum.h"
-#include "tempfile.h"
 #include "util.h"
 
 /* Bytes per chunk when copying a tensor verbatim. */
@@ -820,21 +819,8 @@ static timber_status check_places(run *R, const char *base,
         if (!R->cache_file && o->cache_path)
             return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     }
-    size_t n = 4 + o->noutputs;
-    tb_place *pl = tb_calloc_array(n, sizeof *pl);
-    if (!pl)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
-    pl[0] = (tb_place){base, TB_ROLE_INPUT, "the input"};
-    pl[1] = (tb_place){instruct, TB_ROLE_INPUT, "the input"};
-    pl[2] = (tb_place){R->out, TB_ROLE_OUTDIR, "the output directory"};
-    pl[3] = (tb_place){R->cache_file, TB_ROLE_FILE, "the cache"};
-    for (size_t i = 0; i < o->noutputs; i++)
-        pl[4 + i] = (tb_place){o->outputs[i], TB_ROLE_FILE, "the file"};
-    timber_status st = tb_places_check(pl, n, err);
-    free(pl);
-    for (size_t i = 0; i < o->noutputs && !st; i++)
-        st = tb_temp_probe(o->outputs[i], err);
-    return st;
+    return tb_check_run_places(base, instruct, R->out, R->cache_file,
+                               o->outputs, o->noutputs, err);
 }
 
 /* Opens the SVD cache.  An explicit --cache that cannot be used is an
