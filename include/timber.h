@@ -284,6 +284,13 @@ typedef struct timber_refine_options {
      * NULL: the card says the library was called directly. */
     const char *command;
     timber_matrix_view matrix_view;
+    /* Files the caller will write once the run succeeds (reports): the
+     * run refuses to start (TIMBER_ERR_INVALID, nothing done) when one
+     * is, or lies inside, an input, OUT or the cache, is another of them,
+     * or exists and is not a regular file.  Paths are compared by device
+     * and inode, so links and bind mounts do not get around it. */
+    const char *const *outputs;
+    size_t noutputs;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
@@ -391,6 +398,11 @@ typedef struct timber_erank_options {
     /* As in timber_refine_options: a per-expert tensor gives one row per
      * expert, named "NAME[e]". */
     timber_matrix_view matrix_view;
+    /* Files the caller will write (--json, --csv, --plot): refused as in
+     * timber_refine_options when one is or lies inside an input, is the
+     * cache or another of them, or is not a regular file. */
+    const char *const *outputs;
+    size_t noutputs;
 } timber_erank_options;
 
 void timber_erank_options_init(timber_erank_options *options);
@@ -409,6 +421,30 @@ const timber_erank_row *timber_erank_row_at(const timber_erank_result *result,
                                             size_t i);
 /* 1 when the result is for a Base/Instruct pair. */
 int timber_erank_is_pair(const timber_erank_result *result);
+
+/* ------------------------------------------------------- writing files */
+
+/* Every file timber publishes is built under a temporary name beside its
+ * final one, ".NAME.timber-tmp.PID.RANDOM", held locked (flock) by the
+ * live process, and renamed into place when complete; a temporary whose
+ * lock is free belongs to a run that is gone and is removed by the next
+ * one for the same NAME, whatever its PID.  These calls give callers the
+ * same scheme. */
+
+/* Writes len bytes to path through such a temporary (fsync, rename,
+ * fsync of the directory): path holds the old file or the new one. */
+timber_status timber_write_file(const char *path, const void *data,
+                                size_t len, timber_error *err);
+
+typedef struct timber_temp timber_temp;
+/* A fresh temporary for final_path: an empty file, or (directory != 0)
+ * an empty directory.  timber_temp_free removes it unless published. */
+timber_status timber_temp_create(const char *final_path, int directory,
+                                 timber_temp **out, timber_error *err);
+const char *timber_temp_path(const timber_temp *temp);
+/* fsync, rename over final_path, fsync of the directory (files). */
+timber_status timber_temp_publish(timber_temp *temp, timber_error *err);
+void timber_temp_free(timber_temp *temp);
 
 #ifdef __cplusplus
 }

@@ -621,12 +621,14 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     /* Created here: removed again if even its header cannot be written,
      * so a full disk leaves no empty file that is not a cache. */
     int created = !readonly;
-    c->fd = readonly ? open(path, O_RDONLY | O_CLOEXEC)
+    /* O_NONBLOCK: a FIFO or a device must be refused below, not waited
+     * on (it changes nothing for a regular file). */
+    c->fd = readonly ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
                      : open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
                             0666);
     if (!readonly && c->fd < 0 && errno == EEXIST) {
         created = 0;
-        c->fd = open(path, O_RDWR | O_CLOEXEC);
+        c->fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
     }
     if (c->fd < 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
@@ -648,6 +650,14 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     if (fstat(c->fd, &sb) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot stat",
                            path);
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        created = 0;
+        st = tb_fail(err, TIMBER_ERR_CACHE,
+                     "%s: not a regular file (a FIFO, device or directory), "
+                     "so not a cache",
+                     path);
         goto fail;
     }
     if (sb.st_size == 0 && readonly) {
@@ -911,7 +921,7 @@ timber_status timber_cache_inspect(const char *path,
 {
     memset(stats, 0, sizeof *stats);
     tb_error_clear(err);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* never wait */
     if (fd < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s", path);
     struct stat sb;

@@ -19,7 +19,9 @@
 #include "matrix.h"
 #include "model.h"
 #include "parallel.h"
+#include "pathid.h"
 #include "plan.h"
+#include "resources.h"
 #include "spectrum.h"
 #include "util.h"
 
@@ -263,6 +265,17 @@ static timber_status build_rows(job *J, timber_error *err)
     return TIMBER_OK;
 }
 
+/* The caller's files may not be, or lie inside, an input or the cache,
+ * or be one another (pathid.h). */
+static timber_status check_places(const char *base, const char *instruct,
+                                  const char *cache,
+                                  const timber_erank_options *o,
+                                  timber_error *err)
+{
+    return tb_check_run_places(base, instruct, NULL, cache, o->outputs,
+                               o->noutputs, err);
+}
+
 timber_status timber_erank(const char *base, const char *instruct,
                            const timber_erank_options *options,
                            timber_erank_result **result, timber_error *err)
@@ -293,21 +306,38 @@ timber_status timber_erank(const char *base, const char *instruct,
         tb_model_note(res->inst, options->warning, options->user);
         st = build_rows(&J, err);
     }
+    char *path = NULL;
     if (!st && res->pair && !options->no_cache) {
         uint64_t h = tb_pair_fingerprint(res->base, res->inst);
-        char *path = options->cache_path ? tb_strdup(options->cache_path)
-                                         : tb_cache_default_path(h);
+        path = options->cache_path ? tb_strdup(options->cache_path)
+                                   : tb_cache_default_path(h);
+        if (!path && options->cache_path)
+            st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    int threads = tb_thread_count(options->threads);
+    if (!st)
+        st = check_places(timber_model_path(res->pair ? res->base : res->inst),
+                          res->pair ? timber_model_path(res->inst) : NULL,
+                          path, options, err);
+    if (!st) {
+        uint64_t mn = 0, S = 0;
+        for (size_t i = 0; i < res->n; i++)
+            tb_matrix_extent(res->rows[i].rows, res->rows[i].cols, &mn, &S);
+        st = tb_memory_check(mn, S, threads, res->pair ? instruct : base,
+                             err);
+    }
+    if (!st && path) {
         /* Lookups only (no lock, no change to the file).  The default
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
         if (options->cache_path)
             st = tb_cache_open_read(path, &J.cache, err);
-        else if (path && access(path, R_OK) == 0)
+        else if (access(path, R_OK) == 0)
             tb_cache_open_read(path, &J.cache, NULL);
-        free(path);
     }
+    free(path);
     if (!st) {
-        tb_tasks t = {res->n, tb_thread_count(options->threads), analyse, row_cost, &J, &J.failed};
+        tb_tasks t = {res->n, threads, analyse, row_cost, &J, &J.failed};
         st = tb_tasks_run(&t, err);
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");

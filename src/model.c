@@ -155,8 +155,14 @@ static timber_status open_indexed(timber_model *m, const char *index_path,
     if (st)
         return st;
     const char **names = NULL;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root || !cJSON_IsObject(root)) {
+    /* As strict as a shard header: an index is input like a header. */
+    cJSON *root = tb_json_parse_strict(index_path, "index", text, len,
+                                       TIMBER_ERR_INDEX, err);
+    if (!root) {
+        st = TIMBER_ERR_INDEX;
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
         st = tb_fail(err, TIMBER_ERR_INDEX, "%s: not a JSON object",
                      index_path);
         goto out;
@@ -414,9 +420,16 @@ timber_status timber_model_open(const char *path, timber_model **out,
     } else if (S_ISDIR(sb.st_mode)) {
         char *index = tb_path_join(m->path, TB_INDEX_NAME);
         struct stat ib;
-        m->has_index = index && stat(index, &ib) == 0;
+        /* An index entry of any kind is the index: one that cannot be
+         * read (a dangling or looping link, no permission, a FIFO) is an
+         * error when it is opened, never "no index", which would make a
+         * checkpoint of whatever shards happen to be there. */
+        m->has_index = index && lstat(index, &ib) == 0;
         if (!index)
             st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+        else if (!m->has_index && errno != ENOENT)
+            st = tb_fail_errno(err, TIMBER_ERR_INDEX, errno,
+                               "%s: cannot tell whether it exists", index);
         else
             st = scan_dir(m, !m->has_index, err);
         if (!st && m->has_index)

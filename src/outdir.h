@@ -8,19 +8,19 @@
 #ifndef TIMBER_OUTDIR_H
 #define TIMBER_OUTDIR_H
 
+#include "tempfile.h"
 #include "timber.h"
 
 typedef struct tb_outdir {
-    char *out; /* the final name */
-    char *tmp; /* the directory being built (or the old OUT after a swap) */
+    char *out;        /* the final name */
+    const char *tmp;  /* the directory being built (temp.path) */
+    tb_temp temp;     /* it, and the lock that marks it alive */
     int force;
 } tb_outdir;
 
-/* Refuses an OUT that is, contains, or lies inside an input, whose parent
- * does not exist, or that exists without force. */
-timber_status tb_outdir_check(const char *out, const char *input1,
-                              const char *input2, int force,
-                              timber_error *err);
+/* Refuses an unusable OUT name ("", ".", ".."), and an OUT that exists
+ * without force.  (OUT against the inputs: pathid.h.) */
+timber_status tb_outdir_check(const char *out, int force, timber_error *err);
 
 /* Sweeps stale temporaries of OUT and creates a fresh one in d->tmp. */
 timber_status tb_outdir_begin(tb_outdir *d, const char *out, int force,
@@ -37,8 +37,5 @@ void tb_outdir_end(tb_outdir *d);
 /* Copies a regular file (created exclusively, fsynced). */
 timber_status tb_copy_file(const char *src, const char *dst,
                            timber_error *err);
-
-/* Removes a directory tree, not following symbolic links. */
-void tb_remove_tree(const char *path);
 
 #endif /* TIMBER_OUTDIR_H */

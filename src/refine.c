@@ -51,6 +51,8 @@
 #include "model.h"
 #include "outdir.h"
 #include "parallel.h"
+#include "pathid.h"
+#include "resources.h"
 #include "plan.h"
 #include "safetensors.h"
 #include "spectrum.h"
@@ -182,6 +184,7 @@ typedef struct run {
     double t0;
     int threads;          /* workers for small tensors, BLAS for big ones */
     tb_cache *cache;      /* NULL: no cache */
+    char *cache_file;     /* its path until opened (check_places) */
     atomic_size_t hits, misses;
     struct out_shard *shards;  /* the output shards being written */
     size_t nshards;
@@ -236,6 +239,53 @@ enum {
     SLOT_WHOLE /* D and W_I of a matrix read whole: 2 x rows x cols */
 };
 
+/* The smallest magnitude that the dtype's round-to-nearest-even encoding
+ * turns into +-Inf (halfway between its largest finite value and the
+ * next power of two); INFINITY for F64, which cannot overflow here. */
+static double overflow_limit(timber_dtype dt)
+{
+    switch (dt) {
+    case TIMBER_DT_F16:
+        return 0x1.ffep15; /* 65520: max 65504 */
+    case TIMBER_DT_BF16:
+        return 0x1.ffp127;
+    case TIMBER_DT_F32:
+        return 0x1.ffffffp127;
+    default:
+        return INFINITY;
+    }
+}
+
+static size_t first_beyond(const double *x, size_t n, double lim)
+{
+    int any = 0;
+    for (size_t i = 0; i < n; i++) /* vectorised: no early exit */
+        any |= fabs(x[i]) >= lim;
+    if (!any)
+        return n;
+    size_t i = 0;
+    while (fabs(x[i]) < lim)
+        i++;
+    return i;
+}
+
+/* A refined value from finite inputs that the output dtype cannot hold:
+ * stored, it would be +-Inf.  An error naming the tensor, the element
+ * and the value, never a silent Inf in a checkpoint. */
+static timber_status overflow(const tb_mat *M, uint64_t r0, uint64_t n,
+                              size_t at, double v, double gamma,
+                              timber_error *err)
+{
+    return tb_fail(err, TIMBER_ERR_NONFINITE,
+                   "%s: tensor '%s': the refined element [%llu, %llu] is %g "
+                   "(gamma %g), beyond what %s can hold: it would be "
+                   "stored as %sInf; refusing to write it",
+                   tb_shard_path(M->si), M->ii->name,
+                   (unsigned long long)(r0 + at / n),
+                   (unsigned long long)(at % n), v, gamma,
+                   timber_dtype_name(M->dti), v < 0 ? "-" : "+");
+}
+
 static int stop_run(const void *ctx)
 {
     return cancelled(ctx);
@@ -255,6 +305,7 @@ static timber_status update_pass(const run *R, const tb_mat *M,
     int p = (int)sp->p;
     int tall = m >= n;
     uint64_t step = tb_mat_row_step(M);
+    double lim = overflow_limit(M->dti);
     timber_status st;
 
     /* The projection runs in double on the double basis: float32 for
@@ -324,6 +375,12 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                                                       : ENCODE_CHUNK;
                 for (size_t i = 0; i < cn; i++)
                     O[i] = W[c0 + i] - f * B->P[c0 + i];
+                if (lim < INFINITY) {
+                    size_t bad = first_beyond(O, cn, lim);
+                    if (bad < cn)
+                        return overflow(M, r0, n, c0 + bad, O[bad],
+                                        R->res->gammas[g], err);
+                }
                 tb_encode(M->dti, O, B->enc + c0 * M->esi, cn);
             }
             st = tb_writer_put(w[g], idx, B->enc, count * M->esi, err);
@@ -801,6 +858,23 @@ static timber_status make_gamma_dirs(run *R, timber_error *err)
     return TIMBER_OK;
 }
 
+/* Refuses, before any work, an OUT, cache or caller's output file that
+ * is, or lies inside, an input, OUT or one another (pathid.h).  The
+ * cache's path is settled here: R->cache_file (NULL: none). */
+static timber_status check_places(run *R, const char *base,
+                                  const char *instruct, timber_error *err)
+{
+    const timber_refine_options *o = R->opt;
+    if (!o->no_cache) {
+        R->cache_file = o->cache_path ? tb_strdup(o->cache_path)
+                                      : tb_cache_default_path(R->fp);
+        if (!R->cache_file && o->cache_path)
+            return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    return tb_check_run_places(base, instruct, R->out, R->cache_file,
+                               o->outputs, o->noutputs, err);
+}
+
 /* Opens the SVD cache.  An explicit --cache that cannot be used is an
  * error (it may be someone's file); trouble with the default location
  * only costs speed, so it is a warning and the run goes on without. */
@@ -809,8 +883,8 @@ static timber_status open_cache(run *R, timber_error *err)
     const timber_refine_options *o = R->opt;
     if (o->no_cache)
         return TIMBER_OK;
-    char *path = o->cache_path ? tb_strdup(o->cache_path)
-                               : tb_cache_default_path(R->fp);
+    char *path = R->cache_file;
+    R->cache_file = NULL;
     if (!path) {
         if (o->warning && !o->cache_path)
             o->warning("no cache: XDG_CACHE_HOME is not an absolute path "
@@ -860,14 +934,14 @@ static timber_status setup_result(run *R, timber_error *err)
         if (ng == 1)
             name[0] = '\0';
         else
-            snprintf(name, sizeof name, "gamma-%.6g", gs[g]);
+            snprintf(name, sizeof name, "gamma-%.6g", gs[g] + 0.0);
         for (size_t h = 0; h < g; h++)
             if (strcmp(res->gamma_dirs[h], name) == 0)
                 return tb_fail(err, TIMBER_ERR_OPTION,
                                "--gamma: %.17g and %.17g would share the "
                                "directory %s",
                                res->gammas[h], gs[g], name);
-        res->gammas[g] = gs[g];
+        res->gammas[g] = gs[g] + 0.0; /* -0 is 0: "gamma-0", "0" */
         res->gamma_dirs[g] = tb_strdup(name);
         res->ngammas++;
         if (!res->gamma_dirs[g])
@@ -907,6 +981,18 @@ static timber_status fill_reports(run *R, timber_error *err)
     return TIMBER_OK;
 }
 
+/* Refuses, up front, a run whose address-space need is over ulimit -v
+ * (resources.h: OpenBLAS must never be where memory runs out). */
+static timber_status check_memory(run *R, timber_error *err)
+{
+    uint64_t mn = 0, S = 0;
+    for (size_t i = 0; i < R->plan.ninstruct; i++)
+        if (R->plan.items[i].action == TIMBER_ACTION_REFINED)
+            tb_matrix_extent(R->plan.items[i].rows, R->plan.items[i].cols,
+                             &mn, &S);
+    return tb_memory_check(mn, S, R->threads, R->out, err);
+}
+
 /* Phase "open and plan": the gammas, both models, the plan and its
  * reports, the checks on OUT, the fingerprint and the cache.  Nothing is
  * written yet. */
@@ -935,12 +1021,14 @@ static timber_status open_and_plan(run *R, const char *base,
                         options->exclude, options->nexclude};
     if ((st = tb_plan_build(R->base, R->inst, &sel, options->strict,
                             options->matrix_view, &R->plan, err)) ||
-        (st = fill_reports(R, err)) ||
-        (st = tb_outdir_check(R->out, timber_model_path(R->base),
-                              timber_model_path(R->inst), options->force,
-                              err)))
+        (st = fill_reports(R, err)))
         return st;
     R->fp = tb_pair_fingerprint(R->base, R->inst);
+    if ((st = check_places(R, timber_model_path(R->base),
+                              timber_model_path(R->inst), err)) ||
+        (st = tb_outdir_check(R->out, options->force, err)) ||
+        (st = check_memory(R, err)))
+        return st;
     snprintf(R->fingerprint, sizeof R->fingerprint, "%016llx",
              (unsigned long long)R->fp);
     R->include_json = json_list(options->include, options->ninclude);
@@ -1068,6 +1156,7 @@ static void close_run(run *R, timber_result **result)
         }
     }
     tb_cache_close(R->cache);
+    free(R->cache_file);
     for (size_t g = 0; R->gdirs && g < R->ng; g++)
         free(R->gdirs[g]);
     free(R->gdirs);

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "dtype.h"
+#include "tempfile.h"
 #include "util.h"
 
 /* JSON numbers are doubles in cJSON: integers are exact only below 2^53. */
@@ -789,11 +790,10 @@ static timber_status parse_tensor(tb_shard *s, const cJSON *t, size_t i,
     return TIMBER_OK;
 }
 
-static timber_status parse_header(tb_shard *s, timber_error *err)
+cJSON *tb_json_parse_strict(const char *path, const char *what,
+                            const char *text, size_t len,
+                            timber_status status, timber_error *err)
 {
-    const char *text = (const char *)s->map + 8;
-    size_t len = (size_t)s->header_len;
-
     enum lex_fault why;
     size_t bad = lex_header((const unsigned char *)text, len, &why);
     unsigned byte = bad < len ? (unsigned char)text[bad] : 0;
@@ -801,44 +801,57 @@ static timber_status parse_header(tb_shard *s, timber_error *err)
     case LEX_OK:
         break;
     case LEX_UTF8:
-        return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header byte %zu (0x%02x) is not valid UTF-8",
-                       s->path, bad, byte);
+        tb_fail(err, status, "%s: %s byte %zu (0x%02x) is not valid UTF-8",
+                path, what, bad, byte);
+        return NULL;
     case LEX_CONTROL:
-        return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header byte %zu (0x%02x) is a raw control "
-                       "character, which JSON does not allow there",
-                       s->path, bad, byte);
+        tb_fail(err, status,
+                "%s: %s byte %zu (0x%02x) is a raw control character, "
+                "which JSON does not allow there",
+                path, what, bad, byte);
+        return NULL;
     case LEX_NUMBER:
-        return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header byte %zu starts a number that is not "
-                       "valid JSON",
-                       s->path, bad);
+        tb_fail(err, status,
+                "%s: %s byte %zu starts a number that is not valid JSON",
+                path, what, bad);
+        return NULL;
     case LEX_NUL_ESCAPE:
-        return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header byte %zu: a string holds \\u0000 (NUL), "
-                       "which timber does not support in names",
-                       s->path, bad);
+        tb_fail(err, status,
+                "%s: %s byte %zu: a string holds \\u0000 (NUL), which "
+                "timber does not support in names",
+                path, what, bad);
+        return NULL;
     }
-
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        return tb_fail(err, TIMBER_ERR_FORMAT,
-                       "%s: header is not valid JSON (error near byte %zu of "
-                       "%zu)",
-                       s->path, at, len);
+        tb_fail(err, status,
+                "%s: %s is not valid JSON (error near byte %zu of %zu)", path,
+                what, at, len);
+        return NULL;
     }
-    timber_status st = TIMBER_OK;
     for (const char *p = end; p < text + len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            st = tb_fail(err, TIMBER_ERR_FORMAT,
-                         "%s: unexpected text after the header's JSON value "
-                         "at byte %zu of %zu",
-                         s->path, (size_t)(p - text), len);
-            goto out;
+            tb_fail(err, status,
+                    "%s: unexpected text after the %s's JSON value at byte "
+                    "%zu of %zu",
+                    path, what, (size_t)(p - text), len);
+            cJSON_Delete(root);
+            return NULL;
         }
+    return root;
+}
+
+static timber_status parse_header(tb_shard *s, timber_error *err)
+{
+    const char *text = (const char *)s->map + 8;
+    size_t len = (size_t)s->header_len;
+    cJSON *root = tb_json_parse_strict(s->path, "header", text, len,
+                                       TIMBER_ERR_FORMAT, err);
+    if (!root)
+        return TIMBER_ERR_FORMAT;
+    timber_status st = TIMBER_OK;
     if (!cJSON_IsObject(root)) {
         st = tb_fail(err, TIMBER_ERR_FORMAT,
                      "%s: header is JSON but not an object", s->path);
@@ -1074,9 +1087,15 @@ timber_status tb_shard_open(const char *path, tb_shard **out,
     if (size >= 8) {
         void *map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
-            st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                               "%s: cannot mmap %llu bytes", path,
-                               (unsigned long long)size);
+            int e = errno;
+            st = e == ENOMEM
+                     ? tb_fail(err, TIMBER_ERR_NOMEM,
+                               "%s: out of memory: cannot map its %llu "
+                               "bytes (ulimit -v?)",
+                               path, (unsigned long long)size)
+                     : tb_fail_errno(err, TIMBER_ERR_IO, e,
+                                     "%s: cannot mmap %llu bytes", path,
+                                     (unsigned long long)size);
             goto fail;
         }
         s->map = map;
@@ -1149,8 +1168,10 @@ void tb_shard_release(const tb_shard *s, const timber_tensor_info *info,
 
 struct tb_writer {
     char *path;
-    char *tmp;
-    int fd;
+    /* The file being built, NESTED in the output's temporary directory:
+     * no fd is held between writes (each put opens it), so a run with
+     * many shards and gammas holds no more fds than it has workers. */
+    tb_temp tmp;
     size_t n;
     uint64_t data_start; /* 8 + padded header length */
     uint64_t *offsets;   /* by input index */
@@ -1176,12 +1197,8 @@ void tb_writer_free(tb_writer *w)
 {
     if (!w)
         return;
-    if (w->fd >= 0)
-        close(w->fd);
-    if (!w->committed && w->tmp)
-        unlink(w->tmp);
+    tb_temp_end(&w->tmp); /* removes it unless committed */
     free(w->path);
-    free(w->tmp);
     free(w->offsets);
     free(w->sizes);
     free(w->written);
@@ -1251,7 +1268,7 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
     tb_writer *w = calloc(1, sizeof *w);
     if (!w)
         return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
-    w->fd = -1;
+    w->tmp.fd = -1;
     w->n = n;
     w->path = tb_strdup(path);
     w->offsets = tb_calloc_array(n, sizeof(uint64_t));
@@ -1361,29 +1378,29 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
     w->data_start = 8 + (uint64_t)padded;
     w->file_size = w->data_start + at;
 
-    w->tmp = tb_temp_sibling(path);
-    if (!w->tmp) {
-        st = tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
+    /* Readers (this one included) refuse a header over the limit: refuse
+     * to write one, before any work (the output's shards are all created
+     * before the first tensor is computed). */
+    if (padded > TB_ST_MAX_HEADER) {
+        st = tb_fail(err, TIMBER_ERR_INVALID,
+                     "%s: its header would be %zu bytes, over the %llu-byte "
+                     "limit of safetensors readers",
+                     path, padded, TB_ST_MAX_HEADER);
         goto fail;
     }
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (w->fd < 0) {
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                           "%s: cannot create its temporary file %s", path,
-                           w->tmp);
-        free(w->tmp); /* never created: nothing to unlink */
-        w->tmp = NULL;
+    st = tb_temp_create(&w->tmp, path, TB_TEMP_FILE | TB_TEMP_NESTED, err);
+    if (st)
         goto fail;
-    }
     unsigned char len8[8];
     for (int b = 0; b < 8; b++)
         len8[b] = (unsigned char)((uint64_t)padded >> (8 * b));
-    if (tb_pwrite_all(w->fd, len8, 8, 0) != 0 ||
-        tb_pwrite_all(w->fd, header, padded, 8) != 0) {
+    if (tb_pwrite_all(w->tmp.fd, len8, 8, 0) != 0 ||
+        tb_pwrite_all(w->tmp.fd, header, padded, 8) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
-                           w->tmp);
+                           w->tmp.path);
         goto fail;
     }
+    tb_temp_close_fd(&w->tmp);
     free(header);
     free((void *)order);
     *out = w;
@@ -1409,21 +1426,30 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
     if (st)
         return st;
     uint64_t off = w->data_start + w->offsets[index] + w->written[index];
-    if (tb_pwrite_all(w->fd, data, len, off) != 0) {
+    int fd = open(w->tmp.path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                             w->tmp.path);
+    if (tb_pwrite_all(fd, data, len, off) != 0) {
         int e = errno;
+        close(fd);
         if (e == EFAULT && blame_shard(data, err))
             return TIMBER_ERR_IO;
         return tb_fail_errno(err, TIMBER_ERR_IO, e,
                              "%s: cannot write %zu bytes at offset %llu",
-                             w->tmp, len, (unsigned long long)off);
+                             w->tmp.path, len, (unsigned long long)off);
     }
     w->written[index] += len;
     /* Start writing these pages to disk now.  Otherwise a shard the size
      * of a model sits dirty in the page cache until the commit's fsync,
      * which then waits for all of it (8 s for 1.2 GB at this machine's
      * 140 MB/s) after the computing is done instead of alongside it. */
-    sync_file_range(w->fd, (off64_t)off, (off64_t)len,
-                    SYNC_FILE_RANGE_WRITE);
+    sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+    /* A write error the file system reports only at close (NFS) is
+     * still an error. */
+    if (close(fd) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                             w->tmp.path);
     return TIMBER_OK;
 }
 
@@ -1459,22 +1485,11 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
     if (st)
         return st;
     /* fsync before rename: otherwise a crash can publish the name with
-     * the data still missing (the classic zero-length-file-after-crash). */
-    if (fsync(w->fd) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
-                             w->tmp);
-    int fd = w->fd;
-    w->fd = -1;
-    if (close(fd) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                             w->tmp);
-    if (rename(w->tmp, w->path) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                             "%s: cannot rename into place", w->path);
+     * the data still missing (the classic zero-length-file-after-crash);
+     * then the directory, which holds the rename. */
+    st = tb_temp_publish(&w->tmp, TB_PUBLISH_REPLACE, err);
+    if (st)
+        return st;
     w->committed = 1;
-    /* The rename itself lives in the directory: sync it too. */
-    if (tb_fsync_parent_dir(w->path) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                             "%s: cannot fsync its directory", w->path);
     return TIMBER_OK;
 }

@@ -42,6 +42,15 @@
 
 /* ------------------------------------------------------------- reading */
 
+/* JSON parsed as strictly as a shard header (the index uses it too):
+ * strict UTF-8, no raw control characters, numbers in JSON's grammar, no
+ * \u0000, nothing but whitespace after the value.  NULL after recording
+ * `status` and a message "PATH: WHAT byte N ..." in err. */
+struct cJSON;
+struct cJSON *tb_json_parse_strict(const char *path, const char *what,
+                                   const char *text, size_t len,
+                                   timber_status status, timber_error *err);
+
 typedef struct tb_shard tb_shard;
 
 /* Opens, maps and validates the shard at path.  Tensor infos name the

@@ -4,6 +4,8 @@
  */
 #include "util.h"
 
+#include "tempfile.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,12 +19,21 @@ static void vrecord(timber_error *err, timber_status status, const char *fmt,
     if (!err)
         return;
     err->status = status;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    /* Messages are one line by contract: fold any newline a file name or
-     * a tensor name might have smuggled in. */
-    for (char *p = err->message; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    char raw[sizeof err->message];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* Messages are one line by contract, and safe to print: a control
+     * character a file name or a tensor name smuggled in (a newline, an
+     * escape sequence) is written \xNN. */
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)raw;
+         *p && at + 5 < sizeof err->message; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            at += (size_t)snprintf(err->message + at,
+                                   sizeof err->message - at, "\\x%02x", *p);
+        else
+            err->message[at++] = (char)*p;
+    }
+    err->message[at] = '\0';
 }
 
 timber_status tb_fail(timber_error *err, timber_status status,
@@ -260,7 +271,6 @@ int tb_buf_json_string(tb_buf *b, const char *s)
 
 /* ---------------------------------------------------- file-system helpers */
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -334,22 +344,6 @@ int tb_fsync_parent_dir(const char *path)
     return rc;
 }
 
-char *tb_temp_sibling(const char *path)
-{
-    static atomic_uint counter;
-    char *dir = tb_dirname(path);
-    if (!dir)
-        return NULL;
-    const char *base = tb_basename(path);
-    size_t size = strlen(dir) + strlen(base) + 64;
-    char *tmp = malloc(size);
-    if (tmp)
-        snprintf(tmp, size, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
-                 atomic_fetch_add(&counter, 1u));
-    free(dir);
-    return tmp;
-}
-
 /* ------------------------------------------------ version and statuses */
 
 const char *timber_version(void) { return TIMBER_VERSION_STRING; }
@@ -379,36 +373,16 @@ const char *timber_strerror(timber_status status)
 timber_status tb_write_file_atomic(const char *path, const void *data,
                                    size_t len, timber_error *err)
 {
-    char *tmp = tb_temp_sibling(path);
-    if (!tmp)
-        return tb_fail(err, TIMBER_ERR_NOMEM, "%s: out of memory", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        timber_status st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                                         "%s: cannot create", tmp);
-        free(tmp);
+    tb_temp t;
+    timber_status st = tb_temp_create(&t, path, TB_TEMP_FILE, err);
+    if (st)
         return st;
-    }
-    timber_status st = TIMBER_OK;
-    if (tb_pwrite_all(fd, data, len, 0) != 0)
+    if (tb_pwrite_all(t.fd, data, len, 0) != 0)
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
-                           tmp);
-    else if (fsync(fd) != 0)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
-                           tmp);
-    if (close(fd) != 0 && !st)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                           tmp);
-    if (!st && rename(tmp, path) != 0)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                           "%s: cannot rename into place", path);
-    if (st) {
-        unlink(tmp);
-    } else if (tb_fsync_parent_dir(path) != 0) {
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
-                           "%s: cannot fsync its directory", path);
-    }
-    free(tmp);
+                           t.path);
+    if (!st)
+        st = tb_temp_publish(&t, TB_PUBLISH_REPLACE, err);
+    tb_temp_end(&t);
     return st;
 }
 
@@ -419,9 +393,14 @@ timber_status tb_read_small_file(const char *path, size_t limit, char **out,
     *out = NULL;
     /* O_NONBLOCK: a FIFO must be refused below, not waited on. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
-                             path);
+    if (fd < 0) {
+        int e = errno;
+        struct stat lb; /* ENOENT on a name that exists: a dangling link */
+        int dangling = e == ENOENT && lstat(path, &lb) == 0 &&
+                       S_ISLNK(lb.st_mode);
+        return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot open%s", path,
+                             dangling ? " (a dangling symbolic link)" : "");
+    }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
@@ -459,4 +438,50 @@ timber_status tb_read_small_file(const char *path, size_t limit, char **out,
     *out = buf;
     *len = size;
     return TIMBER_OK;
+}
+/* ------------------------------------------- temporaries, for the CLI */
+
+struct timber_temp {
+    tb_temp t;
+};
+
+timber_status timber_write_file(const char *path, const void *data,
+                                size_t len, timber_error *err)
+{
+    tb_error_clear(err);
+    return tb_write_file_atomic(path, data, len, err);
+}
+
+timber_status timber_temp_create(const char *final_path, int directory,
+                                 timber_temp **out, timber_error *err)
+{
+    tb_error_clear(err);
+    *out = NULL;
+    timber_temp *t = calloc(1, sizeof *t);
+    if (!t)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    timber_status st = tb_temp_create(
+        &t->t, final_path, directory ? TB_TEMP_DIR : TB_TEMP_FILE, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *out = t;
+    return TIMBER_OK;
+}
+
+const char *timber_temp_path(const timber_temp *t) { return t->t.path; }
+
+timber_status timber_temp_publish(timber_temp *t, timber_error *err)
+{
+    tb_error_clear(err);
+    return tb_temp_publish(&t->t, TB_PUBLISH_REPLACE, err);
+}
+
+void timber_temp_free(timber_temp *t)
+{
+    if (!t)
+        return;
+    tb_temp_end(&t->t);
+    free(t);
 }

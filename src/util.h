@@ -103,13 +103,11 @@ int tb_fsync_dir(const char *path);
 char *tb_dirname(const char *path);
 /* Pointer to the last component of path (inside path). */
 const char *tb_basename(const char *path);
-
-/* A fresh temporary name beside path: "<dir>/.<base>.tmp.<pid>.<n>". */
-char *tb_temp_sibling(const char *path);
 #endif
 
-/* Writes len bytes to path atomically (temporary beside it, fsync, rename,
- * fsync of the directory); on failure nothing appears under path. */
+/* Writes len bytes to path atomically (a temporary beside it, tempfile.h;
+ * fsync, rename, fsync of the directory); on failure nothing appears
+ * under path. */
 timber_status tb_write_file_atomic(const char *path, const void *data,
                                    size_t len, timber_error *err);
 

@@ -19,7 +19,11 @@ target_link_libraries(failwrite PRIVATE ${CMAKE_DL_LIBS})
 # skipped (the reason is printed).
 set(fault_args $<TARGET_FILE:timber> $<TARGET_FILE:timber-gen>
                $<TARGET_FILE:timber-refcheck>)
-foreach(case disk_full inputs cache midrun limits)
+# hostile_*: issue #11's hostile situations, one script per class
+# (docs/guarantees.md, "Hostile situations").
+foreach(case disk_full inputs cache midrun limits hostile_paths
+             hostile_streams hostile_limits hostile_signals hostile_stale
+             hostile_checkpoint hostile_special hostile_numbers)
   add_test(NAME fault_${case}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/${case}.sh ${fault_args}
             $<TARGET_FILE:failwrite>)

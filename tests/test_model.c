@@ -417,12 +417,23 @@ static void test_index_errors(void)
 
     d = with_index("not-json", "{\"weight_map\": {");
     OPEN_FAILS("index not JSON", d, TIMBER_ERR_INDEX, index_path[nindex - 1],
-               "not a JSON object");
+               "index is not valid JSON");
+    /* Parsed as strictly as a shard header (#11 class 6). */
+    d = with_index("trailing", "{\"weight_map\":{" GOOD_MAP LAST_GOOD "}} x");
+    OPEN_FAILS("index with trailing bytes", d, TIMBER_ERR_INDEX,
+               "unexpected text after the index's JSON value");
+    d = with_index("nul-escape", "{\"weight_map\":{" GOOD_MAP LAST_GOOD
+                                 "},\"metadata\":{\"a\\u0000b\":1}}");
+    OPEN_FAILS("index with \\u0000", d, TIMBER_ERR_INDEX, "\\u0000");
+    d = with_index("bad-utf8", "{\"weight_map\":{" GOOD_MAP LAST_GOOD
+                               "},\"metadata\":{\"\xc3\x28\":1}}");
+    OPEN_FAILS("index with invalid UTF-8", d, TIMBER_ERR_INDEX,
+               "is not valid UTF-8");
     d = with_index("array", "[]");
     OPEN_FAILS("index an array", d, TIMBER_ERR_INDEX, "not a JSON object");
     d = with_index("empty-file", "");
     OPEN_FAILS("index an empty file", d, TIMBER_ERR_INDEX,
-               "not a JSON object");
+               "index is not valid JSON");
     d = with_index("no-map", "{\"metadata\":{\"total_size\":4}}");
     OPEN_FAILS("index without weight_map", d, TIMBER_ERR_INDEX,
                index_path[nindex - 1], "no \"weight_map\" object");

@@ -1,15 +1,16 @@
 /*
  * test_outdir.c — atomic publication of an output directory (src/outdir.c):
- *   - tb_outdir_check's refusals: unusable names, OUT that is, contains or
- *     lies inside an input, a missing parent, an existing OUT without
- *     force (a dangling symbolic link included);
+ *   - tb_outdir_check's refusals: unusable names, an existing OUT without
+ *     force (a dangling symbolic link included); OUT that is, contains or
+ *     lies inside an input (tb_places_check, as the run calls it); a
+ *     missing parent (tb_outdir_begin);
  *   - begin / publish: the temporary lies beside OUT (same parent) and is
  *     gone once OUT is in place; with force an existing OUT is exchanged
  *     and the old one removed by tb_outdir_end; without publish nothing is
  *     left; an OUT that appears after the check is never overwritten;
  *   - the temporaries of killed runs are swept by the next begin, those of
- *     live runs are not (made by forked children, so the test does not
- *     depend on how temporaries are named);
+ *     live runs (their lock held) are not (made by forked children, so
+ *     the test does not depend on how temporaries are named);
  *   - tb_copy_file (exclusive create) and tb_remove_tree (not following
  *     symbolic links).
  */
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "outdir.h"
+#include "pathid.h"
 #include "testutil.h"
 
 static char root[2048];
@@ -56,6 +58,16 @@ static int has_text(const char *path, const char *text)
     return ok;
 }
 
+/* OUT against the inputs, as the run checks it (pathid.h). */
+static timber_status places(const char *out, const char *b, const char *i,
+                            timber_error *err)
+{
+    tb_place pl[3] = {{b, TB_ROLE_INPUT, "the input"},
+                      {i, TB_ROLE_INPUT, "the input"},
+                      {out, TB_ROLE_OUTDIR, "the output directory"}};
+    return tb_places_check(pl, 3, err);
+}
+
 static void test_check(void)
 {
     timber_error err;
@@ -64,36 +76,36 @@ static void test_check(void)
     char b[4096], i[4096];
     snprintf(b, sizeof b, "%s", at("in-b"));
     snprintf(i, sizeof i, "%s", at("in-i"));
-    CHECK_OK("fresh OUT", tb_outdir_check(at("out"), b, i, 0, &err), &err);
+    CHECK_OK("fresh OUT", tb_outdir_check(at("out"), 0, &err), &err);
+    CHECK_OK("fresh OUT, places", places(at("out"), b, i, &err), &err);
     const char *bad[] = {".", "..", "x/.."};
     for (size_t k = 0; k < 3; k++)
-        CHECK_ERROR("bad name", tb_outdir_check(at(bad[k]), b, i, 0, &err),
+        CHECK_ERROR("bad name", tb_outdir_check(at(bad[k]), 0, &err),
                     &err, TIMBER_ERR_INVALID, "not a usable output");
-    CHECK_ERROR("OUT is an input", tb_outdir_check(b, b, i, 1, &err), &err,
-                TIMBER_ERR_INVALID, "is or lies inside the", "refusing");
-    CHECK_ERROR("OUT inside an input",
-                tb_outdir_check(at("in-i/sub"), b, i, 0, &err), &err,
-                TIMBER_ERR_INVALID, "is or lies inside the", i);
-    CHECK_ERROR("OUT contains an input", tb_outdir_check(root, b, i, 1, &err),
-                &err, TIMBER_ERR_INVALID, "contains the", b);
+    CHECK_ERROR("OUT is an input", places(b, b, i, &err), &err,
+                TIMBER_ERR_INVALID, "is the input", "refusing");
+    CHECK_ERROR("OUT inside an input", places(at("in-i/sub"), b, i, &err),
+                &err, TIMBER_ERR_INVALID, "lies inside the input", i);
+    CHECK_ERROR("OUT contains an input", places(root, b, i, &err), &err,
+                TIMBER_ERR_INVALID, "lies inside the output directory", b);
     /* the same through a symbolic link to the input */
     CHECK(symlink(i, at("link-to-i")) == 0);
     CHECK_ERROR("OUT under a link into an input",
-                tb_outdir_check(at("link-to-i/sub"), b, i, 0, &err), &err,
+                places(at("link-to-i/sub"), b, i, &err), &err,
                 TIMBER_ERR_INVALID, "refusing");
     /* a sibling whose name merely starts like an input's is fine */
-    CHECK_OK("prefix sibling", tb_outdir_check(at("in-i2"), b, i, 0, &err),
-             &err);
-    CHECK_ERROR("missing parent",
-                tb_outdir_check(at("no/such/out"), b, i, 0, &err), &err,
-                TIMBER_ERR_IO, "parent directory");
+    CHECK_OK("prefix sibling", places(at("in-i2"), b, i, &err), &err);
+    tb_outdir nd;
+    CHECK_ERROR("missing parent", tb_outdir_begin(&nd, at("no/such/out"), 0,
+                                                  &err),
+                &err, TIMBER_ERR_IO, "cannot create its temporary directory");
+    tb_outdir_end(&nd);
     mkdir(at("there"), 0777);
-    CHECK_ERROR("exists", tb_outdir_check(at("there"), b, i, 0, &err), &err,
+    CHECK_ERROR("exists", tb_outdir_check(at("there"), 0, &err), &err,
                 TIMBER_ERR_EXISTS, "already exists", "--force");
-    CHECK_OK("exists, force", tb_outdir_check(at("there"), b, i, 1, &err),
-             &err);
+    CHECK_OK("exists, force", tb_outdir_check(at("there"), 1, &err), &err);
     CHECK(symlink("/nonexistent/target", at("dangling")) == 0);
-    CHECK_ERROR("dangling link", tb_outdir_check(at("dangling"), b, i, 0, &err),
+    CHECK_ERROR("dangling link", tb_outdir_check(at("dangling"), 0, &err),
                 &err, TIMBER_ERR_EXISTS, "already exists");
 }
 

@@ -368,7 +368,7 @@ static const struct bad_case bad_cases[] = {
      "{\"bad\\nname\":{\"dtype\":\"F128\",\"shape\":[2],"
      "\"data_offsets\":[0,8]}}",
      0, 8, LEN_AUTO, 0, TIMBER_ERR_FORMAT,
-     {"tensor 'bad name': unknown dtype \"F128\""}},
+     {"tensor 'bad\\x0aname': unknown dtype \"F128\""}},
 };
 
 static void write_case(const char *path, const struct bad_case *c)

@@ -34,9 +34,10 @@ static void print_record(const timber_cache_record *r, void *user)
     for (size_t d = 0; d < r->ndim && at < sizeof shape; d++)
         at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%llu",
                                d ? "x" : "", (unsigned long long)r->shape[d]);
-    printf("%-48s %-14s rank %5llu  eRank %10.3f  k %5llu  %10llu bytes "
+    cli_put_text(stdout, r->name, 48);
+    printf(" %-14s rank %5llu  eRank %10.3f  k %5llu  %10llu bytes "
            "at offset %llu\n",
-           r->name, shape, (unsigned long long)r->rank, r->erank,
+           shape, (unsigned long long)r->rank, r->erank,
            (unsigned long long)r->k, (unsigned long long)r->bytes,
            (unsigned long long)r->offset);
 }
@@ -82,7 +83,8 @@ int cmd_cache(int argc, char **argv)
                    (unsigned long long)first);
         return EXIT_FAIL;
     }
-    printf("%s: ok, %zu records intact%s\n", argv[2], st.records,
+    cli_put_text(stdout, argv[2], 0);
+    printf(": ok, %zu records intact%s\n", st.records,
            st.trailing_bytes ? " (an unfinished last record will be "
                                "dropped)"
                              : "");

@@ -22,9 +22,20 @@ enum {
     EXIT_OK = 0,
     EXIT_FAIL = 1,        /* bad input, I/O failure, runtime error */
     EXIT_USAGE = 2,       /* unknown option, bad value, wrong arguments */
-    EXIT_SIGINT = 130,    /* interrupted by SIGINT (128 + 2) */
-    EXIT_SIGTERM = 143    /* terminated by SIGTERM (128 + 15) */
+    EXIT_PIPE = 141       /* stdout's reader went away (128 + SIGPIPE) */
+    /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM, ...);
+     * signals.c */
 };
+
+/* Reopens a closed fd 0, 1 or 2 on /dev/null and ignores SIGPIPE
+ * (streams.c); -1 when /dev/null cannot be opened.  First thing main
+ * does. */
+int cli_setup_streams(void);
+
+/* s with control characters written as \xNN (text.c), malloc'd, NULL on
+ * exhaustion; cli_put_text prints it padded to width. */
+char *cli_escape(const char *s);
+void cli_put_text(FILE *f, const char *s, int width);
 
 /* "timber: <message>\n" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -38,7 +49,8 @@ int cli_usage(const char *cmd, const char *fmt, ...)
  * returns EXIT_FAIL. */
 int cli_lib_error(const timber_error *err);
 /* Flushes stdout; a failed write turns success into EXIT_FAIL (jq's rule:
- * output that could not be written is a failure). */
+ * output that could not be written is a failure), or EXIT_PIPE, without
+ * a message, when the reader of a pipe went away. */
 int cli_finish_stdout(int code);
 /* Prints help text to stdout and returns cli_finish_stdout(EXIT_OK). */
 int cli_print_help(const char *text);
@@ -68,11 +80,12 @@ int cli_parse_threads(const char *cmd, const char *val, int *threads);
 int cli_status_exit(const char *cmd, timber_status st,
                     const timber_error *err);
 
-/* SIGINT and SIGTERM set cli_cancel (the library polls it and stops). */
+/* The stop signals set cli_cancel (the library polls it and stops);
+ * signals.c lists them. */
 extern volatile sig_atomic_t cli_cancel;
 void cli_catch_signals(void);
-const char *cli_signal_name(void);
-int cli_interrupted_exit(void); /* 130 or 143 */
+const char *cli_signal_name(void); /* "SIGINT", ... */
+int cli_interrupted_exit(void);    /* 128 + the signal; SIGXFSZ: 1 */
 
 /* The progress line on stderr: only on a terminal and without --quiet. */
 typedef struct cli_progress {
@@ -88,13 +101,9 @@ void cli_progress_warning(const char *message, void *user);
 /* "[a, b]" (brackets, sep ", ") or "axb" (no brackets, sep "x"). */
 void cli_format_shape(char *buf, size_t size, size_t ndim,
                       const uint64_t *shape, const char *sep, int brackets);
-/* Writes a whole file through a temporary beside it and a rename: 0, or -1
- * with errno set and nothing left behind. */
+/* Writes a whole file through a temporary beside it and a rename
+ * (timber_write_file): 0, or -1 after the error line, nothing left. */
 int cli_write_file(const char *path, const char *text, size_t len);
-/* Whether cli_write_file(path) could create its temporary now (the
- * directory exists and is writable, path is not a directory): 0, or -1
- * with errno set.  Leaves nothing behind. */
-int cli_probe_writable(const char *path);
 
 /* "timber [refine] ARG..." for the model card: argv[0] is "refine" or
  * the program; every argument shell-quoted where it needs it.  NULL when

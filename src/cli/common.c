@@ -3,6 +3,7 @@
  * codes, option values, SIGINT/SIGTERM as cancellation, the progress line,
  * shapes as text, and files written through a temporary and a rename.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -21,9 +22,16 @@ static const char progname[] = "timber";
 /* One stderr line: "timber: " KIND MESSAGE. */
 static void vmessage(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "%s: %s", progname, kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* One message, one line: names and paths in it are escaped
+     * (text.c), then it goes out in a single write. */
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    char *safe = text ? cli_escape(text) : NULL;
+    fprintf(stderr, "%s: %s%s\n", progname, kind,
+            safe ? safe : "(out of memory formatting a message)");
+    free(safe);
+    free(text);
 }
 
 void cli_errorf(const char *fmt, ...)
@@ -46,11 +54,13 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see '%s %s%s--help')\n", progname, cmd ? cmd : "",
-            cmd ? " " : "");
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
     va_end(ap);
+    cli_errorf("%s (see '%s %s%s--help')", text ? text : "usage error",
+               progname, cmd ? cmd : "", cmd ? " " : "");
+    free(text);
     return EXIT_USAGE;
 }
 
@@ -59,15 +69,6 @@ int cli_lib_error(const timber_error *err)
     cli_errorf("%s", err->message[0] ? err->message
                                      : timber_strerror(err->status));
     return EXIT_FAIL;
-}
-
-int cli_finish_stdout(int code)
-{
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_errorf("error writing to standard output: %s", strerror(errno));
-        return code ? code : EXIT_FAIL;
-    }
-    return code;
 }
 
 int cli_print_help(const char *text)
@@ -79,6 +80,35 @@ int cli_print_help(const char *text)
 int cli_is_help(const char *a)
 {
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+/* One gamma: a decimal (or C99 hexadecimal) number in [0, 1], blanks
+ * around it ignored alike on both sides.  Underflow is not an error: a
+ * subnormal gamma is the number it reads as (and one below the smallest
+ * subnormal reads as 0, like any decimal too long to hold).  -0 is 0, so
+ * its directory is gamma-0 and its metadata "0". */
+static int parse_gamma(const char *p, size_t len, double *out)
+{
+    while (len > 0 && isspace((unsigned char)*p)) {
+        p++;
+        len--;
+    }
+    while (len > 0 && isspace((unsigned char)p[len - 1]))
+        len--;
+    char buf[64];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end == buf || *end != '\0' || (errno == ERANGE && fabs(v) > 1.0))
+        return -1;
+    if (!(v >= 0.0 && v <= 1.0))
+        return -1;
+    *out = v + 0.0; /* -0 + 0 is +0 */
+    return 0;
 }
 
 int cli_parse_gammas(const char *arg, double **out)
@@ -96,24 +126,12 @@ int cli_parse_gammas(const char *arg, double **out)
     for (size_t i = 0; i < n; i++) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char buf[64];
-        char *end = NULL;
-        double v = NAN;
-        if (len > 0 && len < sizeof buf) {
-            memcpy(buf, p, len);
-            buf[len] = '\0';
-            errno = 0;
-            v = strtod(buf, &end);
-            if (errno || end == buf || *end != '\0')
-                v = NAN;
-        }
-        if (!(v >= 0.0 && v <= 1.0)) {
+        if (parse_gamma(p, len, &g[i]) != 0) {
             free(g);
             cli_usage("refine", "--gamma: '%.*s' is not a number in [0, 1]",
                       (int)(len < 60 ? len : 60), p);
             return -1;
         }
-        g[i] = v;
         p = comma ? comma + 1 : p + len;
     }
     *out = g;
@@ -174,35 +192,6 @@ int cli_status_exit(const char *cmd, timber_status st,
     return cli_lib_error(err);
 }
 
-/* ----------------------------------------------------------- signals */
-
-volatile sig_atomic_t cli_cancel;
-
-static void on_signal(int sig)
-{
-    cli_cancel = sig;
-}
-
-void cli_catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-const char *cli_signal_name(void)
-{
-    return cli_cancel == SIGTERM ? "SIGTERM" : "SIGINT";
-}
-
-int cli_interrupted_exit(void)
-{
-    return cli_cancel == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
-}
-
 /* ---------------------------------------------------------- progress */
 
 void cli_progress_init(cli_progress *p, int quiet)
@@ -224,8 +213,10 @@ void cli_progress_show(const timber_progress *p, void *user)
         snprintf(eta, sizeof eta, "%d:%02d", (int)(left / 60),
                  (int)left % 60);
     }
+    char *name = cli_escape(p->tensor);
     fprintf(stderr, "\r\033[K[%zu/%zu] %3.0f%% ETA %s  %.60s", p->index,
-            p->total, 100.0 * frac, eta, p->tensor);
+            p->total, 100.0 * frac, eta, name ? name : "");
+    free(name);
     fflush(stderr);
     u->drawn = 1;
 }
@@ -260,62 +251,13 @@ void cli_format_shape(char *buf, size_t size, size_t ndim,
         snprintf(buf + at, size - at, "]");
 }
 
-/* The temporary a whole-file write goes through: PATH.tmpPID, beside it
- * so the rename stays on one file system. */
-static char *temp_name(const char *path)
-{
-    size_t l = strlen(path) + 32;
-    char *tmp = malloc(l);
-    if (!tmp) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    snprintf(tmp, l, "%s.tmp%ld", path, (long)getpid());
-    return tmp;
-}
-
 int cli_write_file(const char *path, const char *text, size_t len)
 {
-    char *tmp = temp_name(path);
-    if (!tmp)
-        return -1;
-    FILE *f = fopen(tmp, "w");
-    int rc = f ? 0 : -1;
-    if (f) {
-        if (fwrite(text, 1, len, f) != len)
-            rc = -1;
-        if (fclose(f) != 0)
-            rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -1;
-    if (rc != 0) {
-        int e = errno;
-        remove(tmp);
-        errno = e;
-    }
-    free(tmp);
-    return rc;
-}
-
-int cli_probe_writable(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        return -1;
-    }
-    char *tmp = temp_name(path);
-    if (!tmp)
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    int rc = fd >= 0 ? 0 : -1;
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    free(tmp);
-    return rc;
+    timber_error err;
+    if (timber_write_file(path, text, len, &err) == TIMBER_OK)
+        return 0;
+    cli_lib_error(&err);
+    return -1;
 }
 
 /* RFC 4180: quote a field holding a comma, quote or newline. */

@@ -118,15 +118,17 @@ static void print_row(const timber_erank_row *r, int pair)
 {
     char shape[64];
     shape_text(shape, sizeof shape, r);
+    fputs("  ", stdout);
+    cli_put_text(stdout, r->name, 44);
     if (pair)
-        printf("  %-44s %-14s %6llu %9.2f %9.2f %6.3f %9.2f %6llu %6.3f "
+        printf(" %-14s %6llu %9.2f %9.2f %6.3f %9.2f %6llu %6.3f "
                "%8.4f\n",
-               r->name, shape, (unsigned long long)r->rank, r->erank_base,
+               shape, (unsigned long long)r->rank, r->erank_base,
                r->erank_instruct, r->erank_instruct / r->erank_base,
                r->erank_delta, (unsigned long long)r->k, r->delta_ratio,
                r->delta_rel_norm);
     else
-        printf("  %-44s %-14s %6llu %9.2f %6.3f\n", r->name, shape,
+        printf(" %-14s %6llu %9.2f %6.3f\n", shape,
                (unsigned long long)r->rank, r->erank_instruct,
                r->erank_instruct / (double)r->rank);
 }
@@ -252,12 +254,11 @@ static int write_json(const char *path, const timber_erank_result *res)
     }
     char *text = ok ? cJSON_Print(arr) : NULL;
     cJSON_Delete(arr);
-    if (!text)
-        return -1;
-    size_t len = strlen(text);
-    char *t2 = realloc(text, len + 2);
+    size_t len = text ? strlen(text) : 0;
+    char *t2 = text ? realloc(text, len + 2) : NULL;
     if (!t2) {
         free(text);
+        cli_errorf("%s: out of memory building the JSON", path);
         return -1;
     }
     t2[len] = '\n';
@@ -274,8 +275,10 @@ static int write_csv(const char *path, const timber_erank_result *res)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    if (!f)
+    if (!f) {
+        cli_errorf("%s: out of memory building the CSV", path);
         return -1;
+    }
     fprintf(f, "%s\n",
             pair ? "name,shape,rank,erank_base,erank_instruct,erank_delta,k,"
                    "erank_delta_ratio,delta_rel_norm,module,layer"
@@ -302,7 +305,11 @@ static int write_csv(const char *path, const timber_erank_result *res)
                     r->erank_instruct / (double)r->rank,
                     timber_module_type_name(timber_module_type(r->name)), layer);
     }
-    int rc = fclose(f) == 0 ? cli_write_file(path, text, len) : -1;
+    int rc = -1;
+    if (fclose(f) != 0)
+        cli_errorf("%s: out of memory building the CSV", path);
+    else
+        rc = cli_write_file(path, text, len);
     free(text);
     return rc;
 }
@@ -340,46 +347,27 @@ static char *find_gnuplot(void)
     return NULL;
 }
 
-/* Escapes a string for a single-quoted gnuplot literal. */
-static void gp_quote(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
+/* The plot is made in a private work directory (under $TMPDIR, else
+ * /tmp) that holds everything gnuplot reads and writes under fixed names:
+ * gnuplot runs there, so the script embeds no path at all, and the only
+ * text from outside, the title (model paths), is handed over as ARG1
+ * (`gnuplot -c`), a string gnuplot never parses as commands.  Then the
+ * picture is published at OUT through a temporary beside it. */
+#define PLOT_SCRIPT "plot.gp"
+#define PLOT_RATIOS "ratio.dat"
 
-static int write_plot(const char *out, const timber_erank_result *res,
-                      const char *title)
+/* One data file per module type with layer info (Figure 1), "mN.dat",
+ * and the eRank/r of every delta (Figure 2); present[m] says which
+ * module files exist.  0, or -1 with errno set. */
+static int plot_data(const char *dir, const timber_erank_result *res,
+                     int present[NMODULES])
 {
-    int png = has_suffix(out, ".png");
-    if (!png && !has_suffix(out, ".svg")) {
-        cli_errorf("--plot %s: the file name must end in .png or .svg", out);
-        return EXIT_USAGE;
-    }
-    char *gp = find_gnuplot();
-    if (!gp) {
-        cli_errorf("--plot %s: gnuplot is not installed (install it with "
-                   "'apt-get install gnuplot-nox')",
-                   out);
-        return EXIT_FAIL;
-    }
-    char dir[] = "/tmp/timber-plot-XXXXXX";
-    if (!mkdtemp(dir)) {
-        cli_errorf("cannot create a temporary directory: %s",
-                   strerror(errno));
-        free(gp);
-        return EXIT_FAIL;
-    }
     int pair = timber_erank_is_pair(res);
     size_t n = timber_erank_count(res);
     char path[4096];
-    /* One data file per module type with layer info (Figure 1) ... */
-    int present[NMODULES] = {0};
-    for (int m = 0; m < NMODULES; m++) {
+    int rc = 0;
+    for (int m = 0; m < NMODULES && !rc; m++) {
+        present[m] = 0;
         snprintf(path, sizeof path, "%s/m%d.dat", dir, m);
         FILE *f = NULL;
         for (size_t i = 0; i < n; i++) {
@@ -387,138 +375,220 @@ static int write_plot(const char *out, const timber_erank_result *res,
             long l = layer_of(r->name);
             if (timber_module_type(r->name) != m || l < 0)
                 continue;
-            if (!f && !(f = fopen(path, "w")))
+            if (!f && !(f = fopen(path, "w"))) {
+                rc = -1;
                 break;
+            }
             fprintf(f, "%ld %.10g %.10g\n", l,
                     pair ? r->erank_base : r->erank_instruct,
                     r->erank_instruct);
             present[m] = 1;
         }
-        if (f)
-            fclose(f);
+        if (f && fclose(f) != 0)
+            rc = -1;
     }
-    /* ... and the eRank/r of every delta (Figure 2). */
-    snprintf(path, sizeof path, "%s/ratio.dat", dir);
-    FILE *f = fopen(path, "w");
-    for (size_t i = 0; f && i < n; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, PLOT_RATIOS);
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
         const timber_erank_row *r = timber_erank_row_at(res, i);
         fprintf(f, "%.10g\n",
                 pair ? r->delta_ratio : r->erank_instruct / (double)r->rank);
     }
-    if (f)
-        fclose(f);
+    return fclose(f) == 0 ? 0 : -1;
+}
 
-    size_t ol = strlen(out) + 32;
-    char *tmp_out = malloc(ol);
-    snprintf(tmp_out, ol, "%s.tmp%ld", out, (long)getpid());
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    FILE *g = fopen(path, "w");
+/* The gnuplot script: the figures' layout over the data files, writing
+ * the picture to `picture` (a fixed name in the work directory). */
+static void plot_script(FILE *g, const timber_erank_result *res,
+                        const int present[NMODULES], int png,
+                        const char *picture)
+{
+    int pair = timber_erank_is_pair(res);
+    size_t n = timber_erank_count(res);
     int npanels = 0;
     for (int m = 0; m < NMODULES; m++)
         npanels += present[m];
-    if (g) {
-        if (png)
-            fprintf(g, "set terminal pngcairo size 1800,1200 font 'Sans,11' "
-                       "noenhanced\n");
+    if (png)
+        fprintf(g, "set terminal pngcairo size 1800,1200 font 'Sans,11' "
+                   "noenhanced\n");
+    else
+        fprintf(g, "set terminal svg size 1800,1200 font 'Sans,11' "
+                   "noenhanced background rgb 'white'\n");
+    fprintf(g, "set output '%s'\n", picture);
+    fprintf(g, "set datafile separator whitespace\n");
+    fprintf(g, "set multiplot title ARG1 font 'Sans,15'\n");
+    int cols = npanels > 4 ? (npanels + 1) / 2 : (npanels ? npanels : 1);
+    int rows = npanels > cols ? 2 : 1;
+    double top = 0.93, fig1_h = 0.56, w = 1.0 / cols;
+    double h = fig1_h / rows;
+    int at = 0;
+    /* Layers are whole numbers; y from 0 so that "barely changes" looks
+     * like it (autoscale would magnify 0.01 % differences). */
+    long maxl = 0;
+    for (size_t i = 0; i < n; i++) {
+        long l = layer_of(timber_erank_row_at(res, i)->name);
+        maxl = l > maxl ? l : maxl;
+    }
+    fprintf(g, "set key bottom right font 'Sans,9'\nset grid\n");
+    fprintf(g, "set xtics %ld\nset format x '%%.0f'\nset yrange [0:*]\n",
+            maxl >= 8 ? (maxl + 7) / 8 : 1);
+    for (int m = 0; m < NMODULES; m++) {
+        if (!present[m])
+            continue;
+        int rr = at / cols, cc = at % cols;
+        fprintf(g, "set origin %.4f,%.4f\nset size %.4f,%.4f\n", cc * w,
+                top - (rr + 1) * h, w, h);
+        fprintf(g, "set title 'Fig. 1: eRank per layer, %s'\n",
+                timber_module_type_name(m));
+        fprintf(g, "set xlabel 'layer'\nset ylabel 'eRank'\n");
+        if (pair)
+            fprintf(g,
+                    "plot 'm%d.dat' using 1:2 with linespoints lw 2 pt 7 ps "
+                    "0.6 title 'Base', '' using 1:3 with linespoints lw 2 "
+                    "dt 2 pt 6 ps 0.8 title 'Instruct'\n",
+                    m);
         else
-            fprintf(g, "set terminal svg size 1800,1200 font 'Sans,11' "
-                       "noenhanced background rgb 'white'\n");
-        fprintf(g, "set output ");
-        gp_quote(g, tmp_out);
-        fprintf(g, "\nset datafile separator whitespace\n");
-        fprintf(g, "set multiplot title ");
-        gp_quote(g, title);
-        fprintf(g, " font 'Sans,15'\n");
-        int cols = npanels > 4 ? (npanels + 1) / 2 : (npanels ? npanels : 1);
-        int rows = npanels > cols ? 2 : 1;
-        double top = 0.93, fig1_h = 0.56, w = 1.0 / cols;
-        double h = fig1_h / rows;
-        int at = 0;
-        /* Layers are whole numbers; y from 0 so that "barely changes"
-         * looks like it (autoscale would magnify 0.01 % differences). */
-        long maxl = 0;
-        for (size_t i = 0; i < n; i++) {
-            long l = layer_of(timber_erank_row_at(res, i)->name);
-            maxl = l > maxl ? l : maxl;
-        }
-        fprintf(g, "set key bottom right font 'Sans,9'\nset grid\n");
-        fprintf(g, "set xtics %ld\nset format x '%%.0f'\nset yrange [0:*]\n",
-                maxl >= 8 ? (maxl + 7) / 8 : 1);
-        for (int m = 0; m < NMODULES; m++) {
-            if (!present[m])
-                continue;
-            int rr = at / cols, cc = at % cols;
-            fprintf(g, "set origin %.4f,%.4f\nset size %.4f,%.4f\n", cc * w,
-                    top - (rr + 1) * h, w, h);
-            fprintf(g, "set title 'Fig. 1: eRank per layer, %s'\n",
-                    timber_module_type_name(m));
-            fprintf(g, "set xlabel 'layer'\nset ylabel 'eRank'\n");
-            if (pair)
-                fprintf(g,
-                        "plot '%s/m%d.dat' using 1:2 with linespoints lw 2 "
-                        "pt 7 ps 0.6 title 'Base', '' using 1:3 with "
-                        "linespoints lw 2 dt 2 pt 6 ps 0.8 title "
-                        "'Instruct'\n",
-                        dir, m);
-            else
-                fprintf(g,
-                        "plot '%s/m%d.dat' using 1:3 with linespoints lw 2 "
-                        "pt 7 ps 0.6 title 'model'\n",
-                        dir, m);
-            at++;
-        }
-        fprintf(g, "set origin 0.0,0.0\nset size 1.0,%.4f\n",
-                top - fig1_h - 0.01);
-        fprintf(g, "set title '%s'\n",
-                pair ? "Fig. 2: distribution of eRank / r of the deltas "
-                       "(k = ceil(eRank) is the cut-off)"
-                     : "distribution of eRank / r");
-        fprintf(g, "set xlabel 'eRank / r'\nset ylabel 'tensors'\n");
-        fprintf(g, "set style fill solid 0.6 border -1\nset boxwidth 0.009 "
-                   "absolute\nset xrange [0:1.02]\nset yrange [0:*]\n"
-                   "set xtics 0.1\nset format x '%%.1f'\n"
-                   "set offsets 0, 0, graph 0.08, 0\n");
-        fprintf(g, "stats '%s/ratio.dat' using 1 nooutput\n", dir);
-        fprintf(g, "set arrow from STATS_mean, graph 0 to STATS_mean, graph "
-                   "1 nohead lw 2 lc rgb 'red'\n");
-        fprintf(g, "set label sprintf('mean %%.3f', STATS_mean) at "
-                   "STATS_mean, graph 0.95 offset 1,0 tc rgb 'red'\n");
-        fprintf(g, "bin(x) = 0.01 * floor(x / 0.01) + 0.005\n");
-        fprintf(g, "plot '%s/ratio.dat' using (bin($1)):(1.0) smooth "
-                   "frequency with boxes lc rgb '#4477aa' notitle\n",
-                   dir);
-        fprintf(g, "unset multiplot\nset output\n");
-        fclose(g);
+            fprintf(g,
+                    "plot 'm%d.dat' using 1:3 with linespoints lw 2 pt 7 ps "
+                    "0.6 title 'model'\n",
+                    m);
+        at++;
     }
-    int code = EXIT_FAIL;
+    fprintf(g, "set origin 0.0,0.0\nset size 1.0,%.4f\n", top - fig1_h - 0.01);
+    fprintf(g, "set title '%s'\n",
+            pair ? "Fig. 2: distribution of eRank / r of the deltas "
+                   "(k = ceil(eRank) is the cut-off)"
+                 : "distribution of eRank / r");
+    fprintf(g, "set xlabel 'eRank / r'\nset ylabel 'tensors'\n");
+    fprintf(g, "set style fill solid 0.6 border -1\nset boxwidth 0.009 "
+               "absolute\nset xrange [0:1.02]\nset yrange [0:*]\n"
+               "set xtics 0.1\nset format x '%%.1f'\n"
+               "set offsets 0, 0, graph 0.08, 0\n");
+    fprintf(g, "stats '%s' using 1 nooutput\n", PLOT_RATIOS);
+    fprintf(g, "set arrow from STATS_mean, graph 0 to STATS_mean, graph 1 "
+               "nohead lw 2 lc rgb 'red'\n");
+    fprintf(g, "set label sprintf('mean %%.3f', STATS_mean) at STATS_mean, "
+               "graph 0.95 offset 1,0 tc rgb 'red'\n");
+    fprintf(g, "bin(x) = 0.01 * floor(x / 0.01) + 0.005\n");
+    fprintf(g, "plot '%s' using (bin($1)):(1.0) smooth frequency with boxes "
+               "lc rgb '#4477aa' notitle\n",
+               PLOT_RATIOS);
+    fprintf(g, "unset multiplot\nset output\n");
+}
+
+/* Runs `gnuplot -c plot.gp TITLE` in dir; its wait status, or -1. */
+static int run_gnuplot(const char *gp, const char *dir, const char *title)
+{
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return -1;
+    int status = -1;
     pid_t pid;
-    char *argv[] = {gp, path, NULL};
-    int status = 0;
-    if (g && posix_spawn(&pid, gp, NULL, NULL, argv, environ) == 0 &&
-        waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 0) {
-        struct stat sb;
-        if (stat(tmp_out, &sb) == 0 && sb.st_size > 0 &&
-            rename(tmp_out, out) == 0)
-            code = EXIT_OK;
+    char *argv[] = {(char *)gp, "-c", PLOT_SCRIPT, (char *)title, NULL};
+    if (posix_spawn_file_actions_addchdir_np(&fa, dir) == 0 &&
+        posix_spawn(&pid, gp, &fa, NULL, argv, environ) == 0) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
     }
-    if (code != EXIT_OK) {
+    posix_spawn_file_actions_destroy(&fa);
+    return status;
+}
+
+/* Reads a whole file of at most 1 GiB: malloc'd, or NULL. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            char *g = cap <= (1u << 30) ? realloc(buf, cap) : NULL;
+            if (!g) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = g;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int write_plot(const char *out, const timber_erank_result *res,
+                      const char *title)
+{
+    int png = has_suffix(out, ".png");
+    char *gp = find_gnuplot();
+    if (!gp) {
+        cli_errorf("--plot %s: gnuplot is not installed (install it with "
+                   "'apt-get install gnuplot-nox')",
+                   out);
+        return EXIT_FAIL;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || tmpdir[0] != '/')
+        tmpdir = "/tmp";
+    char where[4096];
+    snprintf(where, sizeof where, "%s/timber-plot", tmpdir);
+    timber_temp *work = NULL;
+    timber_error err;
+    if (timber_temp_create(where, 1, &work, &err) != TIMBER_OK) {
+        free(gp);
+        return cli_lib_error(&err);
+    }
+    const char *dir = timber_temp_path(work);
+    const char *picture = png ? "figure.png" : "figure.svg";
+    int code = EXIT_FAIL;
+    int present[NMODULES];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, PLOT_SCRIPT);
+    FILE *g = NULL;
+    if (plot_data(dir, res, present) != 0 || !(g = fopen(path, "w"))) {
+        cli_errorf("%s: cannot write the plot's data: %s", dir,
+                   strerror(errno));
+        goto out;
+    }
+    plot_script(g, res, present, png, picture);
+    if (fclose(g) != 0) {
+        cli_errorf("%s: cannot write the plot's script: %s", path,
+                   strerror(errno));
+        goto out;
+    }
+    int status = run_gnuplot(gp, dir, title);
+    snprintf(path, sizeof path, "%s/%s", dir, picture);
+    size_t len = 0;
+    char *bytes = status != -1 && WIFEXITED(status) &&
+                          WEXITSTATUS(status) == 0
+                      ? slurp(path, &len)
+                      : NULL;
+    if (!bytes || len == 0) {
         cli_errorf("--plot %s: gnuplot failed (exit status %d) to draw the "
                    "figure",
-                   out, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        remove(tmp_out);
+                   out,
+                   status != -1 && WIFEXITED(status) ? WEXITSTATUS(status)
+                                                     : -1);
+    } else if (cli_write_file(out, bytes, len) == 0) {
+        code = EXIT_OK;
     }
-    /* Clean the work files. */
-    for (int m = 0; m < NMODULES; m++) {
-        snprintf(path, sizeof path, "%s/m%d.dat", dir, m);
-        remove(path);
-    }
-    snprintf(path, sizeof path, "%s/ratio.dat", dir);
-    remove(path);
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    remove(path);
-    rmdir(dir);
-    free(tmp_out);
+    free(bytes);
+out:
+    timber_temp_free(work); /* the work directory and all in it */
     free(gp);
     return code;
 }
@@ -615,6 +685,18 @@ int cmd_erank(int argc, char **argv)
     opt.user = &progress;
     opt.warning = cli_progress_warning;
     opt.cancel = &cli_cancel;
+    /* The files to write are checked by the library before any work:
+     * none may be an input, the cache or another of them. */
+    const char *outputs[3];
+    size_t nout = 0;
+    if (json)
+        outputs[nout++] = json;
+    if (csv)
+        outputs[nout++] = csv;
+    if (plot)
+        outputs[nout++] = plot;
+    opt.outputs = outputs;
+    opt.noutputs = nout;
     cli_catch_signals();
 
     timber_erank_result *res = NULL;
@@ -633,14 +715,12 @@ int cmd_erank(int argc, char **argv)
     }
     print_table(res);
     code = cli_finish_stdout(EXIT_OK);
-    if (!code && json && write_json(json, res) != 0) {
-        cli_errorf("%s: cannot write the JSON: %s", json, strerror(errno));
+    /* Files only once the table is out: with stdout's reader gone
+     * (EXIT_PIPE) nothing is published. */
+    if (!code && json && write_json(json, res) != 0)
         code = EXIT_FAIL;
-    }
-    if (!code && csv && write_csv(csv, res) != 0) {
-        cli_errorf("%s: cannot write the CSV: %s", csv, strerror(errno));
+    if (!code && csv && write_csv(csv, res) != 0)
         code = EXIT_FAIL;
-    }
     if (!code && plot) {
         char title[512];
         snprintf(title, sizeof title, "timber erank: %s%s%s", pos[0],

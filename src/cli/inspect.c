@@ -92,21 +92,6 @@ static void format_shape(char *buf, size_t size, const timber_tensor_info *t)
     cli_format_shape(buf, size, t->ndim, t->shape, ", ", 1);
 }
 
-/* A name as one table cell: control characters (legal in JSON strings,
- * so possible in a valid header) are escaped so a row stays one line. */
-static void cell_name(char *buf, size_t size, const char *name)
-{
-    size_t at = 0;
-    for (const unsigned char *p = (const unsigned char *)name;
-         *p && at + 5 < size; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            at += (size_t)snprintf(buf + at, size - at, "\\x%02x", *p);
-        else
-            buf[at++] = (char)*p;
-    }
-    buf[at] = '\0';
-}
-
 static int inspect_text(const timber_model *m)
 {
     size_t n = timber_model_tensor_count(m);
@@ -115,9 +100,11 @@ static int inspect_text(const timber_model *m)
     for (size_t i = 0; i < n; i++) {
         const timber_tensor_info *t = timber_model_tensor(m, i);
         format_shape(shape, sizeof shape, t);
-        char name[1024];
-        cell_name(name, sizeof name, t->name);
-        int l = (int)strlen(name);
+        /* A name as one table cell: control characters (legal in JSON
+         * strings, so possible in a valid header) are escaped. */
+        char *name = cli_escape(t->name);
+        int l = name ? (int)strlen(name) : 0;
+        free(name);
         wname = l > wname ? l : wname;
         l = (int)strlen(shape);
         wshape = l > wshape ? l : wshape;
@@ -128,11 +115,13 @@ static int inspect_text(const timber_model *m)
     for (size_t i = 0; i < n; i++) {
         const timber_tensor_info *t = timber_model_tensor(m, i);
         format_shape(shape, sizeof shape, t);
-        char name[1024];
-        cell_name(name, sizeof name, t->name);
-        printf("%-*s  %-11s  %-*s  %*llu  %s\n", wname, name,
+        char *name = cli_escape(t->name);
+        char *shard = cli_escape(t->shard);
+        printf("%-*s  %-11s  %-*s  %*llu  %s\n", wname, name ? name : "?",
                timber_dtype_name(t->dtype), wshape, shape, wbytes,
-               (unsigned long long)t->nbytes, t->shard);
+               (unsigned long long)t->nbytes, shard ? shard : "?");
+        free(name);
+        free(shard);
         params += t->nelems;
         bytes += t->nbytes;
     }

@@ -32,7 +32,8 @@ static const char main_help[] =
     "  -V, --version              show the version\n"
     "\n"
     "exit codes: 0 success, 1 bad input or I/O failure, 2 usage error,\n"
-    "130/143 interrupted by SIGINT/SIGTERM (nothing is left behind).\n"
+    "128+N stopped by signal N (130 SIGINT, 143 SIGTERM; nothing is left\n"
+    "behind), 141 stdout's reader went away.\n"
     "Results go to stdout; errors, warnings, progress and summaries to\n"
     "stderr.  Documentation: docs/cli.md\n";
 
@@ -74,6 +75,9 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Before anything opens a file: see streams.c. */
+    if (cli_setup_streams() != 0)
+        return EXIT_FAIL;
     if (argc < 2)
         return cli_usage(NULL, "missing arguments");
     const char *first = argv[1];

@@ -253,18 +253,12 @@ int cmd_refine(int argc, char **argv)
     opt.command = command;
     cli_catch_signals();
 
-    /* Reports are written after OUT is published: a report that could not
-     * be written then would leave a published OUT and exit 1.  Refuse an
-     * unwritable place before any work (a disk that fills up in between
-     * can still fail it, and says so). */
-    for (size_t i = 0; i < nrep; i++)
-        if (cli_probe_writable(reports[i]) != 0) {
-            cli_errorf("--report '%s': cannot write there: %s; nothing was "
-                       "done",
-                       reports[i], strerror(errno));
-            code = EXIT_FAIL;
-            goto out;
-        }
+    /* Reports are written after OUT is published, so the library checks
+     * them before any work: not an input, OUT, the cache or one another,
+     * and writable where they are (a disk that fills up in between can
+     * still fail one, and says so). */
+    opt.outputs = reports;
+    opt.noutputs = nrep;
 
     timber_result *res = NULL;
     timber_error err;

@@ -102,12 +102,10 @@ int cli_write_report(const char *path, const timber_result *r)
     int rc = json ? write_json(f, r) : write_csv(f, r);
     if (fclose(f) != 0)
         rc = -1;
-    if (rc == 0 && cli_write_file(path, text, len) != 0)
-        rc = -1;
+    if (rc != 0)
+        cli_errorf("%s: out of memory building the report", path);
+    else if (cli_write_file(path, text, len) != 0)
+        rc = -1; /* said by cli_write_file */
     free(text);
-    if (rc != 0) {
-        cli_errorf("%s: cannot write the report: %s", path, strerror(errno));
-        return EXIT_FAIL;
-    }
-    return EXIT_OK;
+    return rc ? EXIT_FAIL : EXIT_OK;
 }

@@ -99,10 +99,10 @@ if wait_first_record "$C"; then
     finish_run kill
     expect_rc kill 137
     no_out kill "$P/out"
-    if [ -d "$P/.out.timber-tmp.$killed" ]; then
+    if compgen -G "$P/.out.timber-tmp.$killed.*" >/dev/null; then
         ok
     else
-        bad "kill: no temporary directory .out.timber-tmp.$killed to sweep: $(ls -A "$P")"
+        bad "kill: no temporary directory .out.timber-tmp.$killed.* to sweep: $(ls -A "$P")"
     fi
     cache_ok kill "$C"
     n=$(cache_records "$C")
@@ -115,7 +115,7 @@ if wait_first_record "$C"; then
         bad "resume: ${h:-?} tensors from the cache; the killed run had written ${n:-?} records: $(cat "$T/resume.err")"
     fi
     same_tree resume "$T/ref/out" "$P/out"
-    if [ -e "$P/.out.timber-tmp.$killed" ]; then
+    if compgen -G "$P/.out.timber-tmp.$killed.*" >/dev/null; then
         bad "resume: the killed run's temporary directory was not swept"
     else
         ok

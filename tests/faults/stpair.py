@@ -24,6 +24,16 @@ cases:
                  F32 [9, 4], "n" F32 [16]
   gamma          a delta of full rank with a spread spectrum: "w" F32
                  [24, 16], "v" BF16 [10, 40], "u" F16 [12, 12]
+  f16-overflow   "big" F16 [4, 4] in Instruct (values up to 65000), F32 in
+                 Base: at gamma 0 the refined values reach ~1.1e5, beyond
+                 F16; and "ok" F32 [4, 4]
+  ctrl-names     tensors named with a newline, ESC [31m, a tab and a
+                 backslash-x, one of them with a shape differing from
+                 Base's (a warning), in layers 0 and 1
+  huge-meta      Instruct's metadata holds one value that brings its
+                 header to just under the reader's 100,000,000-byte
+                 limit: the output's header (timber adds its own keys)
+                 would be over it
 """
 import json
 import math
@@ -59,9 +69,9 @@ def encode(dt, vals):
     raise ValueError(dt)
 
 
-def write_shard(path, tensors):
+def write_shard(path, tensors, meta=None):
     """tensors: list of (name, dtype, shape, values)."""
-    header, blobs, at = {"__metadata__": {"format": "pt"}}, [], 0
+    header, blobs, at = {"__metadata__": dict(meta or {"format": "pt"})}, [], 0
     for name, dt, shape, vals in tensors:
         data = encode(dt, vals)
         n = 1
@@ -82,9 +92,10 @@ def write_shard(path, tensors):
             f.write(b)
 
 
-def pair(d, base, inst):
+def pair(d, base, inst, inst_meta=None):
     for side, ts in (("base", base), ("instruct", inst)):
-        write_shard(os.path.join(d, side, "model.safetensors"), ts)
+        write_shard(os.path.join(d, side, "model.safetensors"), ts,
+                    inst_meta if side == "instruct" else None)
         with open(os.path.join(d, side, "config.json"), "w") as f:
             f.write('{"side": "%s"}\n' % side)
 
@@ -169,6 +180,43 @@ def main():
             base.append(b)
             inst.append(i)
         pair(d, base, inst)
+    elif case == "f16-overflow":
+        # D = diag(1e6, -6e4, -5e4, -5.5e4): eRank ~1.8, k = 2, the tail
+        # holds two of the -5e4-ish components; O = W_I - T reaches about
+        # 60000 + 55000 on the diagonal.
+        wi = [0.0] * 16
+        wb = [0.0] * 16
+        for j, (i_, d_) in enumerate(((65000.0, 1e6), (60000.0, -6e4),
+                                      (60000.0, -5e4), (60000.0, -5.5e4))):
+            wi[5 * j] = i_
+            wb[5 * j] = i_ - d_
+        ok_b, ok_i = delta_pair(rng, "ok", "F32", [4, 4])
+        pair(d, [("big", "F32", [4, 4], wb), ok_b],
+             [("big", "F16", [4, 4], wi), ok_i])
+    elif case == "ctrl-names":
+        base, inst = [], []
+        for name, shape in (("model.layers.0.evil\nname.weight", [6, 5]),
+                            ("model.layers.0.\x1b[31mred.weight", [6, 5]),
+                            ("model.layers.1.tab\there\\x41.weight", [5, 6])):
+            b, i = delta_pair(rng, name, "F32", shape)
+            base.append(b)
+            inst.append(i)
+        # a shape mismatch: copied with a warning naming it
+        b, _ = delta_pair(rng, "model.layers.1.grown\nvocab.weight", "F32",
+                          [4, 4])
+        _, i = delta_pair(rng, "model.layers.1.grown\nvocab.weight", "F32",
+                          [5, 4])
+        pair(d, base + [b], inst + [i])
+    elif case == "huge-meta":
+        b, i = delta_pair(rng, "w", "F32", [4, 4])
+        probe = {"format": "pt", "pad": ""}
+        write_shard(os.path.join(d, "probe.safetensors"), [i], probe)
+        with open(os.path.join(d, "probe.safetensors"), "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+        os.remove(os.path.join(d, "probe.safetensors"))
+        # up to 8 bytes of padding: stay 16 below the limit
+        pad = 100000000 - n - 16
+        pair(d, [b], [i], {"format": "pt", "pad": "x" * pad})
     else:
         sys.exit("stpair.py: unknown case '%s'" % case)
 

@@ -131,7 +131,7 @@ runtime_case "--report in a missing directory" "$TMP/no-dir/r.json" \
     --report "$TMP/no-dir/r.json"
 check "--report in a missing directory: OUT created" test ! -e "$TMP/r-out"
 mkdir "$TMP/dir.json"
-runtime_case "--report is a directory" "Is a directory" "$TMP/r-out" \
+runtime_case "--report is a directory" "is a directory" "$TMP/r-out" \
     "$B" "$I" "$TMP/r-out" --no-cache --report "$TMP/dir.json"
 check "--report is a directory: OUT created" test ! -e "$TMP/r-out"
 check "--report is a directory: something left in it" \

@@ -186,7 +186,7 @@ plot)
     check "one.png: not a PNG" \
         test "$(od -An -tx1 -N8 "$TMP/one.png" 2>/dev/null | tr -d ' ')" = 89504e470d0a1a0a
     check "a plot left a temporary beside it" \
-        test -z "$(find "$TMP" -maxdepth 1 -name '*.tmp*')"
+        test -z "$(find "$TMP" -mindepth 1 -maxdepth 1 \( -name '*.tmp*' -o -name '*timber-*' \))"
     ;;
 *)
     echo "erank.sh: unknown mode '$MODE'" >&2
