@@ -3,7 +3,7 @@
 # the man page, the bash and zsh completions and the documentation (no
 # test helper, no library); the installed timber is the one built (same
 # version, byte-identical output on a generated pair), `man` finds its page
-# through MANPATH, and its completions pass completion.sh from where they
+# through MANPATH or PREFIX/bin on PATH, and its completions pass completion.sh from where they
 # were installed, bash-completion's loader included.  With DESTDIR and
 # --prefix /usr the zsh completion goes to Debian's vendor-completions.
 # The component "dev" (-DTIMBER_INSTALL_LIBRARY=ON installs it by default)
@@ -60,6 +60,12 @@ got=$(PATH="$P/bin:$PATH" command -v timber)
 [ "$got" = "$P/bin/timber" ] && ok || bad "timber on PATH is '$got'"
 check_runs "installed timber" "$P/bin/timber"
 check_man "installed man page" "$P/share/man" "$P/share/man/man1/timber.1.gz"
+# Without MANPATH, man-db derives PREFIX/share/man from PREFIX/bin on PATH.
+if command -v man >/dev/null 2>&1; then
+    got=$(env -u MANPATH PATH="$P/bin:$PATH" man -w timber 2>&1)
+    [ "$got" = "$P/share/man/man1/timber.1.gz" ] && ok ||
+        bad "man -w timber with $P/bin on PATH: '$got'"
+fi
 if bash "$here/completion.sh" "$P/bin/timber" \
     "$P/share/bash-completion/completions/timber" \
     "$P/share/zsh/site-functions/_timber" >"$TMP/comp.log" 2>&1; then ok; else
