@@ -25,7 +25,7 @@ set_tests_properties(completion PROPERTIES TIMEOUT 120)
 # so they never run at the same time.
 add_test(NAME install_tree
   COMMAND bash ${TIMBER_INSTALL_TESTS}/install_tree.sh ${CMAKE_BINARY_DIR}
-          $<TARGET_FILE:timber-gen>)
+          $<TARGET_FILE:timber-gen> ${TIMBER_SANITIZE} ${TIMBER_INSTALL_LIBRARY})
 set_tests_properties(install_tree PROPERTIES TIMEOUT 300
                      RESOURCE_LOCK timber_install)
 
@@ -34,7 +34,7 @@ set_tests_properties(install_tree PROPERTIES TIMEOUT 300
 if(NOT TIMBER_SANITIZE)
   add_test(NAME package
     COMMAND bash ${TIMBER_INSTALL_TESTS}/package.sh ${CMAKE_BINARY_DIR}
-            $<TARGET_FILE:timber-gen>)
+            $<TARGET_FILE:timber-gen> ${TIMBER_INSTALL_LIBRARY})
   set_tests_properties(package PROPERTIES TIMEOUT 900 RUN_SERIAL ON
                        RESOURCE_LOCK timber_install SKIP_RETURN_CODE 77)
 endif()

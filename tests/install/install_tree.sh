@@ -10,14 +10,22 @@
 # adds libtimber.a, timber.h, timber_version.h and timber.pc, and a program
 # built from them with pkg-config alone runs and sees this version.
 #
-#   usage: install_tree.sh BUILD_DIR TIMBER_GEN
-# Prints "N passed, M failed".
+#   usage: install_tree.sh BUILD_DIR TIMBER_GEN SANITIZE LIBRARY
+# SANITIZE and LIBRARY are the build's TIMBER_SANITIZE and
+# TIMBER_INSTALL_LIBRARY (ON/OFF): an instrumented libtimber.a links only
+# with the sanitizers, and a default install holds the library only with
+# the option.  Prints "N passed, M failed".
 set -u
-if [ $# -ne 2 ]; then
-    echo "usage: $0 BUILD_DIR TIMBER_GEN" >&2
+if [ $# -ne 4 ]; then
+    echo "usage: $0 BUILD_DIR TIMBER_GEN SANITIZE LIBRARY" >&2
     exit 2
 fi
 BUILD=$(cd "$1" && pwd) GEN=$2
+is_on() { case "$1" in ON | on | 1 | TRUE | true | YES | yes) return 0 ;; esac; return 1; }
+san_flags=()
+is_on "$3" && san_flags=(-fsanitize=address,undefined)
+library=0
+is_on "$4" && library=1
 BUILT=$BUILD/timber
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -42,8 +50,12 @@ want=$({
     echo share/doc/timber/README.md
     echo share/doc/timber/LICENSE
     (cd "$src" && ls docs/*.md | sed 's:^:share/doc/timber/:')
+    if ((library)); then
+        printf '%s\n' include/timber.h include/timber_version.h \
+            lib/libtimber.a lib/pkgconfig/timber.pc
+    fi
 } | sort)
-got=$(tree "$P")
+got=$(tree "$P" | sed 's:^lib/[^/]*-linux-gnu/:lib/:')
 if [ "$got" = "$want" ]; then ok; else
     bad "installed files differ from the list:
 $(diff <(echo "$want") <(echo "$got"))"
@@ -114,7 +126,8 @@ version=$("$BUILT" --version | cut -d' ' -f2)
 if [ -n "$pc" ] && command -v pkg-config >/dev/null &&
     flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config \
         --cflags --libs timber 2>&1) &&
-    cc -std=c11 "$TMP/use.c" -o "$TMP/use" $flags 2>"$TMP/cc.err"; then
+    cc -std=c11 ${san_flags[@]+"${san_flags[@]}"} "$TMP/use.c" -o "$TMP/use" \
+        $flags 2>"$TMP/cc.err"; then
     ok
     [ "$("$TMP/use")" = "$version $version" ] && ok ||
         bad "a program built against the installed library says '$("$TMP/use")'"

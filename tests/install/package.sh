@@ -16,15 +16,17 @@
 # removed again however the test ends, and the real install is skipped
 # when a timber package or /usr/bin/timber is there already.
 #
-#   usage: package.sh BUILD_DIR TIMBER_GEN
-# Exits 77 (skipped) without dpkg-deb / dpkg-shlibdeps (apt-get install
+#   usage: package.sh BUILD_DIR TIMBER_GEN LIBRARY
+# LIBRARY is the build's TIMBER_INSTALL_LIBRARY (ON/OFF): with it the
+# package also holds libtimber.a, the headers and timber.pc.  Exits 77 (skipped) without dpkg-deb / dpkg-shlibdeps (apt-get install
 # dpkg-dev).  Prints "N passed, M failed".
 set -u
-if [ $# -ne 2 ]; then
-    echo "usage: $0 BUILD_DIR TIMBER_GEN" >&2
+if [ $# -ne 3 ]; then
+    echo "usage: $0 BUILD_DIR TIMBER_GEN LIBRARY" >&2
     exit 2
 fi
 BUILD=$(cd "$1" && pwd) GEN=$2
+case "$3" in ON | on | 1 | TRUE | true | YES | yes) library=1 ;; *) library=0 ;; esac
 BUILT=$BUILD/timber
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for tool in dpkg dpkg-deb dpkg-shlibdeps cpack; do
@@ -104,9 +106,13 @@ want=$({
     echo usr/share/doc/timber/README.md
     echo usr/share/doc/timber/LICENSE
     (cd "$here/../.." && ls docs/*.md | sed 's:^:usr/share/doc/timber/:')
+    if ((library)); then
+        printf '%s\n' usr/include/timber.h usr/include/timber_version.h \
+            usr/lib/libtimber.a usr/lib/pkgconfig/timber.pc
+    fi
 } | sort)
 files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sed 's:^\./::' | sort)
-if [ "$files" = "$want" ]; then ok; else
+if [ "$(sed 's:^usr/lib/[^/]*-linux-gnu/:usr/lib/:' <<<"$files" | sort)" = "$want" ]; then ok; else
     bad "the package's files differ from the list:
 $(diff <(echo "$want") <(echo "$files"))"
 fi
