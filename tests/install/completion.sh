@@ -36,6 +36,14 @@ help_terms() {
     awk '/^[^ ]/ { opt = ($0 == "options:") ; next }
          opt && /^  -/ { sub(/^  /, ""); sub(/  +.*/, ""); print }'
 }
+# help_text TERM: the words of TERM's description in a help text (its
+# line and the continuation lines under it), one per line.
+help_text() {
+    awk -v t="$1" '/^[^ ]/ { opt = ($0 == "options:"); on = 0; next }
+        opt && /^  -/ { d = $0; sub(/^  /, "", d); on = (index(d, t "  ") == 1)
+                        if (on) { sub(/^[^ ]+( [^ ]+)?  +/, "", d); print d }; next }
+        on && /^      / { print }' | tr -cs 'A-Za-z0-9_-' '\n' | sed '/^$/d'
+}
 # names TERMS: the option names of the terms, sorted, one per line.
 names() { grep -oE '(^|[ ,])-{1,2}[a-zA-Z][a-zA-Z-]*' | tr -d ' ,' | sort -u; }
 sorted() { printf '%s\n' "$@" | sed '/^$/d' | sort -u; }
@@ -101,8 +109,9 @@ both=$(sorted "file one.json" "sub dir")
 check_command() {
     local cmd=$1
     shift
-    local terms opts term opt value
-    terms=$(help_terms <<<"$("$TIMBER" "$cmd" --help)")
+    local help terms opts term opt value reply words
+    help=$("$TIMBER" "$cmd" --help)
+    terms=$(help_terms <<<"$help")
     opts=$(names <<<"$terms")
     [ -n "$opts" ] && ok || bad "timber $cmd --help lists no options"
     same "timber $* -" "$opts" "$(comp timber "$@" -)"
@@ -116,10 +125,17 @@ check_command() {
             same "timber $* $opt=$TMP/fs/fi" "file one.json" \
                 "$(comp timber "$@" "$opt" = "$TMP/fs/fi")"
         else
-            # A number or a pattern: neither options nor files.
-            : >"$TMP/empty/x"
-            same "timber $* $opt ''" "" "$(comp timber "$@" "$opt" '')"
-            rm -f "$TMP/empty/x"
+            # A number, a pattern or a choice: neither options nor file
+            # names, only words its help names ("auto", "flatten").
+            : >"$TMP/empty/decoy-file"
+            reply=$(comp timber "$@" "$opt" '')
+            words=$(help_text "$term" <<<"$help")
+            local w wrong=""
+            for w in $reply; do
+                grep -qxF -- "$w" <<<"$words" || wrong+=" $w"
+            done
+            same "timber $* $opt '': replies not in its help" "" "${wrong# }"
+            rm -f "$TMP/empty/decoy-file"
         fi
     done <<<"$terms"
 }

@@ -32,13 +32,16 @@ check_runs() {
     if [ ! -d "$TMP/pair" ]; then
         "$GEN" "$TMP/pair" --preset tiny --seed 16 >/dev/null 2>"$TMP/gen.err" ||
             bad "timber-gen: $(cat "$TMP/gen.err")"
-        "$BUILT" "$TMP/pair/base" "$TMP/pair/instruct" "$TMP/want" \
+        # The same OUT path for both runs: the model card records the
+        # command line.
+        "$BUILT" "$TMP/pair/base" "$TMP/pair/instruct" "$TMP/out" \
             --gamma 0.2 --no-cache -q 2>"$TMP/want.err" ||
             bad "build/timber refine: $(cat "$TMP/want.err")"
+        mv "$TMP/out" "$TMP/want"
     fi
-    rm -rf "$TMP/got"
-    if "$timber" "$TMP/pair/base" "$TMP/pair/instruct" "$TMP/got" \
-        --gamma 0.2 --no-cache -q 2>"$TMP/got.err"; then
+    rm -rf "$TMP/got" "$TMP/out"
+    if "$timber" "$TMP/pair/base" "$TMP/pair/instruct" "$TMP/out" \
+        --gamma 0.2 --no-cache -q 2>"$TMP/got.err" && mv "$TMP/out" "$TMP/got"; then
         if diff -r "$TMP/want" "$TMP/got" >/dev/null &&
             [ -n "$(ls "$TMP/got"/*.safetensors 2>/dev/null)" ]; then
             ok

@@ -70,10 +70,15 @@ _timber() {
             return 0
             ;;
         --gamma | --include | --exclude | --threads) return 0 ;;
+        --matrix-view)
+            _timber_words "auto flatten"
+            return 0
+            ;;
         esac
         if [[ "$cur" == -* ]]; then
             _timber_words "--gamma --include --exclude --strict --force
-                --report --cache --no-cache --threads -q --quiet -h --help"
+                --report --cache --no-cache --threads --matrix-view -q --quiet
+                -h --help"
         else
             _timber_paths
         fi
@@ -92,10 +97,14 @@ _timber() {
             return 0
             ;;
         --include | --exclude | --threads) return 0 ;;
+        --matrix-view)
+            _timber_words "auto flatten"
+            return 0
+            ;;
         esac
         if [[ "$cur" == -* ]]; then
             _timber_words "--include --exclude --json --csv --plot --cache
-                --no-cache --threads -q --quiet -h --help"
+                --no-cache --threads --matrix-view -q --quiet -h --help"
         else
             _timber_paths
         fi
