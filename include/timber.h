@@ -27,14 +27,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* TIMBER_VERSION_MAJOR, _MINOR, _PATCH and TIMBER_VERSION_STRING ("0.1.0"),
+ * generated from CMakeLists.txt's project() version. */
+#include "timber_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define TIMBER_VERSION_MAJOR 0
-#define TIMBER_VERSION_MINOR 1
-#define TIMBER_VERSION_PATCH 0
-#define TIMBER_VERSION_STRING "0.1.0"
 
 /* Returns TIMBER_VERSION_STRING of the library actually linked. */
 const char *timber_version(void);

@@ -4,6 +4,10 @@
 # build in build-asan/ where any sanitizer report fails the test; then
 # fuzz each libFuzzer target for a bounded time (scripts/fuzz.sh, in
 # build-fuzz/; skipped with a message when clang cannot be installed).
+# Besides the build's packages it installs (as root) those the
+# installation tests use: dpkg-dev, man-db, bash-completion, zsh.  As
+# root, the package test installs the .deb for real and removes it again
+# (TIMBER_TEST_SYSTEM_INSTALL=0 keeps it to a scratch root).
 #
 # usage: scripts/test.sh [--quick] [--no-fuzz] [--help]
 #
@@ -25,6 +29,7 @@
 #   TIMBER_JOBS           parallel build jobs (default: nproc)
 #   TIMBER_PYENV          the venv of the Hugging Face tests (label hf;
 #                         default build/pyenv)
+#   TIMBER_TEST_SYSTEM_INSTALL  0 = never apt-get install the .deb
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +55,7 @@ for arg in "$@"; do
     --no-sanitize) sanitize=0 ;;
     --no-fuzz) fuzz=0 ;;
     -h | --help)
-        sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
@@ -88,16 +93,22 @@ status=0
 # The tests of plots need gnuplot: the test run installs the optional
 # packages too (when root), so that no test is skipped for want of them.
 export TIMBER_OPTIONAL="${TIMBER_OPTIONAL:-1}"
+# What the installation tests (tests/install/) use besides the build's
+# packages: dpkg-shlibdeps for the .deb's Depends, man, bash-completion's
+# loader and zsh, whose completions they exercise.
+test_packages=(--with dpkg-dev --with man-db --with bash-completion --with zsh)
 
 # ---- pass 1: the normal build --------------------------------------------
 say "pass 1: RelWithDebInfo build in build/"
-"$here/setup.sh" || die "setup or build failed (after $(elapsed))"
+"$here/setup.sh" "${test_packages[@]}" ||
+    die "setup or build failed (after $(elapsed))"
 run_ctest build || status=1
 
 # ---- pass 2: sanitizers ---------------------------------------------------
 if ((sanitize)); then
     say "pass 2: AddressSanitizer + UBSan build in build-asan/"
-    "$here/setup.sh" --build-dir build-asan -- -DTIMBER_SANITIZE=ON ||
+    "$here/setup.sh" "${test_packages[@]}" --build-dir build-asan -- \
+        -DTIMBER_SANITIZE=ON ||
         die "the sanitizer build failed (after $(elapsed))"
     # Any report stops the program with exit code 86, which no timber
     # command uses, so a test expecting "exit 1" cannot pass by accident.

@@ -16,7 +16,10 @@ const char cli_cache_help[] =
     "every record's CRC-32 and structure: exit 0 when all are intact, 1\n"
     "naming the first damaged record otherwise.  Damaged records are never\n"
     "applied by refinement: their tensors are recomputed.  Format:\n"
-    "docs/cache-format.md.\n";
+    "docs/cache-format.md.\n"
+    "\n"
+    "options:\n"
+    "  -h, --help   show this help\n";
 
 static void print_record(const timber_cache_record *r, void *user)
 {

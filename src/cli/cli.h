@@ -113,6 +113,10 @@ char *cli_command_line(int argc, char **argv);
 /* One CSV field, quoted when it holds a comma, quote or newline. */
 void cli_csv_field(FILE *f, const char *s);
 
+/* `timber --version`: the version; with verbose also the BLAS and LAPACK
+ * loaded, their threads, the compiler and the build type (version.c). */
+int cli_print_version(int verbose);
+
 int cmd_inspect(int argc, char **argv);
 int cmd_refine(int argc, char **argv);
 int cmd_cache(int argc, char **argv);

@@ -30,12 +30,14 @@ static const char main_help[] =
     "options:\n"
     "  -h, --help                 show this help\n"
     "  -V, --version              show the version\n"
+    "  --version --verbose        also the BLAS and LAPACK loaded, the BLAS\n"
+    "                             threads, the compiler and the build type\n"
     "\n"
     "exit codes: 0 success, 1 bad input or I/O failure, 2 usage error,\n"
     "128+N stopped by signal N (130 SIGINT, 143 SIGTERM; nothing is left\n"
     "behind), 141 stdout's reader went away.\n"
     "Results go to stdout; errors, warnings, progress and summaries to\n"
-    "stderr.  Documentation: docs/cli.md\n";
+    "stderr.  Documentation: man timber, docs/cli.md\n";
 
 struct command {
     const char *name;
@@ -84,8 +86,9 @@ int main(int argc, char **argv)
     if (cli_is_help(first))
         return cli_print_help(main_help);
     if (strcmp(first, "-V") == 0 || strcmp(first, "--version") == 0) {
-        printf("timber %s\n", timber_version());
-        return cli_finish_stdout(EXIT_OK);
+        if (argc > 3 || (argc == 3 && strcmp(argv[2], "--verbose") != 0))
+            return cli_usage(NULL, "%s takes only --verbose", first);
+        return cli_print_version(argc == 3);
     }
     const struct command *c = find_command(first);
     if (c)

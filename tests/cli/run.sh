@@ -90,6 +90,7 @@ case_() {
 # ------------------------------------------------------- help and usage
 case_ version 0 --version
 case_ version-short 0 -V
+case_ version-extra 2 --version --frobnicate
 case_ help 0 --help
 # -h and `help` print exactly what --help prints (one golden to update
 # when a command is added).
