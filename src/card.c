@@ -119,7 +119,7 @@ typedef struct module_sum {
 static int put_summary(tb_buf *b, const timber_result *r)
 {
     module_sum s[TIMBER_MODULE_TYPES] = {{0}};
-    size_t refined = 0, copied = 0, dropped = 0, from_cache = 0;
+    size_t refined = 0, copied = 0, dropped = 0;
     for (size_t i = 0; i < timber_result_count(r); i++) {
         const timber_tensor_report *t = timber_result_tensor(r, i);
         if (t->action == TIMBER_ACTION_COPIED)
@@ -129,7 +129,6 @@ static int put_summary(tb_buf *b, const timber_result *r)
         if (t->action != TIMBER_ACTION_REFINED)
             continue;
         refined++;
-        from_cache += t->from_cache != 0;
         module_sum *m = &s[timber_module_type(t->name)];
         if (m->n == 0 || t->erank < m->erank_min)
             m->erank_min = t->erank;
