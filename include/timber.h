@@ -54,6 +54,8 @@ typedef enum timber_status {
     TIMBER_ERR_INTERRUPTED, /* the caller's cancel flag was raised */
     TIMBER_ERR_CACHE,       /* the SVD cache file is unusable */
     TIMBER_ERR_OPTION,      /* an option's value is invalid (a usage error) */
+    TIMBER_ERR_INCOMPLETE,  /* parts of a distributed run are missing,
+                             * failed or disagree */
     TIMBER_STATUS_COUNT
 } timber_status;
 
@@ -241,6 +243,9 @@ typedef struct timber_tensor_report {
      * "per-expert" (parts matrices of rows x cols); "" when not refined. */
     const char *view;
     uint64_t parts;          /* matrices refined (1, or E) */
+    /* In a distributed part's result: the tensor belongs to another part
+     * (only name, dtype, shape, shard and action are set). */
+    int elsewhere;
 } timber_tensor_report;
 
 typedef struct timber_progress {
@@ -290,6 +295,13 @@ typedef struct timber_refine_options {
      * and inode, so links and bind mounts do not get around it. */
     const char *const *outputs;
     size_t noutputs;
+    /* A distributed part (docs/distributed.md): with part_count > 0 the
+     * run computes only part part_index of part_count (0 <= index <
+     * count) into the staging directory beside OUT, DIR/.NAME.timber-parts/,
+     * and writes that part's completion record; OUT itself appears only
+     * when timber_finalize() finds all parts complete.  0: the whole run
+     * in this process. */
+    size_t part_index, part_count;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
@@ -310,7 +322,49 @@ timber_status timber_refine(const char *base, const char *instruct,
                             const timber_refine_options *options,
                             timber_result **result, timber_error *err);
 
+/* Finishes a distributed run whose parts were computed by
+ * timber_refine() with part_count > 0 (in any processes, on any hosts
+ * sharing the file system): checks that every part's completion record
+ * is there and agrees with the run's manifest, checks each tensor's bytes
+ * against its record, writes the index, the model card and the carried-
+ * over files, fsyncs, publishes OUT atomically and removes the staging
+ * directory.  The output is byte for byte what one timber_refine() with
+ * the same inputs and options writes.  Of `options` only force, threads,
+ * progress, warning, user, cancel and outputs are used: everything else
+ * comes from the manifest.  Missing, failed or disagreeing parts:
+ * TIMBER_ERR_INCOMPLETE, naming them and the command that reruns them;
+ * nothing is published and the staging directory is left as it was. */
+timber_status timber_finalize(const char *out,
+                              const timber_refine_options *options,
+                              timber_result **result, timber_error *err);
+
+/* How a run would be split into nparts parts: a deterministic function
+ * of the two models' headers, the selection and nparts, balanced by
+ * estimated cost (largest first, each to the least loaded part).  Only
+ * the selection options (include, exclude, strict, matrix_view, gammas)
+ * of `options` are used. */
+typedef struct timber_parts timber_parts;
+timber_status timber_parts_plan(const char *base, const char *instruct,
+                                const timber_refine_options *options,
+                                size_t nparts, timber_parts **out,
+                                timber_error *err);
+void timber_parts_free(timber_parts *parts);
+size_t timber_parts_count(const timber_parts *parts);
+/* Instruct's tensors, in file order: name, action, part, estimates. */
+size_t timber_parts_tensor_count(const timber_parts *parts);
+const char *timber_parts_tensor_name(const timber_parts *parts, size_t i);
+timber_action timber_parts_tensor_action(const timber_parts *parts,
+                                         size_t i);
+size_t timber_parts_tensor_part(const timber_parts *parts, size_t i);
+/* Estimated double-precision flops and bytes read and written. */
+uint64_t timber_parts_tensor_flops(const timber_parts *parts, size_t i);
+uint64_t timber_parts_tensor_bytes(const timber_parts *parts, size_t i);
+
 void timber_result_free(timber_result *result);
+/* For a distributed part: its index and the number of parts (count 0: a
+ * whole run or a finalize). */
+size_t timber_result_part_index(const timber_result *result);
+size_t timber_result_part_count(const timber_result *result);
 size_t timber_result_count(const timber_result *result);
 const timber_tensor_report *timber_result_tensor(const timber_result *result,
                                                  size_t i);

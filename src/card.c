@@ -31,7 +31,8 @@ static char *model_label(const timber_model *m)
 }
 
 /* "ORG/NAME (revision main, commit abc...)" or "the directory PATH". */
-static int put_source(tb_buf *b, const char *label, const timber_model *m)
+static int put_source(tb_buf *b, const char *label, const timber_model *m,
+                      const char *shown)
 {
     const timber_location *loc = timber_model_location(m);
     const char *rev = timber_location_revision(loc);
@@ -46,7 +47,7 @@ static int put_source(tb_buf *b, const char *label, const timber_model *m)
                              "commit `%s`)",
                              label, label, rev, commit);
     return tb_buf_printf(b, "`%s` (the local directory `%s`)", label,
-                         timber_model_path(m));
+                         shown ? shown : timber_model_path(m));
 }
 
 /* Top-level license keys of Instruct's own card (its YAML front matter,
@@ -195,9 +196,9 @@ timber_status tb_card_write(const char *dir, const tb_card *c,
     ok = ok && tb_buf_printf(&b, "# %s refined with Timber (gamma %s)\n\n",
                              inst, gbuf);
     ok = ok && tb_buf_puts(&b, "This checkpoint is the Instruct model ") &&
-         put_source(&b, inst, c->inst) &&
+         put_source(&b, inst, c->inst, c->inst_name) &&
          tb_buf_puts(&b, " refined with its Base model ") &&
-         put_source(&b, base, c->base) &&
+         put_source(&b, base, c->base, c->base_name) &&
          tb_buf_puts(
              &b,
              " by timber, without any training.  The method is Timber "

@@ -19,6 +19,10 @@ typedef struct tb_card {
     size_t gamma;                /* which of the result's gammas */
     const timber_refine_options *options; /* selection and command */
     const char *fingerprint;     /* the pair's, as in shard metadata */
+    /* How the inputs were named on the command line (NULL: as opened);
+     * a distributed run's finalize opens them by their absolute paths
+     * but the card quotes the parts' names. */
+    const char *base_name, *inst_name;
 } tb_card;
 
 /* The card file's name, which refine does not carry over from Instruct. */

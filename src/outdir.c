@@ -93,6 +93,24 @@ timber_status tb_outdir_begin(tb_outdir *d, const char *out, int force,
     return TIMBER_OK;
 }
 
+timber_status tb_outdir_adopt(tb_outdir *d, const char *out, const char *dir,
+                              int force, timber_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->temp.fd = -1;
+    d->force = force;
+    d->out = tb_strdup(out);
+    d->temp.path = tb_strdup(dir);
+    d->temp.final = tb_strdup(out);
+    d->temp.flags = TB_TEMP_DIR | TB_TEMP_KEEP;
+    if (!d->out || !d->temp.path || !d->temp.final) {
+        tb_outdir_end(d);
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    }
+    d->tmp = d->temp.path;
+    return TIMBER_OK;
+}
+
 void tb_outdir_end(tb_outdir *d)
 {
     tb_temp_end(&d->temp);

@@ -26,6 +26,12 @@ timber_status tb_outdir_check(const char *out, int force, timber_error *err);
 timber_status tb_outdir_begin(tb_outdir *d, const char *out, int force,
                               timber_error *err);
 
+/* Takes an existing directory (a distributed run's staged output) as
+ * the one to publish to OUT; unlike a temporary of tb_outdir_begin it is
+ * never removed by tb_outdir_end (nor swept). */
+timber_status tb_outdir_adopt(tb_outdir *d, const char *out, const char *dir,
+                              int force, timber_error *err);
+
 /* fsyncs the temporary and renames it to OUT (exchanging with an existing
  * OUT under force), then fsyncs OUT's parent. */
 timber_status tb_outdir_publish(tb_outdir *d, timber_error *err);

@@ -1172,6 +1172,10 @@ struct tb_writer {
      * no fd is held between writes (each put opens it), so a run with
      * many shards and gammas holds no more fds than it has workers. */
     tb_temp tmp;
+    /* In place (tb_writer_open_in_place): the file is `path` itself,
+     * preallocated, and shared with other writers of other tensors. */
+    int in_place;
+    const char *file; /* what put writes: tmp.path, or path in place */
     size_t n;
     uint64_t data_start; /* 8 + padded header length */
     uint64_t *offsets;   /* by input index */
@@ -1257,11 +1261,16 @@ out:
     return text;
 }
 
-timber_status tb_writer_create(const char *path, const tb_meta *meta,
-                               size_t nmeta, const tb_tensor_spec *t,
-                               size_t n, tb_writer **out, timber_error *err)
+/* The layout both writers share: offsets and sizes of every tensor, the
+ * header (padded to 8 bytes with spaces; *padded_len), and every refusal
+ * of a file no reader could read. */
+static timber_status writer_layout(const char *path, const tb_meta *meta,
+                                   size_t nmeta, const tb_tensor_spec *t,
+                                   size_t n, tb_writer **out, char **hdr,
+                                   size_t *padded_len, timber_error *err)
 {
     *out = NULL;
+    *hdr = NULL;
     timber_status st = TIMBER_OK;
     char *header = NULL;
     const tb_tensor_spec **order = NULL;
@@ -1388,28 +1397,139 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
                      path, padded, TB_ST_MAX_HEADER);
         goto fail;
     }
-    st = tb_temp_create(&w->tmp, path, TB_TEMP_FILE | TB_TEMP_NESTED, err);
-    if (st)
-        goto fail;
-    unsigned char len8[8];
-    for (int b = 0; b < 8; b++)
-        len8[b] = (unsigned char)((uint64_t)padded >> (8 * b));
-    if (tb_pwrite_all(w->tmp.fd, len8, 8, 0) != 0 ||
-        tb_pwrite_all(w->tmp.fd, header, padded, 8) != 0) {
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
-                           w->tmp.path);
-        goto fail;
-    }
-    tb_temp_close_fd(&w->tmp);
-    free(header);
     free((void *)order);
     *out = w;
+    *hdr = header;
+    *padded_len = padded;
     return TIMBER_OK;
 fail:
     free(header);
     free((void *)order);
     tb_writer_free(w);
     return st;
+}
+
+/* The 8-byte length and the header, at the start of fd. */
+static int put_header(int fd, const char *header, size_t padded)
+{
+    unsigned char len8[8];
+    for (int b = 0; b < 8; b++)
+        len8[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+    return tb_pwrite_all(fd, len8, 8, 0) != 0 ||
+                   tb_pwrite_all(fd, header, padded, 8) != 0
+               ? -1
+               : 0;
+}
+
+timber_status tb_writer_create(const char *path, const tb_meta *meta,
+                               size_t nmeta, const tb_tensor_spec *t,
+                               size_t n, tb_writer **out, timber_error *err)
+{
+    *out = NULL;
+    tb_writer *w;
+    char *header;
+    size_t padded;
+    timber_status st =
+        writer_layout(path, meta, nmeta, t, n, &w, &header, &padded, err);
+    if (st)
+        return st;
+    st = tb_temp_create(&w->tmp, path, TB_TEMP_FILE | TB_TEMP_NESTED, err);
+    if (!st && put_header(w->tmp.fd, header, padded) != 0)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
+                           w->tmp.path);
+    free(header);
+    if (st) {
+        tb_writer_free(w);
+        return st;
+    }
+    tb_temp_close_fd(&w->tmp);
+    w->file = w->tmp.path;
+    *out = w;
+    return TIMBER_OK;
+}
+
+timber_status tb_writer_open_in_place(const char *path, const tb_meta *meta,
+                                      size_t nmeta, const tb_tensor_spec *t,
+                                      size_t n, tb_writer **out,
+                                      timber_error *err)
+{
+    *out = NULL;
+    tb_writer *w;
+    char *header;
+    size_t padded;
+    timber_status st =
+        writer_layout(path, meta, nmeta, t, n, &w, &header, &padded, err);
+    if (st)
+        return st;
+    w->in_place = 1;
+    w->file = w->path;
+    /* No O_TRUNC: other writers (other parts, other hosts) may already
+     * have put their tensors.  Every writer of this file computes the
+     * same header and size from the same Instruct header, so writing
+     * them again changes nothing; a file of another size is not ours. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                           path);
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = tb_fail(err, TIMBER_ERR_INVALID, "%s: not a regular file",
+                     path);
+    } else if (sb.st_size != 0 && (uint64_t)sb.st_size != w->file_size) {
+        st = tb_fail(err, TIMBER_ERR_INVALID,
+                     "%s: holds %llu bytes where this output shard has %llu; "
+                     "it is not from this run",
+                     path, (unsigned long long)sb.st_size,
+                     (unsigned long long)w->file_size);
+    } else if ((uint64_t)sb.st_size != w->file_size &&
+               ftruncate(fd, (off_t)w->file_size) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                           "%s: cannot extend to %llu bytes", path,
+                           (unsigned long long)w->file_size);
+    } else if (put_header(fd, header, padded) != 0) {
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
+                           path);
+    }
+    if (fd >= 0 && close(fd) != 0 && !st)
+        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                           path);
+    free(header);
+    if (st) {
+        tb_writer_free(w);
+        return st;
+    }
+    *out = w;
+    return TIMBER_OK;
+}
+
+uint64_t tb_writer_tensor_offset(const tb_writer *w, size_t index)
+{
+    return index < w->n ? w->data_start + w->offsets[index] : 0;
+}
+
+const char *tb_writer_file(const tb_writer *w) { return w->file; }
+
+void tb_writer_mark_written(tb_writer *w, size_t index)
+{
+    if (index < w->n)
+        w->written[index] = w->sizes[index];
+}
+
+timber_status tb_writer_sync(tb_writer *w, timber_error *err)
+{
+    int fd = open(w->file, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                             w->file);
+    int bad = fsync(fd) != 0;
+    int e = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    return bad ? tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot fsync",
+                               w->file)
+               : TIMBER_OK;
 }
 
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
@@ -1426,10 +1546,10 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
     if (st)
         return st;
     uint64_t off = w->data_start + w->offsets[index] + w->written[index];
-    int fd = open(w->tmp.path, O_WRONLY | O_CLOEXEC);
+    int fd = open(w->file, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
-                             w->tmp.path);
+                             w->file);
     if (tb_pwrite_all(fd, data, len, off) != 0) {
         int e = errno;
         close(fd);
@@ -1437,7 +1557,7 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
             return TIMBER_ERR_IO;
         return tb_fail_errno(err, TIMBER_ERR_IO, e,
                              "%s: cannot write %zu bytes at offset %llu",
-                             w->tmp.path, len, (unsigned long long)off);
+                             w->file, len, (unsigned long long)off);
     }
     w->written[index] += len;
     /* Start writing these pages to disk now.  Otherwise a shard the size
@@ -1449,7 +1569,7 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
      * still an error. */
     if (close(fd) != 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                             w->tmp.path);
+                             w->file);
     return TIMBER_OK;
 }
 
@@ -1484,6 +1604,12 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
     timber_status st = w->sources ? w->sources(w->sources_ctx, err) : 0;
     if (st)
         return st;
+    if (w->in_place) {
+        st = tb_writer_sync(w, err);
+        if (!st)
+            w->committed = 1;
+        return st;
+    }
     /* fsync before rename: otherwise a crash can publish the name with
      * the data still missing (the classic zero-length-file-after-crash);
      * then the directory, which holds the rename. */

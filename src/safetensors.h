@@ -150,6 +150,33 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
                                size_t nmeta, const tb_tensor_spec *tensors,
                                size_t n, tb_writer **out, timber_error *err);
 
+/* The same layout, written in place: `path` itself is created (or, when
+ * it exists with exactly this layout's size, reopened without truncating)
+ * and preallocated to its final size, and the header is written.  Several
+ * writers, in several processes or on several hosts sharing the file
+ * system, may each put different tensors of one such file: every one
+ * derives the same header and offsets from the same specs, and each put
+ * is a pwrite to its tensor's own range (no mmap, no lock).  Commit only
+ * checks completeness and fsyncs; free never removes the file (it lives
+ * in a directory that is published or removed as a whole). */
+timber_status tb_writer_open_in_place(const char *path, const tb_meta *meta,
+                                      size_t nmeta,
+                                      const tb_tensor_spec *tensors, size_t n,
+                                      tb_writer **out, timber_error *err);
+
+/* The file put writes to, and tensor `index`'s absolute offset in it
+ * (for reading a written tensor back). */
+const char *tb_writer_file(const tb_writer *w);
+uint64_t tb_writer_tensor_offset(const tb_writer *w, size_t index);
+
+/* Counts tensor `index` as complete without putting it (in place: its
+ * bytes were put by another writer, or by an earlier process, and were
+ * checked by the caller). */
+void tb_writer_mark_written(tb_writer *w, size_t index);
+
+/* fsyncs the file written so far (a distributed part's share of it). */
+timber_status tb_writer_sync(tb_writer *w, timber_error *err);
+
 /* Bytes of tensor `index` (its position in the array given to create).
  * Each tensor's bytes are appended in order: call put repeatedly with
  * consecutive chunks; tensors may be filled in any order. */

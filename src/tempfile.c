@@ -47,7 +47,7 @@ static void name_prefix(char *buf, size_t size, const char *final)
     snprintf(buf, size, ".%.*s.timber-", NAME_PART_MAX, base);
 }
 
-static uint64_t random64(void)
+uint64_t tb_random64(void)
 {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
@@ -133,7 +133,7 @@ timber_status tb_temp_create(tb_temp *t, const char *final, int flags,
         sweep(dir, prefix);
     timber_status st = TIMBER_OK;
     for (int attempt = 0;; attempt++) {
-        unsigned long long r = (unsigned long long)random64();
+        unsigned long long r = (unsigned long long)tb_random64();
         long pid = (long)getpid();
         snprintf(t->path, size, "%s/%stmp.%ld.%016llx", dir, prefix, pid, r);
         snprintf(fresh, size, "%s/%snew.%ld.%016llx", dir, prefix, pid, r);
@@ -225,6 +225,8 @@ timber_status tb_temp_publish(tb_temp *t, int how, timber_error *err)
     /* After an exchange t->path names the old final: tb_temp_end
      * removes it. */
     t->published = how != TB_PUBLISH_EXCHANGE;
+    if (how == TB_PUBLISH_EXCHANGE)
+        t->flags &= ~TB_TEMP_KEEP; /* t->path is the old OUT now */
     if (tb_fsync_parent_dir(t->final) != 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno,
                              "%s: cannot fsync its directory", t->final);
@@ -238,7 +240,7 @@ void tb_temp_end(tb_temp *t)
      * removes it too. */
     if (t->fd >= 0)
         close(t->fd);
-    if (t->path && !t->published) {
+    if (t->path && !t->published && !(t->flags & TB_TEMP_KEEP)) {
         if (t->flags & TB_TEMP_DIR)
             tb_remove_tree(t->path);
         else

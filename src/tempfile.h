@@ -29,6 +29,10 @@ enum {
      * and sweeps nothing; the fd count stays independent of the number
      * of files being built. */
     TB_TEMP_NESTED = 2,
+    /* Not ours to remove (a distributed run's staged output, adopted by
+     * finalize: if publishing fails, the parts' work stays for another
+     * try).  Only an old OUT swapped out by an exchange is removed. */
+    TB_TEMP_KEEP = 4,
 };
 
 typedef struct tb_temp {
@@ -72,6 +76,9 @@ void tb_temp_end(tb_temp *t);
  * temporary once (so a missing or read-only directory is found before
  * any work, not after it). */
 timber_status tb_temp_probe(const char *final, timber_error *err);
+
+/* 64 random bits (getrandom; time and an address when it has none). */
+uint64_t tb_random64(void);
 
 /* Removes a directory tree, not following symbolic links. */
 void tb_remove_tree(const char *path);

@@ -364,6 +364,7 @@ const char *timber_strerror(timber_status status)
         [TIMBER_ERR_INTERRUPTED] = "interrupted",
         [TIMBER_ERR_CACHE] = "unusable cache file",
         [TIMBER_ERR_OPTION] = "invalid option value",
+        [TIMBER_ERR_INCOMPLETE] = "distributed run incomplete",
     };
     if ((unsigned)status >= TIMBER_STATUS_COUNT)
         return "unknown status";

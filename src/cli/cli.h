@@ -106,8 +106,9 @@ void cli_format_shape(char *buf, size_t size, size_t ndim,
 int cli_write_file(const char *path, const char *text, size_t len);
 
 /* "timber [refine] ARG..." for the model card: argv[0] is "refine" or
- * the program; every argument shell-quoted where it needs it.  NULL when
- * out of memory. */
+ * the program; every argument shell-quoted where it needs it, less the
+ * options that cannot change the output (--threads, --cache, --no-cache,
+ * --report, --force, --quiet, --part, --parts).  NULL when out of memory. */
 char *cli_command_line(int argc, char **argv);
 
 /* One CSV field, quoted when it holds a comma, quote or newline. */
@@ -121,11 +122,18 @@ int cmd_inspect(int argc, char **argv);
 int cmd_refine(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_erank(int argc, char **argv);
+int cmd_finalize(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 extern const char cli_inspect_help[];
 extern const char cli_refine_help[];
 extern const char cli_cache_help[];
 extern const char cli_erank_help[];
+extern const char cli_finalize_help[];
+extern const char cli_plan_help[];
+
+/* The closing summary of a refine or finalize on stderr (refine.c). */
+void cli_print_summary(const char *out, const timber_result *result);
 
 /* Reports: one row per tensor, JSON or CSV chosen by the extension. */
 int cli_write_report(const char *path, const timber_result *result);

@@ -286,8 +286,33 @@ char *cli_command_line(int argc, char **argv)
         return NULL;
     p += sprintf(p, "timber%s", strcmp(argv[0], "refine") == 0 ? " refine"
                                                                 : "");
+    /* Options that cannot change the output are left out, so a run split
+     * into parts, or run with other threads or another cache, writes the
+     * same card (and so the same bytes) as any other. */
+    static const char *const valued[] = {"--threads", "--cache", "--report",
+                                         "--part", "--parts"};
+    static const char *const flags[] = {"--no-cache", "--force", "-q",
+                                        "--quiet"};
+    int operands = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int skip = 0;
+        for (size_t k = 0; !operands && k < sizeof valued / sizeof *valued;
+             k++) {
+            size_t l = strlen(valued[k]);
+            if (strncmp(a, valued[k], l) == 0 && a[l] == '=')
+                skip = 1;
+            else if (strcmp(a, valued[k]) == 0)
+                skip = 2;
+        }
+        for (size_t k = 0; !operands && k < sizeof flags / sizeof *flags; k++)
+            skip |= strcmp(a, flags[k]) == 0;
+        if (skip) {
+            i += skip == 2;
+            continue;
+        }
+        if (strcmp(a, "--") == 0)
+            operands = 1;
         int plain = *a != '\0';
         for (const char *c = a; *c && plain; c++)
             plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -25,6 +25,8 @@ static const char main_help[] =
     "  erank BASE INSTRUCT        effective ranks of Base, Instruct and delta\n"
     "  erank MODEL                effective rank of each weight matrix\n"
     "  cache info|verify FILE     describe or check an SVD cache file\n"
+    "  plan BASE INSTRUCT --parts N   how a run splits into N parts\n"
+    "  finalize OUT               publish OUT once all its parts are done\n"
     "  help [COMMAND]             show help for a command\n"
     "\n"
     "options:\n"
@@ -52,6 +54,8 @@ static const struct command commands[] = {
     {"inspect", cmd_inspect, cli_inspect_help},
     {"erank", cmd_erank, cli_erank_help},
     {"cache", cmd_cache, cli_cache_help},
+    {"finalize", cmd_finalize, cli_finalize_help},
+    {"plan", cmd_plan, cli_plan_help},
     {"help", cmd_help, main_help},
 };
 

@@ -64,7 +64,102 @@ static const char *reason_label(const char *reason)
     return reason;
 }
 
-static void print_summary(const char *out, const timber_result *r)
+/* A number from 0 to limit, all digits. */
+static int parse_count(const char *s, size_t limit, size_t *out)
+{
+    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+        return 0;
+    unsigned long v = strtoul(s, NULL, 10);
+    if (v > limit)
+        return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+/* The environment's part for --part auto: a Slurm array task (index from
+ * its array's min and step) or a Kubernetes Indexed Job pod (whose count
+ * is not in its environment: --parts). */
+static int auto_part(size_t parts, size_t *I, size_t *N)
+{
+    const char *id = getenv("SLURM_ARRAY_TASK_ID");
+    const char *k8s = getenv("JOB_COMPLETION_INDEX");
+    size_t v, min = 0, step = 1, count;
+    if (id) {
+        const char *c = getenv("SLURM_ARRAY_TASK_COUNT");
+        const char *m = getenv("SLURM_ARRAY_TASK_MIN");
+        const char *st = getenv("SLURM_ARRAY_TASK_STEP");
+        if (!parse_count(id, 100000000, &v) || !c ||
+            !parse_count(c, 100000, &count) || count == 0 ||
+            (m && !parse_count(m, 100000000, &min)) ||
+            (st && (!parse_count(st, 100000000, &step) || step == 0)) ||
+            v < min || (v - min) % step || (v - min) / step >= count)
+            return cli_usage("refine",
+                             "--part auto: SLURM_ARRAY_TASK_ID=%s does not "
+                             "index an array of SLURM_ARRAY_TASK_COUNT=%s "
+                             "(MIN %s, STEP %s)",
+                             id, c ? c : "(unset)", m ? m : "(unset)",
+                             st ? st : "(unset)");
+        if (parts && parts != count)
+            return cli_usage("refine",
+                             "--part auto: --parts %zu, but the Slurm array "
+                             "has %zu tasks",
+                             parts, count);
+        *I = (v - min) / step;
+        *N = count;
+        return EXIT_OK;
+    }
+    if (k8s) {
+        if (!parts)
+            return cli_usage("refine",
+                             "--part auto: JOB_COMPLETION_INDEX=%s is set but "
+                             "not the number of parts: add --parts N (the "
+                             "Job's completions)",
+                             k8s);
+        if (!parse_count(k8s, 100000000, &v) || v >= parts)
+            return cli_usage("refine",
+                             "--part auto: JOB_COMPLETION_INDEX=%s is not a "
+                             "part of --parts %zu",
+                             k8s, parts);
+        *I = v;
+        *N = parts;
+        return EXIT_OK;
+    }
+    return cli_usage("refine", "--part auto: neither SLURM_ARRAY_TASK_ID nor "
+                               "JOB_COMPLETION_INDEX is set (use --part I/N)");
+}
+
+static void print_cache_line(const timber_result *r)
+{
+    if (timber_result_cache_path(r)[0])
+        fprintf(stderr,
+                "timber: cache %s (%.1f MB): %zu tensor%s from the cache, "
+                "%zu computed\n",
+                timber_result_cache_path(r),
+                (double)timber_result_cache_bytes(r) / 1e6,
+                timber_result_cache_hits(r),
+                timber_result_cache_hits(r) == 1 ? "" : "s",
+                timber_result_cache_misses(r));
+}
+
+static void print_part_summary(const char *out, const timber_result *r)
+{
+    size_t counts[2] = {0};
+    for (size_t i = 0; i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        if (!t->elsewhere && t->action != TIMBER_ACTION_DROPPED)
+            counts[t->action]++;
+    }
+    fprintf(stderr,
+            "timber: part %zu/%zu of %s complete: refined %zu tensor%s, "
+            "copied %zu, in %.2f s (`timber finalize %s` publishes it once "
+            "every part is)\n",
+            timber_result_part_index(r), timber_result_part_count(r), out,
+            counts[0], counts[0] == 1 ? "" : "s", counts[1],
+            timber_result_seconds(r), out);
+    print_cache_line(r);
+}
+
+void cli_print_summary(const char *out, const timber_result *r)
 {
     size_t counts[3] = {0};
     const char *labels[32];
@@ -118,15 +213,7 @@ static void print_summary(const char *out, const timber_result *r)
             timber_result_shards_written(r),
             timber_result_shards_written(r) == 1 ? "" : "s", mb,
             timber_result_seconds(r));
-    if (timber_result_cache_path(r)[0])
-        fprintf(stderr,
-                "timber: cache %s (%.1f MB): %zu tensor%s from the cache, "
-                "%zu computed\n",
-                timber_result_cache_path(r),
-                (double)timber_result_cache_bytes(r) / 1e6,
-                timber_result_cache_hits(r),
-                timber_result_cache_hits(r) == 1 ? "" : "s",
-                timber_result_cache_misses(r));
+    print_cache_line(r);
 }
 
 int cmd_refine(int argc, char **argv)
@@ -144,6 +231,8 @@ int cmd_refine(int argc, char **argv)
     int code = EXIT_OK;
     const char *cache = NULL;
     char *command = NULL;
+    const char *part = NULL;
+    size_t part_i = 0, nparts = 0, parts_opt = 0;
     if (!include || !exclude || !reports) {
         cli_errorf("out of memory");
         code = EXIT_FAIL;
@@ -156,7 +245,8 @@ int cmd_refine(int argc, char **argv)
         static const char *const valued[] = {"--gamma", "--include",
                                              "--exclude", "--report",
                                              "--threads", "--cache",
-                                             "--matrix-view"};
+                                             "--matrix-view", "--part",
+                                             "--parts"};
         int which = cli_valued_option("refine", argc, argv, &i, valued,
                                       (int)(sizeof valued / sizeof *valued),
                                       &val);
@@ -194,6 +284,16 @@ int cmd_refine(int argc, char **argv)
         } else if (which == 6) {
             if ((code = cli_parse_matrix_view("refine", val, &view)))
                 goto out;
+        } else if (which == 7) {
+            part = val;
+        } else if (which == 8) {
+            if (!parse_count(val, 100000, &parts_opt) || parts_opt == 0) {
+                code = cli_usage("refine",
+                                 "--parts '%s': not a number of parts from 1 "
+                                 "to 100000",
+                                 val);
+                goto out;
+            }
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
         } else if (cli_is_help(a)) {
@@ -228,6 +328,36 @@ int cmd_refine(int argc, char **argv)
                          "3)", npos);
         goto out;
     }
+    if (part && strcmp(part, "auto") == 0) {
+        if ((code = auto_part(parts_opt, &part_i, &nparts)))
+            goto out;
+    } else if (part) {
+        const char *slash = strchr(part, '/');
+        char ibuf[16];
+        size_t il = slash ? (size_t)(slash - part) : 0;
+        if (slash && il < sizeof ibuf) {
+            memcpy(ibuf, part, il);
+            ibuf[il] = '\0';
+        }
+        if (!slash || il >= sizeof ibuf ||
+            !parse_count(ibuf, 100000, &part_i) ||
+            !parse_count(slash + 1, 100000, &nparts) || nparts == 0 ||
+            part_i >= nparts) {
+            code = cli_usage("refine",
+                             "--part '%s': not I/N with 0 <= I < N <= "
+                             "100000, nor auto",
+                             part);
+            goto out;
+        }
+        if (parts_opt && parts_opt != nparts) {
+            code = cli_usage("refine", "--part %s disagrees with --parts %zu",
+                             part, parts_opt);
+            goto out;
+        }
+    } else if (parts_opt) {
+        code = cli_usage("refine", "--parts needs --part auto");
+        goto out;
+    }
 
     cli_progress u;
     cli_progress_init(&u, quiet);
@@ -245,6 +375,8 @@ int cmd_refine(int argc, char **argv)
     opt.cache_path = cache;
     opt.no_cache = no_cache;
     opt.matrix_view = view;
+    opt.part_index = part_i;
+    opt.part_count = nparts;
     opt.progress = cli_progress_show;
     opt.warning = cli_progress_warning;
     opt.user = &u;
@@ -264,7 +396,12 @@ int cmd_refine(int argc, char **argv)
     timber_error err;
     timber_status st = timber_refine(pos[0], pos[1], pos[2], &opt, &res, &err);
     cli_progress_clear(&u);
-    if (st == TIMBER_ERR_INTERRUPTED) {
+    if (st == TIMBER_ERR_INTERRUPTED && nparts) {
+        cli_errorf("interrupted by %s; part %zu/%zu of %s is not complete: "
+                   "run it again to finish it (what it wrote is kept)",
+                   cli_signal_name(), part_i, nparts, pos[2]);
+        code = cli_interrupted_exit();
+    } else if (st == TIMBER_ERR_INTERRUPTED) {
         cli_errorf("interrupted by %s; %s was not written and temporary "
                    "files were removed",
                    cli_signal_name(), pos[2]);
@@ -272,8 +409,10 @@ int cmd_refine(int argc, char **argv)
     } else if (st != TIMBER_OK) {
         code = cli_status_exit("refine", st, &err);
     } else {
-        if (!quiet)
-            print_summary(pos[2], res);
+        if (!quiet && nparts)
+            print_part_summary(pos[2], res);
+        else if (!quiet)
+            cli_print_summary(pos[2], res);
         for (size_t i = 0; i < nrep && code == EXIT_OK; i++)
             code = cli_write_report(reports[i], res);
     }

@@ -29,6 +29,8 @@ static int write_json(FILE *f, const timber_result *r)
             gam, cJSON_CreateNumber(timber_result_gamma(r, g)));
     for (size_t i = 0; ok && i < timber_result_count(r); i++) {
         const timber_tensor_report *t = timber_result_tensor(r, i);
+        if (t->elsewhere) /* another part's */
+            continue;
         cJSON *o = cJSON_CreateObject();
         ok = o && cJSON_AddItemToArray(arr, o) &&
              cJSON_AddStringToObject(o, "name", t->name);
@@ -69,6 +71,8 @@ static int write_csv(FILE *f, const timber_result *r)
           f);
     for (size_t i = 0; i < timber_result_count(r); i++) {
         const timber_tensor_report *t = timber_result_tensor(r, i);
+        if (t->elsewhere) /* another part's */
+            continue;
         char shape[256];
         shape_text(shape, sizeof shape, t);
         cli_csv_field(f, t->name);
