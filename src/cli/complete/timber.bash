@@ -36,13 +36,13 @@ _timber() {
     elif [[ "$prev" == "=" ]] && ((COMP_CWORD > 1)); then
         prev="${COMP_WORDS[COMP_CWORD - 2]}"
     fi
-    local commands="refine inspect erank cache help"
+    local commands="refine inspect erank cache plan finalize help"
 
     # The command word: the first argument, when it is one of the
     # commands; otherwise `timber BASE INSTRUCT OUT ...` is refine.
     local cmd=refine first="${COMP_WORDS[1]:-}"
     case "$first" in
-    refine | inspect | erank | cache | help) cmd="$first" ;;
+    refine | inspect | erank | cache | plan | finalize | help) cmd="$first" ;;
     -V | --version) cmd=version ;;
     esac
 
@@ -69,7 +69,11 @@ _timber() {
             _timber_paths
             return 0
             ;;
-        --gamma | --include | --exclude | --threads) return 0 ;;
+        --gamma | --include | --exclude | --threads | --parts) return 0 ;;
+        --part)
+            _timber_words "auto"
+            return 0
+            ;;
         --matrix-view)
             _timber_words "auto flatten"
             return 0
@@ -77,8 +81,36 @@ _timber() {
         esac
         if [[ "$cur" == -* ]]; then
             _timber_words "--gamma --include --exclude --strict --force
-                --report --cache --no-cache --threads --matrix-view -q --quiet
-                -h --help"
+                --report --cache --no-cache --threads --part --parts
+                --matrix-view -q --quiet -h --help"
+        else
+            _timber_paths
+        fi
+        ;;
+    plan)
+        case "$prev" in
+        --gamma | --include | --exclude | --parts) return 0 ;;
+        --matrix-view)
+            _timber_words "auto flatten"
+            return 0
+            ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            _timber_words "--parts --json --gamma --include --exclude --strict
+                --matrix-view -h --help"
+        else
+            _timber_paths
+        fi
+        ;;
+    finalize)
+        case "$prev" in
+        --report)
+            _timber_paths
+            return 0
+            ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            _timber_words "--force --report -q --quiet -h --help"
         else
             _timber_paths
         fi
