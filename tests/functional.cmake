@@ -36,6 +36,12 @@ add_test(NAME func_outdir
 set_tests_properties(func_outdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
                        LABELS functional)
 
+# A run split into parts, then finalized: the same bytes as one run.
+add_test(NAME func_parts
+  COMMAND bash ${TIMBER_FUNC}/parts.sh $<TARGET_FILE:timber>
+          $<TARGET_FILE:timber-gen>)
+set_tests_properties(func_parts PROPERTIES TIMEOUT 600 LABELS functional)
+
 # The SVD cache: reuse across gammas, damage, another pair's cache, a file
 # that is not a cache, the default location; and its size (cache_size).
 foreach(mode flow size)
