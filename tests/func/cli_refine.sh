@@ -368,6 +368,21 @@ check "--exclude: the other tensors differ from the full run" \
 check "--exclude: embed was not refined in the full run" \
     $ST differ "$NI" "$TMP/out-nv" model.embed_tokens.weight
 
+# ---- the card quotes the command without the options that cannot
+# change the output, so those do not change the card either
+tb card1 "$TMP/ps/base" "$TMP/ps/instruct" "$TMP/out-card" --no-cache -q \
+    --threads 1
+expect_rc "card run 1" 0
+cp "$TMP/out-card/README.md" "$TMP/card1.md"
+tb card2 "$TMP/ps/base" "$TMP/ps/instruct" "$TMP/out-card" --force \
+    --threads=2 --cache "$TMP/card.cache" --report "$TMP/card.json" --quiet
+expect_rc "card run 2" 0
+check "--threads/--cache/--report/--force/--quiet changed the card" \
+    cmp -s "$TMP/card1.md" "$TMP/out-card/README.md"
+check "the card quotes an option that cannot change the output" \
+    grep -qx "timber $TMP/ps/base $TMP/ps/instruct $TMP/out-card" \
+    "$TMP/card1.md"
+
 # ---- determinism: threads, on a sharded pair
 tb t1 "$TMP/ps/base" "$TMP/ps/instruct" "$TMP/out-t1" --no-cache -q --threads 1
 expect_rc "--threads 1" 0
