@@ -302,6 +302,9 @@ typedef struct timber_refine_options {
      * when timber_finalize() finds all parts complete.  0: the whole run
      * in this process. */
     size_t part_index, part_count;
+    /* A part's command line less its --part (and --parts): what
+     * timber_finalize suggests to rerun a missing part (NULL: command). */
+    const char *part_command;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
@@ -365,6 +368,9 @@ void timber_result_free(timber_result *result);
  * whole run or a finalize). */
 size_t timber_result_part_index(const timber_result *result);
 size_t timber_result_part_count(const timber_result *result);
+/* For a distributed part: how many of its tensors an earlier try had
+ * already written (checked against its journal, not computed again). */
+size_t timber_result_part_kept(const timber_result *result);
 size_t timber_result_count(const timber_result *result);
 const timber_tensor_report *timber_result_tensor(const timber_result *result,
                                                  size_t i);

@@ -155,6 +155,10 @@ size_t timber_result_part_count(const timber_result *r)
 {
     return r->part_count;
 }
+size_t timber_result_part_kept(const timber_result *r)
+{
+    return r->part_kept;
+}
 
 
 /* ------------------------------------------------------------ the run */

@@ -36,6 +36,7 @@ struct timber_result {
     uint64_t cache_bytes;
     size_t cache_hits, cache_misses;
     size_t part_index, part_count;
+    size_t part_kept; /* a part's tensors an earlier try had written */
 };
 
 typedef struct out_shard {

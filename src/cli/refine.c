@@ -156,12 +156,17 @@ static void print_part_summary(const char *out, const timber_result *r)
         if (!t->elsewhere && t->action != TIMBER_ACTION_DROPPED)
             counts[t->action]++;
     }
+    char kept[96] = "";
+    if (timber_result_part_kept(r))
+        snprintf(kept, sizeof kept,
+                 " (%zu of them kept from an earlier run of this part)",
+                 timber_result_part_kept(r));
     fprintf(stderr,
             "timber: part %zu/%zu of %s complete: refined %zu tensor%s, "
-            "copied %zu, in %.2f s (`timber finalize %s` publishes it once "
-            "every part is)\n",
+            "copied %zu%s, in %.2f s (`timber finalize %s` publishes it "
+            "once every part is)\n",
             timber_result_part_index(r), timber_result_part_count(r), out,
-            counts[0], counts[0] == 1 ? "" : "s", counts[1],
+            counts[0], counts[0] == 1 ? "" : "s", counts[1], kept,
             timber_result_seconds(r), out);
     print_cache_line(r);
 }
@@ -237,7 +242,7 @@ int cmd_refine(int argc, char **argv)
     timber_matrix_view view = TIMBER_VIEW_AUTO;
     int code = EXIT_OK;
     const char *cache = NULL;
-    char *command = NULL;
+    char *command = NULL, *rerun = NULL;
     const char *part = NULL;
     size_t part_i = 0, nparts = 0, parts_opt = 0;
     if (!include || !exclude || !reports) {
@@ -388,8 +393,10 @@ int cmd_refine(int argc, char **argv)
     opt.warning = cli_progress_warning;
     opt.user = &u;
     opt.cancel = &cli_cancel;
-    command = cli_command_line(argc, argv);
+    command = cli_command_line(argc, argv, 1);
+    rerun = nparts ? cli_command_line(argc, argv, 0) : NULL;
     opt.command = command;
+    opt.part_command = rerun;
     cli_catch_signals();
 
     /* Reports are written after OUT is published, so the library checks
@@ -426,6 +433,7 @@ int cmd_refine(int argc, char **argv)
     timber_result_free(res);
 out:
     free(command);
+    free(rerun);
     free(gammas);
     free(include);
     free(exclude);
