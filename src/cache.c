@@ -23,6 +23,7 @@
 
 #include <zlib.h>
 
+#include "backend.h"
 #include "model.h"
 #include "safetensors.h"
 #include "util.h"
@@ -40,7 +41,7 @@ typedef struct entry {
     size_t ndim;
     uint64_t *shape;
     uint8_t dtb, dti;
-    uint32_t crcb, crci, version;
+    uint32_t crcb, crci, version, route;
     uint64_t offset; /* of the record */
     uint64_t body;   /* body length */
     uint64_t rows, cols, r, k, p;
@@ -281,6 +282,7 @@ static void encode_body(putter *w, const tb_cache_key *k, uint64_t rows,
     putu32(w, k->crc_base);
     putu32(w, k->crc_inst);
     putu32(w, TB_TRANSFORM_VERSION);
+    putu32(w, k->route);
     putu64(w, rows);
     putu64(w, cols);
     putu64(w, S);
@@ -314,6 +316,7 @@ static int decode_body(const unsigned char *body, uint64_t len, entry *e,
     e->crcb = take32(&c);
     e->crci = take32(&c);
     e->version = take32(&c);
+    e->route = take32(&c);
     e->rows = take64(&c);
     e->cols = take64(&c);
     e->r = take64(&c);
@@ -726,7 +729,8 @@ static int key_matches(const entry *e, const tb_cache_key *k, uint64_t rows,
     if (strcmp(e->name, k->name) != 0 || e->ndim != k->ndim ||
         e->dtb != (uint8_t)k->base_dtype || e->dti != (uint8_t)k->inst_dtype ||
         (!any_crc && (e->crcb != k->crc_base || e->crci != k->crc_inst)) ||
-        e->version != TB_TRANSFORM_VERSION || e->rows != rows ||
+        e->version != TB_TRANSFORM_VERSION || e->route != k->route ||
+        e->rows != rows ||
         e->cols != cols)
         return 0;
     for (size_t d = 0; d < e->ndim; d++)
@@ -886,6 +890,7 @@ static void info_cb(void *user, uint64_t off, int valid,
 {
     walk_ctx *w = user;
     timber_cache_record r = {0};
+    char route[64];
     r.offset = off;
     r.valid = valid;
     entry e = {0};
@@ -903,6 +908,8 @@ static void info_cb(void *user, uint64_t off, int valid,
         r.basis_columns = e.p;
         r.bytes = REC_HEAD + len + 4;
         r.transform_version = e.version;
+        r.route = e.route;
+        r.route_name = tb_route_name(e.route, route, sizeof route);
         w->stats->records++;
     } else {
         w->stats->damaged++;

@@ -20,6 +20,7 @@
  *          u8 Base dtype, u8 Instruct dtype, u16 zero
  *          u32 CRC-32 of Base's bytes, u32 CRC-32 of Instruct's bytes
  *          u32 transform version
+ *          u32 route             backend.h: (backend << 16) | spectral route
  *          u64 rows, cols, r, k
  *          f64 eRank, tail energy share
  *          u8 tail side (1: basis spans the tail, 0: the head), u8[7] zero
@@ -30,8 +31,8 @@
  * All integers little-endian; doubles are the little-endian bytes of their
  * IEEE-754 bit pattern (encode_body/decode_body in cache.c, the one codec).
  * A record is applied only when its CRC and
- * its whole key (name, shape, dtypes, both data CRCs, transform version)
- * match; anything else is recomputed.  Trailing bytes of a record cut
+ * its whole key (name, shape, dtypes, both data CRCs, transform version,
+ * route) match; anything else is recomputed.  Trailing bytes of a record cut
  * short by a kill are dropped when the file is next opened for writing.
  */
 #ifndef TIMBER_CACHE_H
@@ -43,9 +44,10 @@
 #include "spectrum.h"
 #include "timber.h"
 
-/* 2: the basis is stored in double (1 stored float32, which put outputs
- * near zero a few ULP off the float64 reference). */
-#define TB_CACHE_VERSION 2u
+/* 3: every record names the route that computed it (2 did not; 1 stored
+ * the basis in float32, which put outputs near zero a few ULP off the
+ * float64 reference). */
+#define TB_CACHE_VERSION 3u
 /* Bump whenever the arithmetic that produces a record changes. */
 #define TB_TRANSFORM_VERSION 2u
 
@@ -65,6 +67,7 @@ typedef struct tb_cache_key {
     const uint64_t *shape;
     timber_dtype base_dtype, inst_dtype;
     uint32_t crc_base, crc_inst;
+    uint32_t route; /* tb_backend_route: a record of another is a miss */
 } tb_cache_key;
 
 /* Opens (creating if missing, with its directory) the cache at path for

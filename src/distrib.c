@@ -367,7 +367,7 @@ static timber_status verify_parts(run *R, timber_error *err)
             R->done = i + 1;
             timber_progress p = {i + 1, R->plan.ninstruct,
                                  R->plan.items[i].instruct->name, i + 1,
-                                 R->plan.ninstruct, tb_now() - R->t0};
+                                 R->plan.ninstruct, tb_now() - R->t0, 0};
             R->opt->progress(&p, R->opt->user);
         }
     }

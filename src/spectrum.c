@@ -18,6 +18,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include "meter.h"
 #include "util.h"
 
 double tb_erank(const double *s, size_t r)
@@ -267,9 +268,25 @@ out:
     return rc;
 }
 
-static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
+static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
+                                        double *G, size_t S, size_t ld,
                                         int want_basis, tb_spectrum *out,
                                         const char *what, timber_error *err);
+
+unsigned tb_spectrum_route(size_t S)
+{
+    (void)S;
+    return TB_ROUTE_MRRR;
+}
+
+const char *tb_spectrum_route_name(unsigned route)
+{
+    switch (route) {
+    case TB_ROUTE_MRRR:
+        return "dsytrd-mrrr";
+    }
+    return NULL;
+}
 
 /* Z := Q Z for the Q of dsytrd('L') on A, as dormtr('L', 'L', 'N') would
  * compute it: Q = H(1) ... H(n-1), the reflectors stored below A's
@@ -307,18 +324,27 @@ static int apply_q(lapack_int n, lapack_int p, const double *A,
  * more threads, and the output must not depend on --threads.  They are
  * sequential and memory-bound anyway; the parallel work is the Gram and the
  * update, whose GEMM/SYRK kernels split only the output, never a sum. */
-timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
-                                    int want_basis, tb_spectrum *out,
-                                    const char *what, timber_error *err)
+timber_status tb_spectrum_from_gram_on(unsigned route, tb_meter *meter,
+                                       double *G, size_t S, size_t ld,
+                                       int want_basis, tb_spectrum *out,
+                                       const char *what, timber_error *err)
 {
     int threads = openblas_get_num_threads();
     if (threads != 1)
         openblas_set_num_threads(1);
-    timber_status st =
-        spectrum_from_gram(G, S, ld, want_basis, out, what, err);
+    timber_status st = spectrum_from_gram(route, meter, G, S, ld, want_basis,
+                                          out, what, err);
     if (threads != 1)
         openblas_set_num_threads(threads);
     return st;
+}
+
+timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
+                                    int want_basis, tb_spectrum *out,
+                                    const char *what, timber_error *err)
+{
+    return tb_spectrum_from_gram_on(tb_spectrum_route(S), NULL, G, S, ld,
+                                    want_basis, out, what, err);
 }
 
 /* LAPACK's workspace query, then the workspace itself. */
@@ -328,12 +354,18 @@ static double *query_work(double q, lapack_int *lwork)
     return tb_alloc_array((size_t)*lwork, sizeof(double));
 }
 
-static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
+static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
+                                        double *G, size_t S, size_t ld,
                                         int want_basis, tb_spectrum *out,
                                         const char *what, timber_error *err)
 {
     memset(out, 0, sizeof *out);
     out->S = S;
+    out->route = route;
+    if (route != TB_ROUTE_MRRR)
+        return tb_fail(err, TIMBER_ERR_INVALID,
+                       "tensor '%s': spectral route %u is not in this build",
+                       what, route);
     if (S == 0)
         return TIMBER_OK;
     if (S > (size_t)INT32_MAX / 24 || ld > (size_t)INT32_MAX)
@@ -356,6 +388,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
      * the caller has already checked every input element. */
     double q = 0.0;
     lapack_int lwork, info;
+    tb_meter_phase(meter, TIMBER_PHASE_REDUCE);
     info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, G, lda, d, e, tau,
                                &q, -1);
     if (info == 0 && !(work = query_work(q, &lwork)))
@@ -373,6 +406,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
         goto out;
     }
     e[S - 1] = 0.0;
+    tb_meter_phase(meter, TIMBER_PHASE_VALUES);
     int fast = S >= 3 && !(tb_spectrum_skip & TB_SKIP_DQDS) &&
                mrrr_values(&R, S, d, e, 1.0, lam) == 0;
     out->values_route = fast ? TB_VALUES_DQDS : TB_VALUES_DSTERF;
@@ -418,6 +452,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
     z = tb_alloc_array((size_t)ldz * (out->p + 1), sizeof(double));
     if (!out->basis || !z)
         goto nomem;
+    tb_meter_phase(meter, TIMBER_PHASE_VECTORS);
     /* The head is the smallest p eigenvalues of -T: same vectors. */
     int done = fast &&
                (out->tail_side || mrrr_values(&R, S, d, e, -1.0, lam) == 0) &&
@@ -435,6 +470,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
                      what, (int)il, (int)iu, S);
         goto out;
     }
+    tb_meter_phase(meter, TIMBER_PHASE_BACK);
     if (apply_q(n, p, G, lda, tau, z, ldz) != 0)
         goto nomem;
     for (size_t j = 0; j < out->p; j++)

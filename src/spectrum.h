@@ -48,6 +48,23 @@ extern unsigned tb_spectrum_skip;
 #define TB_SKIP_DQDS 1u   /* values by dsterf (then no dlarrv either) */
 #define TB_SKIP_DSTEMR 2u /* vectors by dstebz + dstein */
 
+/* The spectral routes of this file: how G becomes the eigenvalues and
+ * the basis.  Each changes output bits, so the route is part of every
+ * cache record's key (backend.h); which one a matrix takes is a
+ * deterministic function of S alone (tb_spectrum_route), known before
+ * the cache is looked up.  A new route is one more value here, its name
+ * in tb_spectrum_route_name, and its condition in tb_spectrum_route.
+ * (The LAPACK fallbacks inside a route, tb_values_route and
+ * tb_vectors_route, are part of it: they follow from the data.) */
+typedef enum tb_spectrum_route_id {
+    TB_ROUTE_MRRR = 1 /* dsytrd, dlarre/dlarrv (fallbacks), dlarfb */
+} tb_spectrum_route_id;
+
+/* The route an S x S Gram matrix takes. */
+unsigned tb_spectrum_route(size_t S);
+/* "dsytrd-mrrr"; NULL for a route this build does not have. */
+const char *tb_spectrum_route_name(unsigned route);
+
 typedef struct tb_spectrum {
     size_t S;           /* order of G = r, the number of singular values */
     double *s;          /* r singular values, descending */
@@ -59,6 +76,7 @@ typedef struct tb_spectrum {
     double *basis;      /* S x p, column-major: orthonormal eigenvectors */
     tb_values_route values_route;
     tb_vectors_route vectors_route;
+    unsigned route;     /* the tb_spectrum_route_id it was computed by */
 } tb_spectrum;
 
 /* The leading dimension to store an S x S Gram matrix with (S, or a
@@ -72,6 +90,16 @@ size_t tb_gram_ld(size_t S);
 timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
                                     int want_basis, tb_spectrum *out,
                                     const char *what, timber_error *err);
+
+/* The same by a given route, with the time of its steps attributed to
+ * the reduce / values / vectors / back phases of meter (meter.h; NULL:
+ * not timed).  tb_spectrum_from_gram is route tb_spectrum_route(S),
+ * untimed. */
+struct tb_meter;
+timber_status tb_spectrum_from_gram_on(unsigned route, struct tb_meter *meter,
+                                       double *G, size_t S, size_t ld,
+                                       int want_basis, tb_spectrum *out,
+                                       const char *what, timber_error *err);
 
 void tb_spectrum_clear(tb_spectrum *sp);
 

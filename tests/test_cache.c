@@ -8,7 +8,9 @@
  *     bit patterns), is read back; and cache.c's record for the same
  *     spectrum is exactly those bytes;
  *   - damage: a flipped byte in a record's values, a corrupt length field,
- *     a record cut short, another format version, a broken header.
+ *     a record cut short, another format version (2, the last one
+ *     before records named their route), a broken header;
+ *   - the route in the key: a record of another route is a miss.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,10 +78,13 @@ static void make_rec(rec *r, const char *name, size_t ndim, uint64_t d0,
         sp->basis[0] = 4.9e-324;
 }
 
+/* cpu/dsytrd-mrrr (backend.h): (1 << 16) | TB_ROUTE_MRRR. */
+#define ROUTE 0x10001u
+
 static tb_cache_key key_of(const rec *r)
 {
-    return (tb_cache_key){r->name, r->ndim, r->shape, TIMBER_DT_BF16,
-                          TIMBER_DT_F32, r->crcb, r->crci};
+    return (tb_cache_key){r->name,        r->ndim, r->shape, TIMBER_DT_BF16,
+                          TIMBER_DT_F32,  r->crcb, r->crci,  ROUTE};
 }
 
 static int same_bits(const double *a, const double *b, size_t n)
@@ -112,6 +117,13 @@ static void free_all(rec *R)
 {
     for (int i = 0; i < NREC; i++)
         tb_spectrum_clear(&R[i].sp);
+}
+
+static void route_cb(const timber_cache_record *r, void *user)
+{
+    size_t *n = user;
+    *n += r->valid && r->route == ROUTE &&
+          strcmp(r->route_name, "cpu/dsytrd-mrrr") == 0;
 }
 
 static void test_round_trip(const char *dir)
@@ -155,6 +167,12 @@ static void test_round_trip(const char *dir)
             CHECK(tb_cache_get(c, &k, R[i].rows, R[i].cols, &got) == 0);
             k.crc_inst ^= 1;
             CHECK(tb_cache_get(c, &k, R[i].rows + 1, R[i].cols, &got) == 0);
+            /* another route: a miss, by exact key and by name alike */
+            k.route = ROUTE + 1;
+            CHECK(tb_cache_get(c, &k, R[i].rows, R[i].cols, &got) == 0);
+            any.route = ROUTE + (1u << 16);
+            CHECK(tb_cache_get_latest(c, &any, R[i].rows, R[i].cols, &got,
+                                      crc) == 0);
         }
         tb_cache_close(c);
         c = NULL;
@@ -168,8 +186,12 @@ static void test_round_trip(const char *dir)
     st = timber_cache_inspect(p, NULL, NULL, &stats, &err);
     CHECK_OK("inspect", st, &err);
     CHECK(stats.records == NREC && stats.damaged == 0 &&
-          stats.trailing_bytes == 0 && stats.format_version == 2 &&
+          stats.trailing_bytes == 0 && stats.format_version == 3 &&
           stats.fingerprint == 0x0123456789abcdefull);
+    size_t nroute = 0;
+    st = timber_cache_inspect(p, route_cb, &nroute, &stats, &err);
+    CHECKF(st == TIMBER_OK && nroute == NREC,
+           "%zu of %d records name the route cpu/dsytrd-mrrr", nroute, NREC);
     free_all(R);
 }
 
@@ -195,7 +217,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     unsigned char *p = out;
     memcpy(p, "TIMBERSV", 8);
     p += 8;
-    le(&p, 2, 4);
+    le(&p, 3, 4);
     le(&p, 32, 4);
     le(&p, 0xfeedull, 8);
     le(&p, TB_TRANSFORM_VERSION, 4);
@@ -203,7 +225,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     unsigned char *recp = p;
     const tb_spectrum *sp = &r->sp;
     size_t nlen = strlen(r->name);
-    uint64_t body = 4 + nlen + 4 + 8 * r->ndim + 4 + 12 + 32 + 16 + 8 + 8 +
+    uint64_t body = 4 + nlen + 4 + 8 * r->ndim + 4 + 16 + 32 + 16 + 8 + 8 +
                     8 * sp->S + 8 * sp->S * sp->p;
     le(&p, 0x43455254u, 4);
     le(&p, body, 8);
@@ -220,6 +242,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     le(&p, r->crcb, 4);
     le(&p, r->crci, 4);
     le(&p, TB_TRANSFORM_VERSION, 4);
+    le(&p, ROUTE, 4);
     le(&p, r->rows, 8);
     le(&p, r->cols, 8);
     le(&p, sp->S, 8);
@@ -400,19 +423,24 @@ static void test_damage(const char *dir)
     int fd = open(p, O_RDONLY);
     CHECK(fd >= 0 && pread(fd, h, 32, 0) == 32);
     close(fd);
-    h[8] = 1;
+    /* format 2, the one before records named their route */
+    h[8] = 2;
     uint32_t hc = (uint32_t)crc32(0, h, 28);
     for (int i = 0; i < 4; i++)
         h[28 + i] = (unsigned char)(hc >> (8 * i));
     patch(p, 0, h, 32);
     c = NULL;
-    CHECK_ERROR("version 1", tb_cache_open(p, 1, &c, &err), &err,
-                TIMBER_ERR_CACHE, "cache format version 1",
-                "reads version 2");
-    CHECK_ERROR("version 1 (read)", tb_cache_open_read(p, &c, &err), &err,
-                TIMBER_ERR_CACHE, "cache format version 1");
+    CHECK_ERROR("version 2", tb_cache_open(p, 1, &c, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2",
+                "reads version 3");
+    CHECK_ERROR("version 2 (read)", tb_cache_open_read(p, &c, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2");
+    timber_cache_stats ost;
+    CHECK_ERROR("version 2 (inspect)",
+                timber_cache_inspect(p, NULL, NULL, &ost, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2");
     /* a header whose checksum fails */
-    h[8] = 2;
+    h[8] = 3;
     patch(p, 0, h, 32);
     CHECK_ERROR("bad header", tb_cache_open(p, 1, &c, &err), &err,
                 TIMBER_ERR_CACHE, "header is corrupt");

@@ -38,11 +38,11 @@ static void print_record(const timber_cache_record *r, void *user)
         at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%llu",
                                d ? "x" : "", (unsigned long long)r->shape[d]);
     cli_put_text(stdout, r->name, 48);
-    printf(" %-14s rank %5llu  eRank %10.3f  k %5llu  %10llu bytes "
+    printf(" %-14s rank %5llu  eRank %10.3f  k %5llu  %-15s %10llu bytes "
            "at offset %llu\n",
            shape, (unsigned long long)r->rank, r->erank,
-           (unsigned long long)r->k, (unsigned long long)r->bytes,
-           (unsigned long long)r->offset);
+           (unsigned long long)r->k, r->route_name,
+           (unsigned long long)r->bytes, (unsigned long long)r->offset);
 }
 
 static void first_damage(const timber_cache_record *r, void *user)

@@ -4,7 +4,8 @@
 #     from the cache, N computed"); a second run with another gamma takes
 #     all of them from C ("N tensors from the cache, 0 computed") and writes
 #     the same bytes as a --no-cache run with that gamma;
-#   - `timber cache info C` lists N records, `cache verify C` exits 0;
+#   - `timber cache info C` lists N records, each with its route
+#     (cpu/dsytrd-mrrr), `cache verify C` exits 0;
 #   - one byte flipped in the middle of a record: `cache verify` exits 1
 #     naming the record's offset, and a refine run recomputes exactly that
 #     tensor (N-1 from the cache, 1 computed; the new record is that
@@ -98,6 +99,9 @@ flow)
     expect_rc "cache info" 0
     records=$(grep -c ' bytes at offset ' "$TMP/info.out")
     check "cache info lists $records records, expected $N" test "$records" = "$N"
+    routed=$(grep -c ' cpu/dsytrd-mrrr .* bytes at offset ' "$TMP/info.out")
+    check "cache info names the route of $routed of $N records" \
+        test "$routed" = "$N"
     check "cache info totals: $(tail -1 "$TMP/info.out")" \
         grep -q "^total: $N records, 0 damaged, $(stat -c %s "$C") bytes" \
         "$TMP/info.out"
