@@ -292,7 +292,7 @@ char *cli_command_line(int argc, char **argv, int for_card)
     static const char *const valued[] = {"--part", "--parts", "--threads",
                                          "--cache", "--report"};
     static const char *const flags[] = {"--no-cache", "--force", "-q",
-                                        "--quiet"};
+                                        "--quiet", "--timings"};
     /* For a part's rerun: only --part and --parts go. */
     size_t nvalued = for_card ? sizeof valued / sizeof *valued : 2;
     size_t nflags = for_card ? sizeof flags / sizeof *flags : 0;

@@ -50,6 +50,8 @@ const char cli_refine_help[] =
     "                     task (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT),\n"
     "                     or I from JOB_COMPLETION_INDEX with --parts N\n"
     "  --parts N          the number of parts, for --part auto\n"
+    "  --timings          a line on stderr with the seconds spent in each\n"
+    "                     phase (read, gram, ..., wait), summed over tensors\n"
     "  -q, --quiet        no progress and no summary (errors and warnings\n"
     "                     still go to stderr)\n"
     "  -h, --help         show this help\n"
@@ -228,6 +230,31 @@ void cli_print_summary(const char *out, const timber_result *r)
     print_cache_line(r);
 }
 
+/* --timings: the phases of every tensor, summed (worker seconds: with
+ * two workers they add up to about twice the wall time). */
+static void print_timings(const timber_result *r)
+{
+    double sum[TIMBER_PHASE_COUNT] = {0}, total = 0;
+    size_t refined = 0, copied = 0;
+    for (size_t i = 0; i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        if (t->action == TIMBER_ACTION_DROPPED || t->elsewhere)
+            continue;
+        refined += t->action == TIMBER_ACTION_REFINED;
+        copied += t->action == TIMBER_ACTION_COPIED;
+        total += t->seconds;
+        for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+            sum[p] += t->phase_seconds[p];
+    }
+    fprintf(stderr, "timber: timings (worker seconds over %zu refined and "
+                    "%zu copied tensors, %.2f s in all):",
+            refined, copied, total);
+    for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+        fprintf(stderr, "%s %s %.2f", p ? "," : "", timber_phase_name(p),
+                sum[p]);
+    fputc('\n', stderr);
+}
+
 int cmd_refine(int argc, char **argv)
 {
     const char *pos[3];
@@ -239,6 +266,7 @@ int cmd_refine(int argc, char **argv)
     const char **reports = calloc((size_t)argc, sizeof(char *));
     size_t ninc = 0, nexc = 0, nrep = 0;
     int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
+    int timings = 0;
     timber_matrix_view view = TIMBER_VIEW_AUTO;
     int code = EXIT_OK;
     const char *cache = NULL;
@@ -308,6 +336,8 @@ int cmd_refine(int argc, char **argv)
             }
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
+        } else if (strcmp(a, "--timings") == 0) {
+            timings = 1;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_refine_help);
             goto out;
@@ -427,6 +457,8 @@ int cmd_refine(int argc, char **argv)
             print_part_summary(pos[2], res);
         else if (!quiet)
             cli_print_summary(pos[2], res);
+        if (timings)
+            print_timings(res);
         for (size_t i = 0; i < nrep && code == EXIT_OK; i++)
             code = cli_write_report(reports[i], res);
     }

@@ -82,7 +82,7 @@ _timber() {
         if [[ "$cur" == -* ]]; then
             _timber_words "--gamma --include --exclude --strict --force
                 --report --cache --no-cache --threads --part --parts
-                --matrix-view -q --quiet -h --help"
+                --matrix-view --timings -q --quiet -h --help"
         else
             _timber_paths
         fi
