@@ -627,6 +627,9 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
         /* Every path above read the rows in order once: the CRCs are
          * complete. */
         assert(tb_mat_track_done(&M));
+        /* The key names the route the spectrum was computed by. */
+        assert(tb_route_test_id ||
+               sp.route == tb_route_spectral(key.route));
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
         tb_meter_phase(meter, TIMBER_PHASE_CACHE);
