@@ -17,6 +17,9 @@
  *           (1 - gamma) T in double for each gamma, rounded to Instruct's
  *           dtype, appended to the shard.
  * Memory is a few panels plus G and V: never a whole matrix in double.
+ * Every BLAS/LAPACK step goes through the backend R->be (backend.h); a
+ * meter per tensor (meter.h) times its phases into its report row and
+ * ticks the progress within it.
  * Tensors are tasks on every core (parallel.c); every output shard of
  * every gamma is open at once and filled in any order.
  *
