@@ -330,10 +330,12 @@ timber_status timber_erank(const char *base, const char *instruct,
         /* Lookups only (no lock, no change to the file).  The default
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
+        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
         if (options->cache_path)
-            st = tb_cache_open_read(path, &J.cache, err);
+            st = tb_cache_open_read(path, h, &J.cache, err);
         else if (access(path, R_OK) == 0)
-            tb_cache_open_read(path, &J.cache, NULL);
+            tb_cache_open_read(path, h, &J.cache, NULL);
+        tb_cache_warnings(J.cache, options->warning, options->user);
     }
     free(path);
     if (!st) {

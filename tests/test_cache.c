@@ -252,7 +252,7 @@ static void test_layout(const char *dir)
         /* read: the spelt file serves the record bit for bit */
         tb_cache *c = NULL;
         timber_error err;
-        timber_status st = tb_cache_open_read(spelt, &c, &err);
+        timber_status st = tb_cache_open_read(spelt, 0, &c, &err);
         if (CHECK_OK("open spelt", st, &err)) {
             tb_cache_key k = key_of(&R[i]);
             tb_spectrum got;
@@ -306,7 +306,7 @@ static int hits(const char *path, rec *R, int *which)
 {
     tb_cache *c = NULL;
     timber_error err;
-    if (tb_cache_open_read(path, &c, &err) != TIMBER_OK)
+    if (tb_cache_open_read(path, 0, &c, &err) != TIMBER_OK)
         return -1;
     int n = 0;
     for (int i = 0; i < NREC; i++) {
@@ -409,7 +409,7 @@ static void test_damage(const char *dir)
     CHECK_ERROR("version 1", tb_cache_open(p, 1, &c, &err), &err,
                 TIMBER_ERR_CACHE, "cache format version 1",
                 "reads version 2");
-    CHECK_ERROR("version 1 (read)", tb_cache_open_read(p, &c, &err), &err,
+    CHECK_ERROR("version 1 (read)", tb_cache_open_read(p, 0, &c, &err), &err,
                 TIMBER_ERR_CACHE, "cache format version 1");
     /* a header whose checksum fails */
     h[8] = 2;
@@ -418,7 +418,7 @@ static void test_damage(const char *dir)
                 TIMBER_ERR_CACHE, "header is corrupt");
     /* not a cache at all */
     patch(p, 0, "NOTACACH", 8);
-    CHECK_ERROR("magic", tb_cache_open_read(p, &c, &err), &err,
+    CHECK_ERROR("magic", tb_cache_open_read(p, 0, &c, &err), &err,
                 TIMBER_ERR_CACHE, "not a timber SVD cache");
     free_all(R);
 }
