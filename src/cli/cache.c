@@ -160,12 +160,12 @@ static int cache_dir(const char *dir, int info)
         printf(": ok, %zu record%s intact in %zu file%s", w.records,
                w.records == 1 ? "" : "s", w.files, w.files == 1 ? "" : "s");
         if (w.unfinished)
-            printf(" (%zu file%s end%s in an unfinished record, ignored)",
+            printf(" (%zu file%s end%s in an unfinished record, ignored%s",
                    w.unfinished, w.unfinished == 1 ? "" : "s",
-                   w.unfinished == 1 ? "s" : "");
+                   w.unfinished == 1 ? "s" : "", w.skipped ? "; " : ")");
         if (w.skipped)
-            printf(" (%zu file%s not read)", w.skipped,
-                   w.skipped == 1 ? "" : "s");
+            printf("%s%zu file%s not read)", w.unfinished ? "" : " (",
+                   w.skipped, w.skipped == 1 ? "" : "s");
         printf("\n");
         code = cli_finish_stdout(EXIT_OK);
     }
