@@ -10,17 +10,17 @@
 #include "cli.h"
 
 const char cli_cache_help[] =
-    "usage: timber cache info FILE|DIR\n"
-    "       timber cache verify FILE|DIR\n"
+    "usage: timber cache info PATH\n"
+    "       timber cache verify PATH\n"
     "\n"
     "info lists the records of an SVD cache file (tensor, shape, rank, k,\n"
     "bytes, offset in the file) on stdout, then totals.  verify checks\n"
     "every record's CRC-32 and structure: exit 0 when all are intact, 1\n"
     "naming the first damaged record otherwise.  Damaged records are never\n"
-    "applied by refinement: their tensors are recomputed.  On a cache\n"
-    "directory (an existing directory, or a path ending in '/'), both do\n"
-    "this for each of its files, of every pair, with a line per file and\n"
-    "totals.  Format: docs/cache-format.md.\n"
+    "applied by refinement: their tensors are recomputed.  PATH may be a\n"
+    "cache directory (an existing directory, or a path ending in '/'):\n"
+    "then each of its files, of every pair, is read, with a line per file\n"
+    "and totals.  Format: docs/cache-format.md.\n"
     "\n"
     "options:\n"
     "  -h, --help   show this help\n";
@@ -180,8 +180,8 @@ int cmd_cache(int argc, char **argv)
         return cli_print_help(cli_cache_help);
     if (argc != 3 || (strcmp(argv[1], "info") != 0 &&
                       strcmp(argv[1], "verify") != 0))
-        return cli_usage("cache", "use 'cache info FILE|DIR' or 'cache "
-                         "verify FILE|DIR'");
+        return cli_usage("cache", "use 'cache info PATH' or 'cache verify "
+                         "PATH'");
     timber_cache_stats st;
     timber_error err;
     int info = strcmp(argv[1], "info") == 0;
