@@ -17,6 +17,7 @@
 #     (exit 0) with the other files, the same bytes; `cache verify DIR`
 #     warns and exits 0
 #   - a file named like a cache file that is not one: a warning, skipped
+#   - a directory the run cannot write in (as 'nobody'): exit 1, one line
 #   - refused before any work, one line, nothing created: DIR inside OUT,
 #     DIR an input or inside one, DIR/ whose parent is missing; `erank
 #     --cache DIR/` on a missing DIR
@@ -178,6 +179,15 @@ if [ ${#AS[@]} -gt 0 ]; then
         bad "perm-verify: $(cat "$T/perm-verify.out" "$T/perm-verify.err")"
     fi
     chmod 644 "$f1"
+    # A directory it cannot write in: refused before any work.
+    mkdir -p "$T/rodir"
+    chmod 555 "$T/rodir"
+    RC=0
+    "${AS[@]}" "$TIMBER" "$A/base" "$A/instruct" "$T/nobody/out2" --cache "$T/rodir" \
+        >"$T/rodir.out" 2>"$T/rodir.err" </dev/null || RC=$?
+    expect_rc rodir 1
+    one_line rodir "$T/rodir: cannot write in the cache directory" "Permission denied"
+    no_out rodir "$T/nobody/out2"
 else
     skip "an unreadable cache file: running as root without setpriv or a 'nobody' user"
 fi
