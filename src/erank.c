@@ -307,8 +307,9 @@ timber_status timber_erank(const char *base, const char *instruct,
         st = build_rows(&J, err);
     }
     char *path = NULL;
+    uint64_t h = 0; /* the pair's fingerprint: names its cache */
     if (!st && res->pair && !options->no_cache) {
-        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
+        h = tb_pair_fingerprint(res->base, res->inst);
         path = options->cache_path ? tb_strdup(options->cache_path)
                                    : tb_cache_default_path(h);
         if (!path && options->cache_path)
@@ -330,7 +331,6 @@ timber_status timber_erank(const char *base, const char *instruct,
         /* Lookups only (no lock, no change to the file).  The default
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
-        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
         if (options->cache_path)
             st = tb_cache_open_read(path, h, &J.cache, err);
         else if (access(path, R_OK) == 0)
