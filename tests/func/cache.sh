@@ -26,7 +26,11 @@
 #     and writes the same bytes as a --no-cache run; `timber erank
 #     --cache DIR` takes every spectrum from it;
 #   - `cache info DIR` lists N records in 2 files with the files' byte
-#     total, `cache verify DIR` exits 0.
+#     total, `cache verify DIR` exits 0;
+#   - a distributed run: 3 parts (--part I/3) at once sharing a new cache
+#     directory, finalize; then the pair split into 2 parts with another
+#     gamma: each part served wholly from the 3 parts' files (0 computed),
+#     and finalize's OUT is byte for byte a --no-cache run's.
 #
 #   usage: cache.sh MODE TIMBER TIMBER_GEN TIMBER_REFCHECK
 #     MODE: flow | size | dir
@@ -283,6 +287,55 @@ print(json.loads(f.read(n))["__metadata__"]["timber.fingerprint"])' \
     expect_rc "cache verify DIR/" 0
     check "cache verify DIR: $(cat "$TMP/verify.out")" \
         grep -qx "$D/: ok, $N records intact in 2 files" "$TMP/verify.out"
+
+    # Parts of a distributed run, then another split and another gamma.
+    # Every run is in a directory of its own with the pair at ../p, so the
+    # model cards read the same.
+    D2=$TMP/parts-cache
+    mkdir -p "$TMP/d3" "$TMP/d2" "$TMP/dref"
+    (cd "$TMP/dref" && "$TIMBER" ../p/base ../p/instruct out --no-cache \
+        --gamma 0.5 -q) 2>"$TMP/dref.err" </dev/null
+    check "--no-cache reference: $(cat "$TMP/dref.err")" test -d "$TMP/dref/out"
+    # part N I [ARGS...]: part I/N in $TMP/dN, in the background
+    part() {
+        local n=$1 i=$2
+        shift 2
+        (cd "$TMP/d$n" && exec "$TIMBER" ../p/base ../p/instruct out \
+            --part "$i/$n" "$@") >"$TMP/d$n-$i.out" 2>"$TMP/d$n-$i.err" \
+            </dev/null &
+    }
+    part 3 0 --cache "$D2/"
+    part 3 1 --cache "$D2/"
+    part 3 2 --cache "$D2/"
+    wait
+    (cd "$TMP/d3" && "$TIMBER" finalize out -q) 2>"$TMP/d3-fin.err" </dev/null
+    check "3 parts: finalize failed: $(cat "$TMP/d3-fin.err" "$TMP"/d3-?.err)" \
+        test -d "$TMP/d3/out"
+    computed=0
+    for i in 0 1 2; do
+        c=$(cache_counts "d3-$i")
+        computed=$((computed + ${c#* }))
+    done
+    check "3 parts computed $computed tensors in all, expected $N" \
+        test "$computed" = "$N"
+    files=$(find "$D2" -name '*.timber-cache' | wc -l)
+    check "3 parts: $files files in the cache directory, expected 3" \
+        test "$files" -eq 3
+    part 2 0 --cache "$D2" --gamma 0.5
+    part 2 1 --cache "$D2" --gamma 0.5
+    wait
+    for i in 0 1; do
+        c=$(cache_counts "d2-$i")
+        check "2 parts, gamma 0.5: part $i's cache line '$c', expected 'H 0' (H > 0)" \
+            test "${c#* }" = 0 -a "${c%% *}" -gt 0
+    done
+    (cd "$TMP/d2" && "$TIMBER" finalize out -q) 2>"$TMP/d2-fin.err" </dev/null
+    check "2 parts: finalize failed: $(cat "$TMP/d2-fin.err")" test -d "$TMP/d2/out"
+    check "2 parts from the cache directory differ from a --no-cache run" \
+        diff -r "$TMP/dref/out" "$TMP/d2/out"
+    files=$(find "$D2" -name '*.timber-cache' | wc -l)
+    check "parts served wholly from the cache made files: $files" \
+        test "$files" -eq 3
     ;;
 size)
     gen q06 --preset qwen3-0.6b --layers 2 --seed 1
