@@ -292,6 +292,7 @@ print(json.loads(f.read(n))["__metadata__"]["timber.fingerprint"])' \
     # Every run is in a directory of its own with the pair at ../p, so the
     # model cards read the same.
     D2=$TMP/parts-cache
+    TIMBER=$(cd "$(dirname "$TIMBER")" && pwd)/$(basename "$TIMBER")
     mkdir -p "$TMP/d3" "$TMP/d2" "$TMP/dref"
     (cd "$TMP/dref" && "$TIMBER" ../p/base ../p/instruct out --no-cache \
         --gamma 0.5 -q) 2>"$TMP/dref.err" </dev/null
@@ -314,7 +315,10 @@ print(json.loads(f.read(n))["__metadata__"]["timber.fingerprint"])' \
     computed=0
     for i in 0 1 2; do
         c=$(cache_counts "d3-$i")
-        computed=$((computed + ${c#* }))
+        case $c in
+        *[0-9]) computed=$((computed + ${c#* })) ;;
+        *) bad "3 parts: part $i: no cache line: $(cat "$TMP/d3-$i.err")" ;;
+        esac
     done
     check "3 parts computed $computed tensors in all, expected $N" \
         test "$computed" = "$N"
