@@ -36,7 +36,7 @@
 
 struct tb_cache {
     char *path;           /* as given */
-    int is_dir;
+    int is_dir, readonly;
     uint64_t fingerprint;
     tb_cache_file **files; /* read only: a directory's files at opening
                             * (a file opened read-only is files[0]) */
@@ -304,6 +304,7 @@ static timber_status open_any(const char *path, uint64_t fingerprint,
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     c->fingerprint = fingerprint;
+    c->readonly = readonly;
     c->path = tb_strdup(path);
     timber_status st = TIMBER_OK;
     if (!c->path) {
@@ -455,7 +456,7 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *key,
 {
     timber_status st = TIMBER_OK;
     pthread_mutex_lock(&c->lock);
-    if (!c->own && c->is_dir)
+    if (!c->own && c->is_dir && !c->readonly)
         st = create_own(c, err);
     tb_cache_file *f = c->own;
     pthread_mutex_unlock(&c->lock);

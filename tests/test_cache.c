@@ -610,7 +610,15 @@ static void test_dir(const char *top)
            "the other pair does not find its own");
     /* read-only, for fingerprint 0 (every file): both pairs' records */
     CHECK_OK("open_read", tb_cache_open_read(dir, 0, &c, &err), &err);
-    tb_cache_close(c);
+    if (c) {
+        int files = tu_count_entries(dir);
+        CHECK_ERROR("put on a read-only directory handle",
+                    tb_cache_put(c, &k0, R[0].rows, R[0].cols, &R[0].sp,
+                                 &err),
+                    &err, TIMBER_ERR_INVALID, "for reading only");
+        CHECK(tu_count_entries(dir) == files);
+        tb_cache_close(c);
+    }
 
     /* An empty file, another format version's, and junk in its name. */
     snprintf(p, sizeof p, "%s/%016llx-v%u-h-1-0.timber-cache", dir,
