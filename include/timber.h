@@ -466,6 +466,40 @@ timber_status timber_cache_inspect(const char *path,
                                    void *user, timber_cache_stats *stats,
                                    timber_error *err);
 
+/* A cache directory (docs/cache-format.md#cache-directories): many
+ * processes share it, each appending to a file of its own and reading
+ * every file of its pair.  1 when path names one: an existing directory,
+ * or a path ending in '/'. */
+int timber_cache_is_dir(const char *path);
+
+typedef enum timber_cache_file_state {
+    TIMBER_CACHE_FILE_OK,           /* read: stats hold its totals */
+    TIMBER_CACHE_FILE_EMPTY,        /* no header yet (being created, or its
+                                     * writer died at once): ignored */
+    TIMBER_CACHE_FILE_OTHER_FORMAT, /* named for another format version:
+                                     * never read by this timber */
+    TIMBER_CACHE_FILE_UNREADABLE,   /* cannot be opened: skipped */
+    TIMBER_CACHE_FILE_DAMAGED       /* not a cache of this format, or its
+                                     * header is corrupt: skipped */
+} timber_cache_file_state;
+
+/* One file of a cache directory. */
+typedef struct timber_cache_file {
+    const char *path;
+    timber_cache_file_state state;
+    const char *message;      /* why, when not OK ("" when OK) */
+    timber_cache_stats stats; /* when OK */
+} timber_cache_file;
+
+/* Reads every cache file of a directory (of any pair), in name order:
+ * each_record (optional) per record as timber_cache_inspect, then
+ * each_file (optional) for that file.  Fails only when dir cannot be
+ * listed; a file that cannot be used is reported in its state. */
+timber_status timber_cache_inspect_dir(
+    const char *dir, void (*each_file)(const timber_cache_file *f, void *user),
+    void (*each_record)(const timber_cache_record *r, void *user), void *user,
+    timber_error *err);
+
 /* ------------------------------------------------------------ the eRank */
 
 /* One analysed tensor.  For a single model only `erank_instruct` (the

@@ -312,8 +312,9 @@ timber_status timber_erank(const char *base, const char *instruct,
         st = build_rows(&J, err);
     }
     char *path = NULL;
+    uint64_t h = 0; /* the pair's fingerprint: names its cache */
     if (!st && res->pair && !options->no_cache) {
-        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
+        h = tb_pair_fingerprint(res->base, res->inst);
         path = options->cache_path ? tb_strdup(options->cache_path)
                                    : tb_cache_default_path(h);
         if (!path && options->cache_path)
@@ -336,9 +337,10 @@ timber_status timber_erank(const char *base, const char *instruct,
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
         if (options->cache_path)
-            st = tb_cache_open_read(path, &J.cache, err);
+            st = tb_cache_open_read(path, h, &J.cache, err);
         else if (access(path, R_OK) == 0)
-            tb_cache_open_read(path, &J.cache, NULL);
+            tb_cache_open_read(path, h, &J.cache, NULL);
+        tb_cache_warnings(J.cache, options->warning, options->user);
     }
     free(path);
     if (!st) {

@@ -978,8 +978,10 @@ static timber_status open_cache(run *R, timber_error *err)
     timber_error cerr;
     timber_status st = tb_cache_open(path, R->fp, &R->cache, &cerr);
     free(path);
-    if (!st)
+    if (!st) {
+        tb_cache_warnings(R->cache, o->warning, o->user);
         return TIMBER_OK;
+    }
     if (o->cache_path && st != TIMBER_ERR_EXISTS) {
         if (err)
             *err = cerr;

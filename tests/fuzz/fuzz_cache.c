@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Read-only, as erank opens it: the same verdict as inspect, the
      * same hits, and the file left exactly as it was. */
     tb_cache *c = NULL;
-    timber_status st = tb_cache_open_read(path, &c, &err);
+    timber_status st = tb_cache_open_read(path, 0, &c, &err);
     FUZZ_ASSERT((st == TIMBER_OK) == (ist == TIMBER_OK));
     if (st == TIMBER_OK) {
         for (size_t i = 0; i < nkeys; i++) {

@@ -4,7 +4,8 @@
 #
 # The commands and options are those of `timber help` and each
 # `timber COMMAND --help`; tests/install/completion.sh checks every one of
-# them, and that a FILE value completes file names: change both together.
+# them, and that a FILE or PATH value completes file names: change both
+# together.
 # Self-contained (compgen only), so it also works without bash-completion.
 
 _timber_words() {
