@@ -8,7 +8,7 @@
 # Included by tests/CMakeLists.txt.
 set(dist_args $<TARGET_FILE:timber> $<TARGET_FILE:timber-gen>
               $<TARGET_FILE:timber-refcheck>)
-foreach(case slurm_harness slurm slurm_fail local plan)
+foreach(case slurm_harness slurm slurm_fail local docs plan)
   add_test(NAME dist_${case}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dist/${case}.sh ${dist_args}
             $<TARGET_FILE:failwrite>)

@@ -64,7 +64,12 @@ part_cmd() {
 }
 
 # staging OUT: OUT's staging directory.
-staging() { printf '.%s.timber-parts' "$1"; }
+staging() {
+    case "$1" in
+    */*) printf '%s/.%s.timber-parts' "$(dirname "$1")" "$(basename "$1")" ;;
+    *) printf '.%s.timber-parts' "$1" ;;
+    esac
+}
 
 # identical NAME OUT: OUT was published and holds exactly the files of
 # ref/OUT (hidden ones too), each byte-identical (diff -r, then cmp of
@@ -185,7 +190,7 @@ parts_left() {
     want=$(for i in $(seq 0 $((n - 1))); do echo "$i-of-$n.done"; done | LC_ALL=C sort)
     got=$(grep '\.done$' "log/$name-parts" 2>/dev/null | LC_ALL=C sort)
     if [ "$got" = "$want" ]; then ok; else
-        bad "$name: the parts left $(tr '\n' ' ' <"log/$name-parts" 2>/dev/null | head -c 300), expected 0-of-$n.done .. $((n - 1))-of-$n.done"
+        bad "$name: the parts left $(tr "\n" " " 2>/dev/null <"log/$name-parts" | head -c 300), expected 0-of-$n.done .. $((n - 1))-of-$n.done"
     fi
 }
 

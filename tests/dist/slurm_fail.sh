@@ -6,12 +6,15 @@
 #              into the shared shards (the failwrite shim, FAILWRITE_KILL)
 #   cancelled  task 2 is scancel'ed while it runs
 #
+# and two ways to run it again: a job of its own with `--part 1/3`, and
+# `scontrol requeue` of the cancelled task (its `--part auto` then still
+# means 2/3).
 # Each time: the task ends FAILED / CANCELLED, the others COMPLETED; the
 # dependent finalize job is cancelled by Slurm and never runs
 # (--kill-on-invalid-dep=yes); `timber finalize OUT` then exits 1 with
-# one line naming the part ("1/3") and nothing is published; the part is
-# run again as a job of its own (`--part I/N`), a second finalize job
-# after it completes, and OUT is byte-identical to a one-machine run.
+# one line naming the part ("1/3") and nothing is published; once the
+# part has run again, a second finalize job after it completes, and OUT
+# is byte-identical to a one-machine run.
 #
 #   usage: slurm_fail.sh TIMBER TIMBER_GEN REFCHECK FAILWRITE_SO
 # Exit 77 (skipped, with the reason) when not root or Slurm is missing.
@@ -25,14 +28,15 @@ slurm_require
 dist_pair
 slurm_start || { bad "the Slurm cluster did not start"; finish; }
 
-ref out-killed --gamma 0.3 --no-cache
+ref out-killed --gamma 0.3 --threads 1 --no-cache
 ref out-cancelled --no-cache
-# Task 1 of "killed": the shim kills it after 20 KB of its shard writes.
-PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then export LD_PRELOAD='"$(printf %q "$SHIM")"' FAILWRITE_MATCH=/'"$(staging out-killed)"'/out/ FAILWRITE_AFTER=20000 FAILWRITE_KILL=1; fi; ' \
-    submit_parts killed 0-2 out-killed --gamma 0.3 --no-cache
+# Task 1 of "killed": the shim kills it after 90 KB of its ~130 KB of
+# shard writes (one thread, so that some tensors are surely finished).
+PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then export LD_PRELOAD='"$(printf %q "$SHIM")"' FAILWRITE_MATCH=/'"$(staging out-killed)"'/out/ FAILWRITE_AFTER=90000 FAILWRITE_KILL=1; fi; ' \
+    submit_parts killed 0-2 out-killed --gamma 0.3 --threads 1 --no-cache
 # Task 2 of "cancelled" waits before it starts timber, long enough to be
 # cancelled while it runs.
-PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 2 ]; then touch '"$T"'/log/cancelled-2.started; sleep 120; fi; ' \
+PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 2 ] && [ ! -e '"$T"'/log/cancelled-2.started ]; then touch '"$T"'/log/cancelled-2.started; sleep 120; fi; ' \
     submit_parts cancelled 0-2 out-cancelled --no-cache
 for i in $(seq 1 300); do
     [ -e log/cancelled-2.started ] && break
@@ -63,20 +67,34 @@ expect_states() {
 expect_states killed 1 FAILED
 code=$(scontrol -o show job "${A_killed}_1" | sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p')
 check "killed: task 1 died of SIGKILL (ExitCode $code)" [ "$code" = 0:9 ]
+# Half-way: its journal lists some tensors, and it has no completion record.
+entries=$(grep -c '^t ' "$(staging out-killed)/parts/1-of-3.log" 2>/dev/null)
+check "killed: task 1 died half-way (journal entries: ${entries:-none})" [ "${entries:-0}" -ge 1 ]
+check "killed: task 1 left no completion record" [ ! -e "$(staging out-killed)/parts/1-of-3.done" ]
 expect_states cancelled 2 CANCELLED
 
-# recover NAME I OUT ARGS...: finalize refuses and names part I/3; the
-# part alone as a job, then a finalize job after it; OUT as one machine's.
+# recover NAME I HOW OUT ARGS...: finalize refuses and names part I/3;
+# the part is run again (HOW = sbatch: as a job of its own with
+# `--part I/3`; requeue: `scontrol requeue` of the array's task I, which
+# keeps its Slurm variables, so `--part auto` still means I/3), then a
+# finalize job after it; OUT as one machine's.
 recover() {
-    local name=$1 i=$2 out=$3 r f
-    shift 3
+    local name=$1 i=$2 how=$3 out=$4 r f a="A_$1"
+    shift 4
     finalize "$name-refused" "$out"
     expect_rc "$name-refused" 1
     one_line "$name-refused" "$i/3"
     no_out "$name-refused" "$out"
     check "$name: the staging directory is kept" [ -d "$(staging "$out")" ]
-    r=$(slurm_submit --chdir="$T" -J "$name-rerun" -o "$T/log/$name-rerun.out" \
-        -e "$T/log/$name-rerun.err" --wrap "exec $(part_cmd "$out" "$@" --part "$i/3")")
+    if [ "$how" = requeue ]; then
+        r="${!a}_$i"
+        scontrol requeue "$r" || bad "$name: scontrol requeue $r failed"
+        # Slurm holds a requeued job back for ~2 minutes (BeginTime).
+        scontrol update JobId="$r" StartTime=now || bad "$name: StartTime=now for $r failed"
+    else
+        r=$(slurm_submit --chdir="$T" -J "$name-rerun" -o "$T/log/$name-rerun.out" \
+            -e "$T/log/$name-rerun.err" --wrap "exec $(part_cmd "$out" "$@" --part "$i/3")")
+    fi
     f=$(slurm_submit --chdir="$T" -J "$name-fin2" --dependency=afterok:"$r" \
         --kill-on-invalid-dep=yes -o "$T/log/$name-fin2.out" -e "$T/log/$name-fin2.err" \
         --wrap "exec $(printf '%q ' "$TIMBER" finalize "$out")")
@@ -86,6 +104,6 @@ recover() {
     fi
     identical "$name: after the rerun" "$out"
 }
-recover killed 1 out-killed --gamma 0.3 --no-cache
-recover cancelled 2 out-cancelled --no-cache
+recover killed 1 sbatch out-killed --gamma 0.3 --threads 1 --no-cache
+recover cancelled 2 requeue out-cancelled --no-cache
 finish
