@@ -14,6 +14,10 @@
 #               exit 1, one line naming the missing parts, nothing
 #               published; then the missing part alone, and finalize
 #               publishes
+#   cache file  one --cache FILE for 4 parts at once: one uses it, the
+#               others warn "cache in use" and go on; the same bytes
+#   disagree    a part with another gamma, or another N, than the
+#               manifest's: exit 1, one line, the staging untouched
 #   cache       a run with --cache DIR, then another gamma with another N
 #               on the same directory: every tensor from the cache
 #
@@ -91,6 +95,32 @@ expect_rc miss-1 0
 finalize fin-miss2 out-miss
 expect_rc fin-miss2 0
 identical "one part run late" out-miss
+
+# One --cache FILE for parts at once: one part at a time uses it, the
+# others say so and go on without it; the output is the same.
+ref out-cf --cache cache.tsvd
+rm -f cache.tsvd
+if run_bg 4 out-cf --cache cache.tsvd; then ok; else
+    bad "cache file: a part failed: $(cat log/out-cf-*.err | grep 'timber: ' | grep -v warning | head -c 400)"
+fi
+check "cache file: a part said the cache was in use" grep -q 'cache in use by another timber run' log/out-cf-*.err
+finalize fin-cf out-cf
+expect_rc fin-cf 0
+identical "cache file shared by parts at once" out-cf
+
+# A part that disagrees with the manifest (another gamma, another N)
+# refuses to start, names what differs, and changes nothing.
+run dis-0 -- "$B" "$I" out-dis --gamma 0.2 --no-cache --part 0/3
+expect_rc dis-0 0
+before=$(cd "$(staging out-dis)" && find . -type f -exec cksum {} + | LC_ALL=C sort)
+run dis-gamma -- "$B" "$I" out-dis --gamma 0.4 --no-cache --part 1/3
+expect_rc dis-gamma 1
+one_line dis-gamma gamma
+run dis-n -- "$B" "$I" out-dis --gamma 0.2 --no-cache --part 1/4
+expect_rc dis-n 1
+one_line dis-n 4
+after=$(cd "$(staging out-dis)" && find . -type f -exec cksum {} + | LC_ALL=C sort)
+check "a disagreeing part changed nothing in the staging directory" [ "$before" = "$after" ]
 
 # The shared cache directory: gamma 0.2 in 3 parts, then 0.5 in 5.
 mkdir cachedir
