@@ -3,7 +3,8 @@
 # an array of `timber ... --part auto` plus a finalize job that depends on
 # it (afterok, --kill-on-invalid-dep=yes) publishes exactly the bytes of a
 # one-machine run, for N = 1, 3, more parts than shards, more parts than
-# tensors, a gamma sweep, and an array whose ids start at 1.  Every job
+# tensors, a gamma sweep, an array whose ids start at 1, one with a step
+# (--array=0-6:2) and one throttled to 2 tasks at a time (0-4%2).  Every job
 # must end COMPLETED, and the finalize job must find the N completion
 # records 0-of-N ... (N-1)-of-N (each task took its own part).  Then a
 # second run with another gamma and another N, sharing a cache directory
@@ -29,6 +30,8 @@ nshards $n_shards 0-$((n_shards - 1)) --no-cache
 ntensors $n_tensors 0-$((n_tensors - 1)) --gamma 0.5 --no-cache
 sweep 4 0-3 --gamma 0,0.2,0.5 --no-cache
 from1 3 1-3 --gamma 0 --no-cache
+step 4 0-6:2 --gamma 0.4 --no-cache
+throttled 5 0-4%2 --no-cache
 cache1 3 0-2 --gamma 0.2 --cache cachedir"
 mkdir cachedir
 
@@ -50,7 +53,15 @@ while read -r name n arr opts; do
     parts_left "$name" "$n"
     [ "$name" = cache1 ] || identical "$name (N=$n${opts:+, $opts})" "out-$name"
 done <<<"$cases"
-ref out-cache1 --gamma 0.2 --cache cachedir
+# ref_after OUT ARGS...: the one-machine run into OUT's name while the
+# distributed OUT waits aside.
+ref_after() {
+    local out=$1
+    [ -d "$out" ] && mv "$out" "aside-$out"
+    ref "$@"
+    [ -d "aside-$out" ] && mv "aside-$out" "$out"
+}
+ref_after out-cache1 --gamma 0.2 --cache cachedir
 identical "cache1" out-cache1
 files=$(find cachedir -type f | wc -l)
 check "the shared cache directory holds a file per writer ($files)" [ "$files" -ge 2 ]
@@ -65,7 +76,7 @@ computed=$(computed_sum "log/cache2-[0-9]*.err")
 cached=$(cached_sum "log/cache2-[0-9]*.err")
 check "cache2: the parts computed nothing (computed: ${computed:-no summary}, from the cache: ${cached:-?})" \
     [ "${computed:-x}" = 0 ]
-ref out-cache2 --gamma 0.5 --cache cachedir
+ref_after out-cache2 --gamma 0.5 --cache cachedir
 identical "cache2" out-cache2
 refined=$(sed -n 's/.*refined \([0-9]*\) tensors.*/\1/p' ref-out-cache2.err)
 check "cache2: every refined tensor (${refined:-?}) came from the cache (${cached:-?})" \
