@@ -37,7 +37,7 @@ slurm_require() {
         skip_all "the Slurm tests need root (slurmd runs as root); scripts/test.sh runs them as root in CI"
     fi
     local p missing=""
-    for p in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo; do
+    for p in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo runuser; do
         command -v "$p" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$p" >/dev/null 2>&1 ||
             missing="$missing $p"
     done
@@ -65,9 +65,18 @@ _slurm_log_tail() {
 slurm_start() {
     export PATH="$PATH:/usr/sbin"
     SLURM_DIR="$T/slurm"
+    mkdir -p "$SLURM_DIR" || return 1
+    chmod 755 "$T" "$SLURM_DIR"
+    # munged and slurmctld run as their own users: when they cannot reach
+    # $T (a TMPDIR under a private directory), the cluster lives in /tmp.
+    if ! runuser -u munge -- test -x "$SLURM_DIR" 2>/dev/null ||
+        ! runuser -u slurm -- test -x "$SLURM_DIR" 2>/dev/null; then
+        SLURM_DIR=$(mktemp -d /tmp/timber-slurm-XXXXXX) || return 1
+        chmod 755 "$SLURM_DIR"
+        SLURM_OWN_DIR=$SLURM_DIR
+    fi
     local S=$SLURM_DIR
     mkdir -p "$S"/etc "$S"/munge "$S"/log "$S"/run "$S"/state "$S"/spool || return 1
-    chmod 755 "$T" "$S"
     # munge: its own key, socket, pid, seed and log, owned by munge.
     if command -v mungekey >/dev/null 2>&1 || [ -x /usr/sbin/mungekey ]; then
         mungekey -c -b 1024 -k "$S/munge/munge.key" >/dev/null 2>&1
@@ -150,7 +159,7 @@ CONF
         exec </dev/null >/dev/null 2>&1
         while kill -0 "$me" 2>/dev/null; do sleep 1; done
         _slurm_kill_daemons
-        [ "${TIMBER_TEST_KEEP:-0}" = 1 ] || rm -rf "$T"
+        [ "${TIMBER_TEST_KEEP:-0}" = 1 ] || rm -rf "$T" ${SLURM_OWN_DIR:+"$SLURM_OWN_DIR"}
     ) &
     SLURM_WATCHDOG=$!
     disown "$SLURM_WATCHDOG" 2>/dev/null
@@ -212,6 +221,9 @@ slurm_stop() {
     [ -n "${SLURM_WATCHDOG:-}" ] && kill -KILL "$SLURM_WATCHDOG" 2>/dev/null
     SLURM_WATCHDOG=""
     _slurm_kill_daemons
+    if [ -n "${SLURM_OWN_DIR:-}" ] && [ "${TIMBER_TEST_KEEP:-0}" != 1 ]; then
+        rm -rf "$SLURM_OWN_DIR"
+    fi
     SLURM_DIR=""
     return 0
 }
