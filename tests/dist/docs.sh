@@ -113,19 +113,6 @@ PY
             case "$a" in "$T"/k8s/cache*) mkdir -p "$a" ;; esac
         done
         out=${args[2]}
-        # The one-machine run: the same command less --part auto --parts N.
-        refargs=()
-        skipn=0
-        for a in "${args[@]}"; do
-            if [ "$skipn" -gt 0 ]; then skipn=$((skipn - 1)); continue; fi
-            case "$a" in --part | --parts) skipn=1; continue ;; esac
-            refargs+=("$a")
-        done
-        RC=0
-        "$TIMBER" "${refargs[@]}" >log/k8s-ref.out 2>log/k8s-ref.err || RC=$?
-        check "kubernetes: the one-machine run ($RC): $(head -c 300 log/k8s-ref.err)" [ "$RC" -eq 0 ]
-        mkdir -p ref/k8s
-        [ -d "$out" ] && mv "$out" "ref/k8s/$(basename "$out")"
         pids=()
         for i in $(seq 0 $((n - 1))); do
             env -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_TASK_MIN -u SLURM_ARRAY_TASK_COUNT \
@@ -139,6 +126,23 @@ PY
         RC=0
         "$TIMBER" finalize "$out" >log/k8s-fin.out 2>log/k8s-fin.err || RC=$?
         check "kubernetes: finalize ($RC): $(head -c 300 log/k8s-fin.err)" [ "$RC" -eq 0 ]
+        # The one-machine run: the same command less --part auto --parts N,
+        # after the pods (so that it cannot have filled their cache), with
+        # their OUT aside.
+        [ -d "$out" ] && mv "$out" "$out.dist"
+        refargs=()
+        skipn=0
+        for a in "${args[@]}"; do
+            if [ "$skipn" -gt 0 ]; then skipn=$((skipn - 1)); continue; fi
+            case "$a" in --part | --parts) skipn=1; continue ;; esac
+            refargs+=("$a")
+        done
+        RC=0
+        "$TIMBER" "${refargs[@]}" >log/k8s-ref.out 2>log/k8s-ref.err || RC=$?
+        check "kubernetes: the one-machine run ($RC): $(head -c 300 log/k8s-ref.err)" [ "$RC" -eq 0 ]
+        mkdir -p ref/k8s
+        [ -d "$out" ] && mv "$out" "ref/k8s/$(basename "$out")"
+        [ -d "$out.dist" ] && mv "$out.dist" "$out"
         # identical compares $out (relative to $T) with ref/$out.
         identical "kubernetes: the Indexed Job's commands" "k8s/$(basename "$out")"
     else
