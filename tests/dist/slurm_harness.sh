@@ -20,14 +20,14 @@ ok
 
 # An array from 0 and one from 1, each task writing what it was told.
 a=$(slurm_submit --array=0-3 -o "$T/a-%a.out" \
-    --wrap 'echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_COUNT" >"'"$T"'/a.$SLURM_ARRAY_TASK_ID"; sleep 2')
+    --wrap 'echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_COUNT" >"'"$T"'/a.$SLURM_ARRAY_TASK_ID"; sleep 3')
 b=$(slurm_submit --array=1-3 -o "$T/b-%a.out" \
     --wrap 'echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_COUNT" >"'"$T"'/b.$SLURM_ARRAY_TASK_ID"')
 # The finishing job: after the array, sees every task's file.
 m=$(slurm_submit --dependency=afterok:"$a" --kill-on-invalid-dep=yes -o "$T/m.out" \
     --wrap 'cat "'"$T"'"/a.[0-3] >"'"$T"'/merged"')
 # Several tasks of the array at once: a task sees the others running.
-check "submitted" [ -n "$a" ] && [ -n "$b" ] && [ -n "$m" ]
+check "submitted (ids: $a $b $m)" [ -n "$a" -a -n "$b" -a -n "$m" ]
 slurm_wait "$a" "$b" "$m" || bad "jobs did not finish"
 check "array from 0 completed" slurm_all_completed "$a"
 check "array from 1 completed" slurm_all_completed "$b"
@@ -40,10 +40,17 @@ want=$(printf '1 1 3\n2 1 3\n3 1 3')
 if [ "$(cat "$T"/b.[1-3] 2>/dev/null)" = "$want" ]; then ok; else
     bad "array from 1: $(cat "$T"/b.[1-3] 2>&1), expected $want"; fi
 
-# The 4 tasks of the first array (2 s each) overlapped: their run
-# intervals, from scontrol, are not one after another.
-starts=$(scontrol -o show job "$a" | sed -n 's/.* StartTime=\([^ ]*\).*/\1/p' | sort -u | wc -l)
-check "tasks ran at once (distinct start times: $starts of 4)" [ "$starts" -lt 4 ]
+# The 4 tasks of the first array (3 s each) ran at once: the last one
+# started before the first one ended (scontrol's times, to the second).
+last_start=0
+first_end=
+while read -r st en; do
+    st=$(date -d "$st" +%s) en=$(date -d "$en" +%s)
+    [ "$st" -gt "$last_start" ] && last_start=$st
+    if [ -z "$first_end" ] || [ "$en" -lt "$first_end" ]; then first_end=$en; fi
+done < <(scontrol -o show job "$a" | sed -n 's/.* StartTime=\([^ ]*\) EndTime=\([^ ]*\).*/\1 \2/p')
+check "the 4 tasks ran at once (last start $last_start, first end ${first_end:-?})" \
+    [ "$last_start" -lt "${first_end:-0}" ]
 
 # A failing task: the dependant is cancelled (not left pending).
 f=$(slurm_submit --array=0-2 -o /dev/null \
