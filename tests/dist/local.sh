@@ -27,7 +27,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 dist_pair
 
-# background: all parts at once.
+# background: all parts at once, several of them into one shard file.
+"$TIMBER" plan "$B" "$I" --parts 5 --json >log/plan-5.json 2>&1
+"$TIMBER" inspect "$I" --json >log/inspect.json 2>&1
+if msg=$(python3 "$here/plan_check.py" shared log/plan-5.json log/inspect.json 2>&1); then ok; else
+    bad "background: $msg"
+fi
 ref out-bg --no-cache
 if run_bg 5 out-bg --no-cache; then ok; else
     bad "background: a part failed: $(cat log/out-bg-*.err | grep 'timber: ' | head -c 600)"

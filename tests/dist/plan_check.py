@@ -6,6 +6,9 @@
       sums of its tensors' estimates, the spread of the parts' weights
       (flops + 50 a byte) is at most the largest tensor's; BOUND > 0:
       the largest part's flops and bytes are each <= BOUND x the mean
+  plan_check.py shared PLAN.json INSPECT.json
+      some shard of Instruct holds tensors of two or more parts (so those
+      parts write into that one file)
   plan_check.py followed PLAN.json DIR
       DIR/part-I.json, the report of part I of 3, lists as refined (not
       elsewhere) exactly the tensors the plan gives part I
@@ -51,6 +54,18 @@ def plan(argv):
             print(f"{k}: max/mean {worst / mean:.3f}", file=sys.stderr)
 
 
+def shared(argv):
+    plan = json.load(open(argv[0]))
+    ins = json.load(open(argv[1]))
+    shard = {t["name"]: t["shard"] for t in ins["tensors"]}
+    writers = {}
+    for t in plan["tensors"]:
+        writers.setdefault(shard[t["name"]], set()).add(t["part"])
+    most = max(len(w) for w in writers.values())
+    assert most >= 2, "every shard is written by one part only"
+    print(f"up to {most} parts write into one shard", file=sys.stderr)
+
+
 def followed(argv):
     plan = json.load(open(argv[0]))
     for i in range(3):
@@ -62,6 +77,6 @@ def followed(argv):
 
 if __name__ == "__main__":
     try:
-        {"plan": plan, "followed": followed}[sys.argv[1]](sys.argv[2:])
+        {"plan": plan, "shared": shared, "followed": followed}[sys.argv[1]](sys.argv[2:])
     except AssertionError as e:
         sys.exit(str(e))
