@@ -151,7 +151,8 @@ cached_sum() {
 # finalize job first lists the staging directory's parts/ into
 # log/NAME-parts (what the parts left, before finalize removes it).  Job
 # ids into A_NAME and F_NAME; each task's stderr in log/NAME-TASK.err.
-# PART_PREFIX, when set, is shell code run in each task before timber.
+# PART_PREFIX and FIN_PREFIX, when set, are shell code run in each task,
+# and in the finalize job, before timber.
 submit_parts() {
     local name=$1 arr=$2 out=$3 a f cmd fin
     shift 3
@@ -162,7 +163,7 @@ submit_parts() {
         bad "$name: sbatch of the array failed"
         return 1
     }
-    fin="ls $(staging "$out")/parts >$T/log/$name-parts 2>&1; exec $(printf '%q ' "$TIMBER" finalize "$out")"
+    fin="ls $(staging "$out")/parts >$T/log/$name-parts 2>&1; ${FIN_PREFIX:-}exec $(printf '%q ' "$TIMBER" finalize "$out")"
     f=$(slurm_submit --chdir="$T" -J "$name-fin" \
         --dependency=afterok:"$a" --kill-on-invalid-dep=yes \
         -o "$T/log/$name-fin.out" -e "$T/log/$name-fin.err" --wrap "$fin") || {

@@ -6,15 +6,19 @@
 #              into the shared shards (the failwrite shim, FAILWRITE_KILL)
 #   cancelled  task 2 is scancel'ed while it runs
 #
-# and two ways to run it again: a job of its own with `--part 1/3`, and
-# `scontrol requeue` of the cancelled task (its `--part auto` then still
-# means 2/3).
 # Each time: the task ends FAILED / CANCELLED, the others COMPLETED; the
 # dependent finalize job is cancelled by Slurm and never runs
 # (--kill-on-invalid-dep=yes); `timber finalize OUT` then exits 1 with
-# one line naming the part ("1/3") and nothing is published; once the
-# part has run again, a second finalize job after it completes, and OUT
-# is byte-identical to a one-machine run.
+# one line naming the part ("1/3") and nothing is published.  The part is
+# run again two ways: a job of its own with `--part 1/3`, and `scontrol
+# requeue` of the cancelled task (its `--part auto` then still means
+# 2/3); then a second finalize job completes, and OUT is byte-identical
+# to a one-machine run.
+#
+#   finalkill  all parts complete, the finalize job SIGKILLs itself
+#              half-way through writing OUT's files: nothing published,
+#              the staging kept; a second finalize job publishes the
+#              one-machine bytes
 #
 #   usage: slurm_fail.sh TIMBER TIMBER_GEN REFCHECK FAILWRITE_SO
 # Exit 77 (skipped, with the reason) when not root or Slurm is missing.
@@ -34,6 +38,11 @@ ref out-cancelled --no-cache
 # shard writes (one thread, so that some tensors are surely finished).
 PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then export LD_PRELOAD='"$(printf %q "$SHIM")"' FAILWRITE_MATCH=/'"$(staging out-killed)"'/out/ FAILWRITE_AFTER=90000 FAILWRITE_KILL=1; fi; ' \
     submit_parts killed 0-2 out-killed --gamma 0.3 --threads 1 --no-cache
+# "finalkill": all parts complete, the finalize job SIGKILLs itself
+# half-way through writing the output's files.
+ref out-finalkill --gamma 0.6 --no-cache
+FIN_PREFIX='export LD_PRELOAD='"$(printf %q "$SHIM")"' FAILWRITE_MATCH=/'"$(staging out-finalkill)"'/ FAILWRITE_AFTER=3000 FAILWRITE_KILL=1; ' \
+    submit_parts finalkill 0-1 out-finalkill --gamma 0.6 --no-cache
 # Task 2 of "cancelled" waits before it starts timber, long enough to be
 # cancelled while it runs.
 PART_PREFIX='if [ "$SLURM_ARRAY_TASK_ID" = 2 ] && [ ! -e '"$T"'/log/cancelled-2.started ]; then touch '"$T"'/log/cancelled-2.started; sleep 120; fi; ' \
@@ -45,7 +54,7 @@ done
 check "task 2 of 'cancelled' started" [ -e log/cancelled-2.started ]
 scancel "${A_cancelled}_2"
 # shellcheck disable=SC2046
-slurm_wait $(jobs_of killed cancelled) || bad "the jobs did not finish"
+slurm_wait $(jobs_of killed cancelled finalkill) || bad "the jobs did not finish"
 
 # expect_states NAME TASK STATE: task TASK ended STATE, the others
 # COMPLETED, and the finalize job was cancelled without running.
@@ -104,6 +113,21 @@ recover() {
     fi
     identical "$name: after the rerun" "$out"
 }
+# The finalize job killed half-way: nothing published, the staging kept;
+# a second finalize job publishes the one-machine bytes.
+check "finalkill: both parts COMPLETED" slurm_all_completed "$A_finalkill"
+s=$(slurm_states "$F_finalkill")
+code=$(scontrol -o show job "$F_finalkill" | sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p')
+check "finalkill: the finalize job died of SIGKILL ($s, ExitCode $code)" [ "$s" = FAILED -a "$code" = 0:9 ]
+no_out finalkill out-finalkill
+check "finalkill: the staging directory is kept" [ -d "$(staging out-finalkill)" ]
+f=$(slurm_submit --chdir="$T" -J finalkill-fin2 -o "$T/log/finalkill-fin2.out" \
+    -e "$T/log/finalkill-fin2.err" --wrap "exec $(printf '%q ' "$TIMBER" finalize out-finalkill)")
+slurm_wait "$f" || bad "finalkill: the second finalize did not finish"
+check "finalkill: the second finalize COMPLETED ($(slurm_states "$f"): $(grep -v warning log/finalkill-fin2.err | head -c 300))" \
+    slurm_all_completed "$f"
+identical "finalkill: after a second finalize" out-finalkill
+
 recover killed 1 sbatch out-killed --gamma 0.3 --threads 1 --no-cache
 recover cancelled 2 requeue out-cancelled --no-cache
 finish
