@@ -4,7 +4,8 @@
 # it (afterok, --kill-on-invalid-dep=yes) publishes exactly the bytes of a
 # one-machine run, for N = 1, 3, more parts than shards, more parts than
 # tensors, a gamma sweep, an array whose ids start at 1, one with a step
-# (--array=0-6:2) and one throttled to 2 tasks at a time (0-4%2).  Every job
+# (--array=0-6:2), one throttled to 2 tasks at a time (0-4%2), and
+# another pair (f16 over f32, stacked experts) swept over two gammas.  Every job
 # must end COMPLETED, and the finalize job must find the N completion
 # records 0-of-N ... (N-1)-of-N (each task took its own part).  Then a
 # second run with another gamma and another N, sharing a cache directory
@@ -32,20 +33,35 @@ sweep 4 0-3 --gamma 0,0.2,0.5 --no-cache
 from1 3 1-3 --gamma 0 --no-cache
 step 4 0-6:2 --gamma 0.4 --no-cache
 throttled 5 0-4%2 --no-cache
+other 6 0-5 @other --gamma 0.1,0.9 --no-cache
 cache1 3 0-2 --gamma 0.2 --cache cachedir"
 mkdir cachedir
+# "@other": another pair, f16 over an f32 Base, stacked experts, 3 layers.
+if ! "$GEN" other --dtype f16 --base-dtype f32 --layers 3 --max-shard-size 96K \
+    --variants 3d,experts3d,low-rank,instruct-only >log/gen-other.log 2>&1; then
+    bad "timber-gen (other) failed: $(cat log/gen-other.log)"
+    finish
+fi
+# pair_of OPTS: sets B and I for the case's pair, and OPTS without it.
+pair_of() {
+    B=pair/base I=pair/instruct OPTS=$1
+    case "$1" in @other*) B=other/base I=other/instruct OPTS=${1#@other} ;; esac
+}
 
 # The one-machine references first (the cache one after the distributed
 # run, so that it cannot have filled the cache), then every array at once.
 while read -r name n arr opts; do
+    pair_of "$opts"
     # shellcheck disable=SC2086
-    [ "$name" = cache1 ] || ref "out-$name" $opts
+    [ "$name" = cache1 ] || ref "out-$name" $OPTS
 done <<<"$cases"
 ids=""
 while read -r name n arr opts; do
+    pair_of "$opts"
     # shellcheck disable=SC2086
-    submit_parts "$name" "$arr" "out-$name" $opts && ids="$ids $(jobs_of "$name")"
+    submit_parts "$name" "$arr" "out-$name" $OPTS && ids="$ids $(jobs_of "$name")"
 done <<<"$cases"
+pair_of ""
 # shellcheck disable=SC2086
 slurm_wait $ids || bad "the jobs did not finish"
 while read -r name n arr opts; do
