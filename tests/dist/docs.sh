@@ -62,7 +62,7 @@ if command -v parallel >/dev/null 2>&1; then
     (cd par && bash ../doc-parallel.sh) >log/par.out 2>log/par.err </dev/null || RC=$?
     check "parallel: '$line' exited 0 ($RC): $(grep 'timber: ' log/par.err | grep -v warning | head -c 300)" [ "$RC" -eq 0 ]
     [ -d par/refined ] && mv par/refined par-refined
-    (cd par && timber base instruct refined --gamma 0.2 --cache cache >../log/par-ref.out 2>../log/par-ref.err &&
+    (cd par && timber base instruct refined --gamma 0.2 --cache cache/ >../log/par-ref.out 2>../log/par-ref.err &&
         mv refined ../ref/par-refined) || bad "parallel: the one-machine run failed: $(cat log/par-ref.err)"
     identical "parallel: the doc's one-liner" par-refined
 else
@@ -109,9 +109,6 @@ PY
             args+=("$a")
         done < <(sed -n '3,$p' k8s.args)
         cp -r pair/base pair/instruct k8s/
-        for a in "${args[@]}"; do
-            case "$a" in "$T"/k8s/cache*) mkdir -p "$a" ;; esac
-        done
         out=${args[2]}
         pids=()
         for i in $(seq 0 $((n - 1))); do
