@@ -60,7 +60,7 @@ if command -v parallel >/dev/null 2>&1; then
     line=$(cat doc-parallel.sh)
     RC=0
     (cd par && bash ../doc-parallel.sh) >log/par.out 2>log/par.err </dev/null || RC=$?
-    check "parallel: '$line' exited 0 ($RC): $(grep 'timber: ' log/par.err | grep -v warning | head -c 300)" [ "$RC" -eq 0 ]
+    check "parallel: '$line' exit code $RC, expected 0: $(grep 'timber: ' log/par.err | grep -v warning | head -c 300)" [ "$RC" -eq 0 ]
     [ -d par/refined ] && mv par/refined par-refined
     (cd par && timber base instruct refined --gamma 0.2 --cache cache/ >../log/par-ref.out 2>../log/par-ref.err &&
         mv refined ../ref/par-refined) || bad "parallel: the one-machine run failed: $(cat log/par-ref.err)"
@@ -160,7 +160,7 @@ slurm_start || { bad "the Slurm cluster did not start"; finish; }
 ref out-doc --gamma 0.2 --no-cache
 RC=0
 bash doc-slurm.sh 3 "$B" "$I" out-doc --gamma 0.2 --no-cache >log/doc-slurm.out 2>&1 || RC=$?
-check "slurm: the doc's script exited 0 ($RC): $(head -c 300 log/doc-slurm.out)" [ "$RC" -eq 0 ]
+check "slurm: the doc's script exit code $RC, expected 0: $(head -c 300 log/doc-slurm.out)" [ "$RC" -eq 0 ]
 jobs=$(sed -n 's/^parts: job \([0-9]*\) .*finalize: job \([0-9]*\)$/\1 \2/p' log/doc-slurm.out)
 if [ -z "$jobs" ]; then
     bad "slurm: the script did not print the job ids: $(cat log/doc-slurm.out)"
