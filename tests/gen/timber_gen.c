@@ -1008,7 +1008,7 @@ static timber_status generate(const options *o, tlist *l, side *sides[2],
     uint64_t cap = BLOCK_ELEMS > maxn ? BLOCK_ELEMS : maxn;
     for (int k = 0; k < 2; k++) {
         G.dbuf[k] = tb_alloc_array((size_t)cap, sizeof(double));
-        G.obuf[k] = tb_alloc_array((size_t)cap, 4);
+        G.obuf[k] = tb_alloc_array((size_t)cap, 8); /* up to F64 */
     }
     G.tid = tb_calloc_array(o->threads, sizeof *G.tid);
     G.work = tb_calloc_array(o->threads, sizeof *G.work);
