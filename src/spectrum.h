@@ -41,6 +41,28 @@ typedef enum tb_vectors_route {
     TB_VECTORS_DSTEIN    /* dstebz + dstein, when dstemr fails */
 } tb_vectors_route;
 
+/* How G was reduced to tridiagonal form. */
+typedef enum tb_reduce_route {
+    TB_REDUCE_NONE = 0,
+    TB_REDUCE_DSYTRD,  /* dsytrd, one stage; Q applied by dlarft/dlarfb */
+    TB_REDUCE_TWOSTAGE /* dsytrd_sy2sb + bulge chase (tridiag2.c); Q2, Q1 */
+} tb_reduce_route;
+
+/* The reduction an S x S Gram matrix takes: a fixed function of S alone
+ * (TB_TWOSTAGE_MIN_S, measured in docs/performance.md), so the same
+ * matrix always takes the same route whatever the thread count or the
+ * machine.  The two routes agree to rounding, not bit for bit: a cache
+ * record must say which one produced it. */
+tb_reduce_route tb_spectrum_route_for(size_t S);
+#define TB_TWOSTAGE_MIN_S 3072
+
+/* Bandwidth of the two-stage route's intermediate band matrix. */
+#define TB_TWOSTAGE_BAND 32
+
+/* Test knob: 0 (every real run) takes tb_spectrum_route_for(S); a
+ * tb_reduce_route forces that reduction at any S >= 3. */
+extern int tb_spectrum_force_reduce;
+
 /* Routes to pass over even where they would apply (bits of
  * TB_SKIP_*), so tests can run each fallback on any matrix; 0, the
  * default, in every real run. */
@@ -59,6 +81,7 @@ typedef struct tb_spectrum {
     double *basis;      /* S x p, column-major: orthonormal eigenvectors */
     tb_values_route values_route;
     tb_vectors_route vectors_route;
+    tb_reduce_route reduce_route;
 } tb_spectrum;
 
 /* The leading dimension to store an S x S Gram matrix with (S, or a

@@ -194,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tb_cache_key k0 = {"fuzz.put", 2, shape, TIMBER_DT_F32, TIMBER_DT_BF16,
                        0x12345678u, 0x9abcdef0u};
     double s[2] = {2.0, 0.5}, basis[2] = {0.6, 0.8};
-    tb_spectrum sp = {2, s, 1.7, 1, 0.05, 1, 1, basis, 0, 0};
+    tb_spectrum sp = {2, s, 1.7, 1, 0.05, 1, 1, basis, 0, 0, 0};
     st = tb_cache_put(c, &k0, 3, 2, &sp, &err);
     FUZZ_ASSERT(st == TIMBER_OK);
     tb_spectrum got;
@@ -209,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tb_cache_key k1 = {"fuzz.zero", 2, shape1, TIMBER_DT_BF16,
                        TIMBER_DT_BF16, 1u, 1u};
     double z[2] = {0.0, 0.0};
-    tb_spectrum sz = {2, z, 0.0, 0, 0.0, 0, 0, NULL, 0, 0};
+    tb_spectrum sz = {2, z, 0.0, 0, 0.0, 0, 0, NULL, 0, 0, 0};
     FUZZ_ASSERT(tb_cache_put(c, &k1, 2, 4, &sz, &err) == TIMBER_OK);
     FUZZ_ASSERT(tb_cache_get(c, &k1, 2, 4, &got));
     FUZZ_ASSERT(got.k == 0 && got.p == 0 && got.s[0] == 0.0);
