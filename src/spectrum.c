@@ -4,8 +4,9 @@
  *
  * Route (measured in docs/numerics.md and docs/performance.md): dsytrd
  * reduces G to tridiagonal form (at S >= TB_TWOSTAGE_MIN_S: the two-stage
- * reduction of tridiag2.c, dense -> band -> tridiagonal, whose level-3
- * first stage beats dsytrd's memory-bound half level 2 there); dlarre
+ * reduction of tridiag2.c, dense -> band (bandwidth TB_TWOSTAGE_BAND) ->
+ * tridiagonal, whose level-3 first stage beats dsytrd's memory-bound half
+ * level 2 there, Q2 and Q1 costing more than dsytrd's Q); dlarre
  * (dqds) gives all eigenvalues and a
  * root representation, from which dlarrv computes only the eigenvectors
  * of the smaller side of the cut (dsterf + dstemr + dstebz/dstein when
@@ -219,8 +220,11 @@ static int mrrr_vectors(mrrr *R, lapack_int p, double *z, lapack_int ldz)
 unsigned tb_spectrum_skip = 0;
 int tb_spectrum_force_reduce = 0;
 
-/* Sweeps of Q2 grouped into one compact-WY block (tridiag2.c). */
-#define TB_Q2_BLOCK 32
+/* Sweeps of Q2 grouped into one compact-WY block, applied by DGEMM on Z
+ * transposed (tridiag2.c): measured at S = 2048..4096 against blocks of
+ * 32 and 64 and dlarfb (docs/performance.md, "Large matrices"). */
+#define TB_Q2_BLOCK 16
+#define TB_Q2_METHOD 1
 
 tb_reduce_route tb_spectrum_route_for(size_t S)
 {
@@ -444,7 +448,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
         goto out;
     }
     if (out->reduce_route == TB_REDUCE_TWOSTAGE &&
-        tb_q2_apply(&q2, TB_Q2_BLOCK, z, (size_t)ldz, out->p) != 0)
+        tb_q2_apply(&q2, TB_Q2_BLOCK, TB_Q2_METHOD, z, (size_t)ldz, out->p) != 0)
         goto nomem;
     /* Q (dsytrd: reflectors below the first subdiagonal) or Q1 (below
      * the band) */

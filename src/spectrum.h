@@ -54,7 +54,7 @@ typedef enum tb_reduce_route {
  * machine.  The two routes agree to rounding, not bit for bit: a cache
  * record must say which one produced it. */
 tb_reduce_route tb_spectrum_route_for(size_t S);
-#define TB_TWOSTAGE_MIN_S 3072
+#define TB_TWOSTAGE_MIN_S 2560
 
 /* Bandwidth of the two-stage route's intermediate band matrix. */
 #define TB_TWOSTAGE_BAND 32

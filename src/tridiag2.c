@@ -189,8 +189,35 @@ int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
     return 0;
 }
 
-int tb_q2_apply(const tb_q2 *q, size_t blocked, double *Z, size_t ldz,
-                size_t p)
+/* The group G(J,s) of the sweeps j0 .. j0+k-1 at step s, as the
+ * parallelogram V (m x k, leading dimension m, explicit zeros and ones)
+ * and the tau; returns k (0: nothing at this step) and sets *pos, *m. */
+static size_t q2_group(const tb_q2 *q, size_t j0, size_t nj, size_t s,
+                       double *V, double *tau, size_t *pos_out,
+                       size_t *m_out)
+{
+    const size_t n = q->n, b = q->b, pos = j0 + 1 + s * b;
+    size_t k = 0;
+    /* sweeps with a reflector of length >= 2 at step s */
+    while (k < nj && pos + k + 2 <= n)
+        k++;
+    if (k == 0)
+        return 0;
+    size_t m = n - pos < b + k - 1 ? n - pos : b + k - 1;
+    memset(V, 0, m * k * sizeof *V);
+    for (size_t c = 0; c < k; c++) {
+        size_t t = q->off[j0 + c] + s;
+        size_t len = n - pos - c < b ? n - pos - c : b;
+        memcpy(V + c + c * m, q->v + t * b, len * sizeof *V);
+        tau[c] = q->tau[t];
+    }
+    *pos_out = pos;
+    *m_out = m;
+    return k;
+}
+
+int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
+                size_t ldz, size_t p)
 {
     const size_t n = q->n, b = q->b;
     if (q->nsweeps == 0 || p == 0)
@@ -213,46 +240,63 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, double *Z, size_t ldz,
     double *T = tb_alloc_array(bs * bs, sizeof *T);
     double *tau = malloc(bs * sizeof *tau);
     double *work = tb_alloc_array(p, bs * sizeof *work);
-    if (!V || !T || !tau || !work) {
+    /* method 1: Z transposed (p x n, rows of Z contiguous) */
+    double *Zt = method == 1 ? tb_alloc_array(n, p * sizeof *Zt) : NULL;
+    if (!V || !T || !tau || !work || (method == 1 && !Zt)) {
         free(V);
         free(T);
         free(tau);
         free(work);
+        free(Zt);
         return -1;
     }
+    if (Zt)
+        for (size_t j = 0; j < p; j++)
+            for (size_t i = 0; i < n; i++)
+                Zt[j + i * p] = Z[i + j * ldz];
+    const int ip = (int)p;
     size_t nblocks = (q->nsweeps + bs - 1) / bs;
     for (size_t J = nblocks; J-- > 0;) {
         size_t j0 = J * bs;
         size_t nj = q->nsweeps - j0 < bs ? q->nsweeps - j0 : bs;
         size_t smax = q->off[j0 + 1] - q->off[j0];
         for (size_t s = 0; s < smax; s++) {
-            size_t pos = j0 + 1 + s * b;
-            /* sweeps j0 + c with a reflector of length >= 2 at step s */
-            size_t k = 0;
-            while (k < nj && pos + k + 2 <= n)
-                k++;
+            size_t pos, m, k = q2_group(q, j0, nj, s, V, tau, &pos, &m);
             if (k == 0)
                 continue;
-            size_t m = n - pos < b + k - 1 ? n - pos : b + k - 1;
-            memset(V, 0, m * k * sizeof *V);
-            for (size_t c = 0; c < k; c++) {
-                size_t j = j0 + c, t = q->off[j] + s;
-                size_t len = n - pos - c < b ? n - pos - c : b;
-                memcpy(V + c + c * m, q->v + t * b, len * sizeof *V);
-                tau[c] = q->tau[t];
-            }
             lapack_int mm = (lapack_int)m, kk = (lapack_int)k;
             LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', mm, kk, V, mm,
                                 tau, T, kk);
-            LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', mm,
-                                (lapack_int)p, kk, V, mm, T, kk, Z + pos,
-                                (lapack_int)ldz, work, (lapack_int)p);
+            if (method == 1) {
+                /* Zt := Zt (I - V T^T V^T): W = Zt V, W = W T^T,
+                 * Zt -= W V^T */
+                double *zb = Zt + pos * p;
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ip,
+                            (int)k, (int)m, 1.0, zb, ip, V, (int)m, 0.0,
+                            work, ip);
+                cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper,
+                            CblasTrans, CblasNonUnit, ip, (int)k, 1.0, T,
+                            (int)k, work, ip);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ip,
+                            (int)m, (int)k, -1.0, work, ip, V, (int)m, 1.0,
+                            zb, ip);
+            } else {
+                LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', mm,
+                                    (lapack_int)p, kk, V, mm, T, kk,
+                                    Z + pos, (lapack_int)ldz, work,
+                                    (lapack_int)p);
+            }
         }
     }
+    if (Zt)
+        for (size_t j = 0; j < p; j++)
+            for (size_t i = 0; i < n; i++)
+                Z[i + j * ldz] = Zt[j + i * p];
     free(V);
     free(T);
     free(tau);
     free(work);
+    free(Zt);
     return 0;
 }
 

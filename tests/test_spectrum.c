@@ -353,8 +353,13 @@ static void check_chase(size_t n, size_t b, size_t bs)
     double *Q = calloc(n * n, sizeof *Q), *Qb = calloc(n * n, sizeof *Qb);
     for (size_t i = 0; i < n; i++)
         Q[i * n + i] = Qb[i * n + i] = 1.0;
-    CHECK(tb_q2_apply(&q, 0, Q, n, n) == 0);
-    CHECK(tb_q2_apply(&q, bs, Qb, n, n) == 0);
+    CHECK(tb_q2_apply(&q, 0, 0, Q, n, n) == 0);
+    double *Qc = calloc(n * n, sizeof *Qc);
+    for (size_t i = 0; i < n; i++)
+        Qc[i * n + i] = 1.0;
+    /* dlarfb and the transposed DGEMM application: the same to rounding */
+    CHECK(tb_q2_apply(&q, bs, 0, Qc, n, n) == 0);
+    CHECK(tb_q2_apply(&q, bs, 1, Qb, n, n) == 0);
     double *BQ = malloc(n * n * sizeof *BQ), *T = malloc(n * n * sizeof *T),
            *O = malloc(n * n * sizeof *O);
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n,
@@ -372,6 +377,7 @@ static void check_chase(size_t n, size_t b, size_t bs)
             dt = fmax(dt, fabs(T[j * n + i] - want));
             dorth = fmax(dorth, fabs(O[j * n + i] - (i == j)));
             dq = fmax(dq, fabs(Q[j * n + i] - Qb[j * n + i]));
+            dq = fmax(dq, fabs(Qc[j * n + i] - Qb[j * n + i]));
             bmax = fmax(bmax, fabs(B[j * n + i]));
         }
     CHECKF(dt <= 1e-13 * bmax * (double)n,
@@ -387,6 +393,7 @@ static void check_chase(size_t n, size_t b, size_t bs)
     free(e);
     free(Q);
     free(Qb);
+    free(Qc);
     free(BQ);
     free(T);
     free(O);

@@ -14,7 +14,8 @@
  *               comparison); Q2 applied reflector by reflector and blocked
  *               (BS sweeps per block); Q1 applied;
  * each on 1 and on 2 BLAS threads (the level-3 steps), and two one-thread
- * reductions run at once on two threads.  Once, untimed: the eigenvalues
+ * reductions run at once on two threads.  One-thread steps are timed in
+ * thread CPU time (TB_WALL=1: wall time), the others in wall time.  Once, untimed: the eigenvalues
  * of both tridiagonal forms agree, and the two-stage vectors' residual
  * and orthogonality.
  */
@@ -28,6 +29,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include "spectrum.h"
 #include "tridiag2.h"
 
 extern void dsytrd_sb2st_(const char *stage1, const char *vect,
@@ -38,11 +40,23 @@ extern void dsytrd_sb2st_(const char *stage1, const char *vect,
                           const lapack_int *lwork, lapack_int *info, size_t,
                           size_t, size_t);
 
-static double now(void)
+/* CPU time of this thread for the one-thread steps (less disturbed by
+ * other processes on a shared machine than wall time), wall time for
+ * the others (TB_WALL=1 in the environment: wall time for all). */
+static int use_wall = 0;
+static double clock_of(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static double now(void)
+{
+    return clock_of(use_wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID);
+}
+static double wall(void)
+{
+    return clock_of(CLOCK_MONOTONIC);
 }
 
 static uint64_t rs = 12345;
@@ -58,13 +72,15 @@ static double gauss(void)
     return sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]);
 }
 
-enum { NSTEP = 16, MAXREP = 15 };
+enum { NSTEP = 17, MAXREP = 15 };
 static const char *step_name[NSTEP] = {
     "dsytrd 1t",        "dsytrd 2t",          "Q apply (dsytrd) 1t",
     "sy2sb 1t",         "sy2sb 2t",           "chase (keeps Q2)",
-    "LAPACK sb2st (N)", "Q2 one at a time",   "Q2 blocked 1t",
-    "Q2 blocked 2t",    "Q1 apply 1t",        "Q1 apply 2t",
-    "2x dsytrd at once", "2x sy2sb+chase at once", "", ""};
+    "LAPACK sb2st (N)", "Q2 one at a time",   "Q2 blocked, DGEMM on Z^T 1t",
+    "Q2 blocked, DGEMM on Z^T 2t",    "Q1 apply 1t",        "Q1 apply 2t",
+    "2x dsytrd at once", "2x sy2sb+chase at once",
+    "Q2 blocked, dlarfb 1t", "whole spectrum, one stage",
+    "whole spectrum, two stages"};
 static double flops_of[NSTEP];
 static double t_of[NSTEP][MAXREP];
 
@@ -83,7 +99,7 @@ static void *run_job(void *arg)
     double *d = malloc(n * sizeof *d), *e = malloc(n * sizeof *e),
            *tau = malloc(n * sizeof *tau);
     memcpy(G, J->G0, n * ld * sizeof *G);
-    double t0 = now();
+    double t0 = wall();
     if (!J->two) {
         LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', (lapack_int)n, G,
                        (lapack_int)ld, d, e, tau);
@@ -96,7 +112,7 @@ static void *run_job(void *arg)
         tb_q2_free(&q);
         free(AB);
     }
-    J->secs = now() - t0;
+    J->secs = wall() - t0;
     free(G);
     free(d);
     free(e);
@@ -126,6 +142,10 @@ int main(int argc, char **argv)
     }
     size_t ld = n % 64 == 0 ? n + 8 : n, p = n / 7, ldab = 2 * b + 1;
     int threads0 = openblas_get_num_threads();
+    use_wall = getenv("TB_WALL") && atoi(getenv("TB_WALL")) == 1;
+    /* TB_QUICK=1: one-thread steps only (no 2-thread, concurrent or
+     * one-reflector-at-a-time runs), for the largest orders */
+    int quick = getenv("TB_QUICK") && atoi(getenv("TB_QUICK")) == 1;
     /* D = U diag(w) W^T + noise, G = D^T D */
     size_t r = n / 8;
     double *U = malloc(n * r * sizeof *U), *W = malloc(n * r * sizeof *W);
@@ -160,17 +180,17 @@ int main(int argc, char **argv)
     flops_of[2] = flops_of[10] = flops_of[11] = 2.0 * nn * nn * (double)p;
     flops_of[3] = flops_of[4] = 4.0 / 3.0 * nn * nn * nn;
     flops_of[5] = flops_of[6] = 6.0 * (double)b * nn * nn;
-    flops_of[7] = flops_of[8] = flops_of[9] = 2.0 * nn * nn * (double)p;
+    flops_of[7] = flops_of[8] = flops_of[9] = flops_of[14] = 2.0 * nn * nn * (double)p;
 
     for (int rep = 0; rep < reps; rep++) {
         double t;
-        for (int th = 1; th <= 2; th++) {
+        for (int th = 1; th <= (quick ? 1 : 2); th++) {
             openblas_set_num_threads(th);
             memcpy(G, G0, n * ld * sizeof *G);
-            t = now();
+            t = th == 1 ? now() : wall();
             LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', (lapack_int)n, G,
                            (lapack_int)ld, d1, e1, tau);
-            t_of[th - 1][rep] = now() - t;
+            t_of[th - 1][rep] = (th == 1 ? now() : wall()) - t;
         }
         openblas_set_num_threads(1);
         memcpy(Z, Z0, ld * p * sizeof *Z);
@@ -178,12 +198,12 @@ int main(int argc, char **argv)
         tb_q1_apply(n, 1, p, G, ld, tau, Z, ld);
         t_of[2][rep] = now() - t;
 
-        for (int th = 2; th >= 1; th--) {
+        for (int th = quick ? 1 : 2; th >= 1; th--) {
             openblas_set_num_threads(th);
             memcpy(G, G0, n * ld * sizeof *G);
-            t = now();
+            t = th == 1 ? now() : wall();
             tb_sy2sb(n, b, G, ld, AB, ldab, tau);
-            t_of[th == 1 ? 3 : 4][rep] = now() - t;
+            t_of[th == 1 ? 3 : 4][rep] = (th == 1 ? now() : wall()) - t;
         }
         openblas_set_num_threads(1);
         memcpy(AB2, AB, n * ldab * sizeof *AB2);
@@ -213,17 +233,24 @@ int main(int argc, char **argv)
         }
         memcpy(Z, Z0, ld * p * sizeof *Z);
         t = now();
-        tb_q2_apply(&q, 0, Z, ld, p);
+        if (!quick)
+            tb_q2_apply(&q, 0, 0, Z, ld, p);
         t_of[7][rep] = now() - t;
-        for (int th = 1; th <= 2; th++) {
+        for (int th = 1; th <= (quick ? 1 : 2); th++) {
             openblas_set_num_threads(th);
             memcpy(Z, Z0, ld * p * sizeof *Z);
-            t = now();
-            tb_q2_apply(&q, bs, Z, ld, p);
-            t_of[th == 1 ? 8 : 9][rep] = now() - t;
-            t = now();
+            t = th == 1 ? now() : wall();
+            tb_q2_apply(&q, bs, 1, Z, ld, p);
+            t_of[th == 1 ? 8 : 9][rep] = (th == 1 ? now() : wall()) - t;
+            if (th == 1) {
+                memcpy(Z, Z0, ld * p * sizeof *Z);
+                t = now();
+                tb_q2_apply(&q, bs, 0, Z, ld, p);
+                t_of[14][rep] = now() - t;
+            }
+            t = th == 1 ? now() : wall();
             tb_q1_apply(n, b, p, G, ld, tau, Z, ld);
-            t_of[th == 1 ? 10 : 11][rep] = now() - t;
+            t_of[th == 1 ? 10 : 11][rep] = (th == 1 ? now() : wall()) - t;
         }
         openblas_set_num_threads(1);
 
@@ -249,7 +276,7 @@ int main(int argc, char **argv)
             LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', (lapack_int)n, dd, ew,
                            0, 0, 1, (lapack_int)p, &m, l2, Z, (lapack_int)ld,
                            (lapack_int)p, isuppz, &tryrac);
-            tb_q2_apply(&q, bs, Z, ld, p);
+            tb_q2_apply(&q, bs, 1, Z, ld, p);
             tb_q1_apply(n, b, p, G, ld, tau, Z, ld);
             double *R = malloc(ld * p * sizeof *R);
             memcpy(R, Z, ld * p * sizeof *R);
@@ -284,26 +311,49 @@ int main(int argc, char **argv)
         tb_q2_free(&q);
 
         /* two reductions at once, one per thread, BLAS on one thread */
-        for (int two = 0; two <= 1; two++) {
+        for (int two = 0; two <= 1 && !quick; two++) {
             job J[2] = {{n, ld, b, G0, two, 0}, {n, ld, b, G0, two, 0}};
             pthread_t tid;
-            t = now();
+            t = wall();
             pthread_create(&tid, NULL, run_job, &J[1]);
             run_job(&J[0]);
             pthread_join(tid, NULL);
-            t_of[12 + two][rep] = now() - t;
+            t_of[12 + two][rep] = wall() - t;
         }
+        /* the whole of tb_spectrum_from_gram (eigenvalues, the p vectors
+         * of the cut's smaller side, both back-transforms) by each route */
+        for (int route = TB_REDUCE_DSYTRD; route <= TB_REDUCE_TWOSTAGE;
+             route++) {
+            tb_spectrum sp;
+            timber_error err;
+            tb_spectrum_force_reduce = route;
+            memcpy(G, G0, n * ld * sizeof *G);
+            t = now();
+            if (tb_spectrum_from_gram(G, n, ld, 1, &sp, "bench", &err) != 0)
+                fprintf(stderr, "spectrum: %s\n", err.message);
+            t_of[15 + route - TB_REDUCE_DSYTRD][rep] = now() - t;
+            if (rep == 0)
+                printf("whole spectrum, route %d: k %zu of %zu, p %zu\n",
+                       route, sp.k, n, sp.p);
+            tb_spectrum_clear(&sp);
+        }
+        tb_spectrum_force_reduce = 0;
         fprintf(stderr, "rep %d done\n", rep + 1);
     }
     openblas_set_num_threads(threads0);
+    printf("one-thread steps: %s; 2t and concurrent: wall time\n",
+           use_wall ? "wall time" : "thread CPU time");
     printf("| step (S = %zu, b = %zu, blocks of %zu sweeps, p = %zu) | median s "
            "| min–max | GFLOP/s |\n|---|---|---|---|\n",
            n, b, bs, p);
-    for (int s = 0; s < 14; s++) {
+    for (int s = 0; s < NSTEP; s++) {
         double v[MAXREP];
         memcpy(v, t_of[s], (size_t)reps * sizeof *v);
         qsort(v, (size_t)reps, sizeof *v, cmp);
         double med = v[reps / 2];
+        if (quick && (s == 1 || s == 4 || s == 7 || s == 9 || s == 11 ||
+                      s == 12 || s == 13))
+            continue;
         if (flops_of[s] > 0)
             printf("| %s | %.3f | %.3f–%.3f | %.1f |\n", step_name[s], med,
                    v[0], v[reps - 1], flops_of[s] / med * 1e-9);
