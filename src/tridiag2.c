@@ -59,6 +59,10 @@ int tb_sy2sb(size_t n, size_t b, double *A, size_t lda, double *AB,
                lab = (lapack_int)ldab, lwork = -1, info = 0;
     double q = 0.0;
     memset(AB, 0, n * ldab * sizeof *AB);
+    /* With n <= b + 1 dsytrd_sy2sb only copies A into AB and leaves tau
+     * unset: Q1 = I. */
+    if (n > b)
+        memset(tau, 0, (n - b) * sizeof *tau);
     dsytrd_sy2sb_("L", &nn, &kd, A, &la, AB, &lab, tau, &q, &lwork, &info,
                   1);
     if (info != 0)

@@ -414,6 +414,9 @@ static void test_twostage(void)
     CHECK(tb_spectrum_route_for(TB_TWOSTAGE_MIN_S) == TB_REDUCE_TWOSTAGE);
     CHECK(tb_spectrum_route_for(65536) == TB_REDUCE_TWOSTAGE);
     CHECK(tb_spectrum_route_for(1024) == TB_REDUCE_DSYTRD);
+    /* tests/func/route.sh relies on these two */
+    CHECK(tb_spectrum_route_for(2048) == TB_REDUCE_DSYTRD);
+    CHECK(tb_spectrum_route_for(2560) == TB_REDUCE_TWOSTAGE);
 
     /* Q2: bandwidths 2..40, n a multiple of b or not, groups of 1..b */
     rng = 7;
