@@ -6,8 +6,9 @@
  *
  *   timber-tridiag-bench S [REPS [B [BS]]]
  *
- * G = D^T D, D (S x S) = a rank-S/8 part with decaying weights + noise,
- * the shape of a real fine-tuning delta; p = S/7 vectors.  Steps timed:
+ * G = Q diag(s^2) Q^T with s_i = exp(-a i/S) (eRank ~ 0.86 S for the
+ * default a = 2, the shape of a real fine-tuning delta; TB_DECAY=a), p =
+ * S/7 vectors for the step timings.  Steps timed:
  *   one-stage:  dsytrd; Q applied to p vectors (dlarft/dlarfb, blocks 32);
  *   two-stage:  dsytrd_sy2sb (band B); the bulge chase keeping Q2
  *               (tridiag2.c); LAPACK's dsytrd_sb2st (values only, for
@@ -17,7 +18,8 @@
  * reductions run at once on two threads.  One-thread steps are timed in
  * thread CPU time (TB_WALL=1: wall time), the others in wall time.  Once, untimed: the eigenvalues
  * of both tridiagonal forms agree, and the two-stage vectors' residual
- * and orthogonality.
+ * and orthogonality.  Last, the whole of tb_spectrum_from_gram by each
+ * route, whose p follows from the spectrum (printed).
  */
 #include <math.h>
 #include <pthread.h>
@@ -146,25 +148,26 @@ int main(int argc, char **argv)
     /* TB_QUICK=1: one-thread steps only (no 2-thread, concurrent or
      * one-reflector-at-a-time runs), for the largest orders */
     int quick = getenv("TB_QUICK") && atoi(getenv("TB_QUICK")) == 1;
-    /* D = U diag(w) W^T + noise, G = D^T D */
-    size_t r = n / 8;
-    double *U = malloc(n * r * sizeof *U), *W = malloc(n * r * sizeof *W);
-    double *D = malloc(n * n * sizeof *D);
-    for (size_t i = 0; i < n * r; i++) {
-        U[i] = gauss();
-        W[i] = gauss() * exp(-4.0 * (double)(i / n) / (double)r);
-    }
+    /* G = Q diag(s^2) Q^T, Q random orthogonal, s_i = exp(-a i / S):
+     * a = 2 (default) gives eRank ~ 0.86 S, so p ~ 0.14 S on the tail
+     * side, as timber-gen's and real fine-tuning deltas have; TB_DECAY=6
+     * gives eRank ~ 0.45 S, p ~ 0.45 S, about the largest p can be. */
+    double decay = getenv("TB_DECAY") ? atof(getenv("TB_DECAY")) : 2.0;
+    double *Qm = malloc(n * n * sizeof *Qm), *qt = malloc(n * sizeof *qt);
     for (size_t i = 0; i < n * n; i++)
-        D[i] = 0.05 * gauss();
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n,
-                (int)r, 1.0 / sqrt((double)n), U, (int)n, W, (int)n, 1.0, D,
-                (int)n);
+        Qm[i] = gauss();
+    LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)n, Qm,
+                   (lapack_int)n, qt);
+    LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)n,
+                   (lapack_int)n, Qm, (lapack_int)n, qt);
+    for (size_t j = 0; j < n; j++)
+        cblas_dscal((int)n, exp(-decay * (double)j / (double)n),
+                    Qm + j * n, 1);
     double *G0 = calloc(n * ld, sizeof *G0);
-    cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, (int)n, (int)n, 1.0, D,
-                (int)n, 0.0, G0, (int)ld);
-    free(U);
-    free(W);
-    free(D);
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)n, (int)n,
+                1.0, Qm, (int)n, 0.0, G0, (int)ld);
+    free(Qm);
+    free(qt);
 
     double *G = malloc(n * ld * sizeof *G);
     double *AB = malloc(n * ldab * sizeof *AB),
