@@ -218,7 +218,38 @@ typedef enum timber_matrix_view {
     TIMBER_VIEW_FLATTEN
 } timber_matrix_view;
 
-/* What happened to one tensor (one row of the report). */
+/* Where a tensor's time went, phase by phase (docs/cli.md, "Timings").
+ * Each phase counts the wall time the tensor's worker spent in it while
+ * running on a CPU (its thread's CPU clock: user and system time, page
+ * faults of the mapped inputs included); WAIT is the rest of the
+ * tensor's wall time, when that thread was off the CPU: blocked on disk
+ * I/O (reads of the mapped inputs, writes), on a lock, or waiting for a
+ * core.  So the phases of a tensor add up to its wall time.  A copied
+ * tensor has WRITE (its bytes go from the mapped input to the output in
+ * one write) and WAIT only. */
+typedef enum timber_phase {
+    TIMBER_PHASE_READ = 0, /* decoding both inputs, D = W_I - W_B, the
+                            * finiteness checks, the CRCs of the key */
+    TIMBER_PHASE_GRAM,     /* G = A^T A (dsyrk) */
+    TIMBER_PHASE_REDUCE,   /* G to tridiagonal form (dsytrd) */
+    TIMBER_PHASE_VALUES,   /* every eigenvalue of the tridiagonal matrix */
+    TIMBER_PHASE_VECTORS,  /* the p wanted tridiagonal eigenvectors */
+    TIMBER_PHASE_BACK,     /* back-transform of those p vectors */
+    TIMBER_PHASE_PROJECT,  /* projection onto the basis (DGEMMs), T */
+    TIMBER_PHASE_WRITE,    /* O = W_I - (1 - gamma) T, rounding, encoding,
+                            * writing the output (a copy: all of it) */
+    TIMBER_PHASE_CACHE,    /* looking up and appending cache records */
+    TIMBER_PHASE_WAIT,     /* off the CPU (above) */
+    TIMBER_PHASE_COUNT
+} timber_phase;
+
+/* "read", "gram", "reduce", "values", "vectors", "back", "project",
+ * "write", "cache", "wait"; NULL out of range. */
+const char *timber_phase_name(int phase);
+
+/* What happened to one tensor (one row of the report).  Reports are
+ * allocated by the library and handed out by pointer; new fields are
+ * only ever appended. */
 typedef struct timber_tensor_report {
     const char *name;
     timber_dtype dtype;      /* Instruct's (Base's for a dropped tensor) */
@@ -246,6 +277,11 @@ typedef struct timber_tensor_report {
     /* In a distributed part's result: the tensor belongs to another part
      * (only name, dtype, shape, shard and action are set). */
     int elsewhere;
+    /* Wall seconds from the tensor's start to its end on its worker, and
+     * their split by phase (timber_phase; the phases sum to it).  Dropped
+     * tensors: 0. */
+    double seconds;
+    double phase_seconds[TIMBER_PHASE_COUNT];
 } timber_tensor_report;
 
 typedef struct timber_progress {
@@ -255,6 +291,10 @@ typedef struct timber_progress {
     uint64_t work_done;    /* arbitrary units, for an ETA */
     uint64_t work_total;
     double elapsed;        /* seconds since the start */
+    /* 1: a call from inside `tensor`, which is not finished (index does
+     * not count it yet; work_done includes the part of it done so far).
+     * Such calls come at most every few tenths of a second. */
+    int within;
 } timber_progress;
 
 /* The most worker threads a run uses (and the top of --threads). */
@@ -275,7 +315,8 @@ typedef struct timber_refine_options {
      * $XDG_CACHE_HOME/timber/ (or ~/.cache/timber/); no_cache to skip. */
     const char *cache_path;
     int no_cache;
-    /* Called after each tensor, from a worker thread; calls are
+    /* Called after each tensor, and within a large one as its passes
+     * progress (timber_progress.within), from a worker thread; calls are
      * serialised (never two at once). */
     void (*progress)(const timber_progress *progress, void *user);
     /* Called with one-line warnings (no trailing newline). */
@@ -302,6 +343,9 @@ typedef struct timber_refine_options {
      * when timber_finalize() finds all parts complete.  0: the whole run
      * in this process. */
     size_t part_index, part_count;
+    /* A part's command line less its --part (and --parts): what
+     * timber_finalize suggests to rerun a missing part (NULL: command). */
+    const char *part_command;
 } timber_refine_options;
 
 /* Defaults: gamma 0.2, no selection, not strict, no force, no callbacks. */
@@ -365,6 +409,9 @@ void timber_result_free(timber_result *result);
  * whole run or a finalize). */
 size_t timber_result_part_index(const timber_result *result);
 size_t timber_result_part_count(const timber_result *result);
+/* For a distributed part: how many of its tensors an earlier try had
+ * already written (checked against its journal, not computed again). */
+size_t timber_result_part_kept(const timber_result *result);
 size_t timber_result_count(const timber_result *result);
 const timber_tensor_report *timber_result_tensor(const timber_result *result,
                                                  size_t i);
@@ -395,6 +442,10 @@ typedef struct timber_cache_record {
     double erank;
     uint64_t bytes;
     uint32_t transform_version;
+    /* The compute route that produced the record (docs/cache-format.md,
+     * "Routes"): its id and its name, "cpu/dsytrd-mrrr" or "unknown". */
+    uint32_t route;
+    const char *route_name;
 } timber_cache_record;
 
 typedef struct timber_cache_stats {
@@ -414,6 +465,40 @@ timber_status timber_cache_inspect(const char *path,
                                                 void *user),
                                    void *user, timber_cache_stats *stats,
                                    timber_error *err);
+
+/* A cache directory (docs/cache-format.md#cache-directories): many
+ * processes share it, each appending to a file of its own and reading
+ * every file of its pair.  1 when path names one: an existing directory,
+ * or a path ending in '/'. */
+int timber_cache_is_dir(const char *path);
+
+typedef enum timber_cache_file_state {
+    TIMBER_CACHE_FILE_OK,           /* read: stats hold its totals */
+    TIMBER_CACHE_FILE_EMPTY,        /* no header yet (being created, or its
+                                     * writer died at once): ignored */
+    TIMBER_CACHE_FILE_OTHER_FORMAT, /* named for another format version:
+                                     * never read by this timber */
+    TIMBER_CACHE_FILE_UNREADABLE,   /* cannot be opened: skipped */
+    TIMBER_CACHE_FILE_DAMAGED       /* not a cache of this format, or its
+                                     * header is corrupt: skipped */
+} timber_cache_file_state;
+
+/* One file of a cache directory. */
+typedef struct timber_cache_file {
+    const char *path;
+    timber_cache_file_state state;
+    const char *message;      /* why, when not OK ("" when OK) */
+    timber_cache_stats stats; /* when OK */
+} timber_cache_file;
+
+/* Reads every cache file of a directory (of any pair), in name order:
+ * each_record (optional) per record as timber_cache_inspect, then
+ * each_file (optional) for that file.  Fails only when dir cannot be
+ * listed; a file that cannot be used is reported in its state. */
+timber_status timber_cache_inspect_dir(
+    const char *dir, void (*each_file)(const timber_cache_file *f, void *user),
+    void (*each_record)(const timber_cache_record *r, void *user), void *user,
+    timber_error *err);
 
 /* ------------------------------------------------------------ the eRank */
 

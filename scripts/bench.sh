@@ -90,6 +90,30 @@ print(f"{total / 1e9:.1f}")
 PY
 }
 
+# Where a run's time went, from its JSON report (docs/cli.md, "Timings"):
+# the per-phase seconds of every tensor, summed (worker seconds: about
+# threads x wall when every worker is busy), each with its share.
+phase_breakdown() {
+    python3 - "$1" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+phases = ["read", "gram", "reduce", "values", "vectors", "back", "project",
+          "write", "cache", "wait"]
+sums = dict.fromkeys(phases, 0.0)
+total = 0.0
+for t in rep["tensors"]:
+    if "phases" not in t:
+        continue
+    total += t["seconds"]
+    for p in phases:
+        sums[p] += t["phases"][p]
+share = lambda v: 100.0 * v / total if total > 0 else 0.0
+print("phases (worker s, %.1f in all): " % total +
+      ", ".join("%s %.2f (%.0f%%)" % (p, sums[p], share(sums[p]))
+                for p in phases))
+PY
+}
+
 log "machine"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 cores=$(nproc)
@@ -135,6 +159,8 @@ cache_share=$(python3 -c "print(f'{100*$cache_bytes/$model_bytes:.1f}')")
 echo "cold refine:   median ${cold_s} s (range $cold_range s over $repeat runs, $cold_cpu CPU-s), peak RSS $((cold_kb / 1024)) MB, $cold_gf GFLOP -> $rate_cold GFLOP/s (DGEMM $dgemm)"
 echo "cached re-run: median ${cached_s} s (range $cached_range s, $cached_cpu CPU-s), peak RSS $((cached_kb / 1024)) MB, $upd_gf GFLOP -> $rate_cached GFLOP/s (DGEMM $dgemm)"
 echo "cache file:    $cache_bytes bytes = ${cache_share}% of the bf16 model"
+echo "cold, last run: $(phase_breakdown "$q/cold.json")"
+echo "cached, last run: $(phase_breakdown "$q/cached.json")"
 
 # The authors' script on the same pair and machine, with real torch (the
 # venv of the interop tests, tests/hf/pyenv.sh): cold, then from its own
@@ -171,6 +197,7 @@ read -r llama_s llama_kb _ < <(measure "$bin/timber" "$l/base" "$l/instruct" "$l
     --gamma 0.2 --cache "$l/svd.tsvd" --report "$l/cold.json")
 llama_gb=$(python3 -c "print(f'{$llama_kb/1048576:.2f}')")
 echo "cold refine: ${llama_s} s, peak RSS $llama_gb GB (limit 3 GB)"
+echo "$(phase_breakdown "$l/cold.json")"
 
 cat > "$md" <<EOF
 | measurement | value |

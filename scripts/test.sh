@@ -5,7 +5,9 @@
 # fuzz each libFuzzer target for a bounded time (scripts/fuzz.sh, in
 # build-fuzz/; skipped with a message when clang cannot be installed).
 # Besides the build's packages it installs (as root) those the
-# installation tests use: dpkg-dev, man-db, bash-completion, zsh.  As
+# installation tests use: dpkg-dev, man-db, bash-completion, zsh; and
+# those of the distributed tests: slurmctld, slurmd, slurm-client, munge,
+# parallel (as root only: slurmd must run as root).  As
 # root, the package test installs the .deb for real and removes it again
 # (TIMBER_TEST_SYSTEM_INSTALL=0 keeps it to a scratch root).
 #
@@ -55,7 +57,7 @@ for arg in "$@"; do
     --no-sanitize) sanitize=0 ;;
     --no-fuzz) fuzz=0 ;;
     -h | --help)
-        sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
@@ -97,6 +99,13 @@ export TIMBER_OPTIONAL="${TIMBER_OPTIONAL:-1}"
 # packages: dpkg-shlibdeps for the .deb's Depends, man, bash-completion's
 # loader and zsh, whose completions they exercise.
 test_packages=(--with dpkg-dev --with man-db --with bash-completion --with zsh)
+# The distributed tests (tests/dist/) start a one-node Slurm cluster and
+# run GNU parallel.  Only root can run slurmd, so only root installs them;
+# run as anyone else, the Slurm tests are skipped (exit 77) with the reason.
+if [[ "$(id -u)" == 0 ]]; then
+    test_packages+=(--with slurmctld --with slurmd --with slurm-client
+        --with munge --with parallel)
+fi
 
 # ---- pass 1: the normal build --------------------------------------------
 say "pass 1: RelWithDebInfo build in build/"

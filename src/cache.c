@@ -1,7 +1,9 @@
 /*
- * cache.c — the SVD cache file (format in cache.h and docs/cache-format.md):
+ * cache.c — one SVD cache file (format in cache.h and docs/cache-format.md):
  * scanning and validating records, looking them up by key, appending new
- * ones safely, and the read-only `timber cache info|verify` walk.
+ * ones safely, and the read-only `timber cache info|verify` walk.  A cache
+ * directory of many such files, and the tb_cache handle over one file or
+ * a directory, are cachedir.c's.
  *
  * Why it is built this way: records are appended and flushed one by one
  * so a killed run keeps every finished tensor; each carries its own CRC
@@ -23,6 +25,7 @@
 
 #include <zlib.h>
 
+#include "backend.h"
 #include "model.h"
 #include "safetensors.h"
 #include "util.h"
@@ -40,7 +43,7 @@ typedef struct entry {
     size_t ndim;
     uint64_t *shape;
     uint8_t dtb, dti;
-    uint32_t crcb, crci, version;
+    uint32_t crcb, crci, version, route;
     uint64_t offset; /* of the record */
     uint64_t body;   /* body length */
     uint64_t rows, cols, r, k, p;
@@ -48,9 +51,11 @@ typedef struct entry {
     size_t chain; /* 1 + the next older entry of the same bucket, or 0 */
 } entry;
 
-struct tb_cache {
+struct tb_cache_file {
     char *path;
-    int fd;
+    int fd;          /* -1 after tb_cache_file_drop_fd */
+    dev_t dev;       /* the file's identity, checked when reopened */
+    ino_t ino;
     uint64_t end; /* end of the last whole record: appends go here */
     entry *entries;
     size_t n, cap;
@@ -281,6 +286,7 @@ static void encode_body(putter *w, const tb_cache_key *k, uint64_t rows,
     putu32(w, k->crc_base);
     putu32(w, k->crc_inst);
     putu32(w, TB_TRANSFORM_VERSION);
+    putu32(w, k->route);
     putu64(w, rows);
     putu64(w, cols);
     putu64(w, S);
@@ -314,6 +320,7 @@ static int decode_body(const unsigned char *body, uint64_t len, entry *e,
     e->crcb = take32(&c);
     e->crci = take32(&c);
     e->version = take32(&c);
+    e->route = take32(&c);
     e->rows = take64(&c);
     e->cols = take64(&c);
     e->r = take64(&c);
@@ -449,7 +456,7 @@ static uint64_t walk(int fd, uint64_t file_size, walk_fn fn, void *user,
 
 /* ----------------------------------------------------------- opening */
 
-static size_t name_bucket(const tb_cache *c, const char *name)
+static size_t name_bucket(const tb_cache_file *c, const char *name)
 {
     uint64_t h = tb_fnv1a(TB_FNV_OFFSET, name, strlen(name));
     return (size_t)(h & (c->nheads - 1));
@@ -460,7 +467,7 @@ static size_t name_bucket(const tb_cache *c, const char *name)
  * n records costs O(n), not O(n^2) (an MoE checkpoint has ~18,000
  * matrices).  Returns -1, with e freed, when memory runs out: the record
  * is then simply not used. */
-static int add_entry(tb_cache *c, entry *e)
+static int add_entry(tb_cache_file *c, entry *e)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 64;
@@ -503,7 +510,7 @@ fail:
 static void add_entry_cb(void *user, uint64_t off, int valid,
                          const unsigned char *body, uint64_t len)
 {
-    tb_cache *c = user;
+    tb_cache_file *c = user;
     if (!valid)
         return;
     entry e;
@@ -560,7 +567,7 @@ static timber_status check_header(int fd, const char *path, header *out,
     return TIMBER_OK;
 }
 
-void tb_cache_close(tb_cache *c)
+void tb_cache_file_close(tb_cache_file *c)
 {
     if (!c)
         return;
@@ -580,28 +587,13 @@ void tb_cache_close(tb_cache *c)
     free(c);
 }
 
-static timber_status open_cache(const char *path, uint64_t fingerprint,
-                                int readonly, tb_cache **out,
-                                timber_error *err);
-
-timber_status tb_cache_open(const char *path, uint64_t fingerprint,
-                            tb_cache **out, timber_error *err)
-{
-    return open_cache(path, fingerprint, 0, out, err);
-}
-
-timber_status tb_cache_open_read(const char *path, tb_cache **out,
+timber_status tb_cache_file_open(const char *path, uint64_t fingerprint,
+                                 tb_cache_mode mode, tb_cache_file **out,
                                  timber_error *err)
 {
-    return open_cache(path, 0, 1, out, err);
-}
-
-static timber_status open_cache(const char *path, uint64_t fingerprint,
-                                int readonly, tb_cache **out,
-                                timber_error *err)
-{
     *out = NULL;
-    tb_cache *c = calloc(1, sizeof *c);
+    int readonly = mode == TB_CACHE_READ, fresh = mode == TB_CACHE_NEW;
+    tb_cache_file *c = calloc(1, sizeof *c);
     if (!c)
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     c->fd = -1;
@@ -613,7 +605,7 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
         st = tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (!readonly && mkdir_p(dir) != 0) {
+    if (mode == TB_CACHE_RW && mkdir_p(dir) != 0) {
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
                            "%s: cannot create the cache directory", dir);
         goto fail;
@@ -626,6 +618,10 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     c->fd = readonly ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
                      : open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
                             0666);
+    if (fresh && c->fd < 0 && errno == EEXIST) {
+        st = tb_fail(err, TIMBER_ERR_EXISTS, "%s: already exists", path);
+        goto fail;
+    }
     if (!readonly && c->fd < 0 && errno == EEXIST) {
         created = 0;
         c->fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
@@ -638,7 +634,7 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     /* A reader takes no lock: records are appended whole and checked by
      * CRC, so reading beside a writer is safe, and it must not take the
      * cache away from a refine running at the same time. */
-    if (!readonly && flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
+    if (mode == TB_CACHE_RW && flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
         st = errno == EWOULDBLOCK
                  ? tb_fail(err, TIMBER_ERR_EXISTS,
                            "%s: cache in use by another timber run", path)
@@ -652,6 +648,8 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
                            path);
         goto fail;
     }
+    c->dev = sb.st_dev;
+    c->ino = sb.st_ino;
     if (!S_ISREG(sb.st_mode)) {
         created = 0;
         st = tb_fail(err, TIMBER_ERR_CACHE,
@@ -705,8 +703,16 @@ static timber_status open_cache(const char *path, uint64_t fingerprint,
     return TIMBER_OK;
 fail:
     free(dir);
-    tb_cache_close(c);
+    tb_cache_file_close(c);
     return st;
+}
+
+void tb_cache_file_drop_fd(tb_cache_file *c)
+{
+    if (c->fd >= 0 && !c->dirty) {
+        close(c->fd);
+        c->fd = -1;
+    }
 }
 
 void tb_cache_part_name(char *buf, size_t size, const char *name,
@@ -726,7 +732,8 @@ static int key_matches(const entry *e, const tb_cache_key *k, uint64_t rows,
     if (strcmp(e->name, k->name) != 0 || e->ndim != k->ndim ||
         e->dtb != (uint8_t)k->base_dtype || e->dti != (uint8_t)k->inst_dtype ||
         (!any_crc && (e->crcb != k->crc_base || e->crci != k->crc_inst)) ||
-        e->version != TB_TRANSFORM_VERSION || e->rows != rows ||
+        e->version != TB_TRANSFORM_VERSION || e->route != k->route ||
+        e->rows != rows ||
         e->cols != cols)
         return 0;
     for (size_t d = 0; d < e->ndim; d++)
@@ -735,25 +742,28 @@ static int key_matches(const entry *e, const tb_cache_key *k, uint64_t rows,
     return 1;
 }
 
-static int cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
-                     uint64_t cols, tb_spectrum *sp, int any_crc,
-                     uint32_t crc[2]);
-
-int tb_cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
-                 uint64_t cols, tb_spectrum *sp)
+/* The fd to read a record through: the handle's, or (after
+ * tb_cache_file_drop_fd) the file opened again, if it is still the same
+ * file; -1 when it is gone.  *own says whether the caller closes it. */
+static int record_fd(const tb_cache_file *c, int *own)
 {
-    return cache_get(c, key, rows, cols, sp, 0, NULL);
+    *own = 0;
+    if (c->fd >= 0)
+        return c->fd;
+    int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat sb;
+    if (fd >= 0 && (fstat(fd, &sb) != 0 || sb.st_dev != c->dev ||
+                    sb.st_ino != c->ino)) {
+        close(fd);
+        fd = -1;
+    }
+    *own = fd >= 0;
+    return fd;
 }
 
-int tb_cache_get_latest(tb_cache *c, const tb_cache_key *key, uint64_t rows,
-                        uint64_t cols, tb_spectrum *sp, uint32_t crc[2])
-{
-    return cache_get(c, key, rows, cols, sp, 1, crc);
-}
-
-static int cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
-                     uint64_t cols, tb_spectrum *sp, int any_crc,
-                     uint32_t crc[2])
+int tb_cache_file_get(tb_cache_file *c, const tb_cache_key *key,
+                      uint64_t rows, uint64_t cols, tb_spectrum *sp,
+                      int any_crc, uint32_t crc[2])
 {
     memset(sp, 0, sizeof *sp);
     pthread_mutex_lock(&c->lock);
@@ -770,14 +780,23 @@ static int cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
     /* Re-read and re-check: the file may have been damaged since. */
     uint64_t B = 0;
     unsigned char *body = NULL;
-    if (read_record(c->fd, e.offset, file_end, &B, &body) != 1)
+    int own_fd, fd = record_fd(c, &own_fd);
+    int got = fd >= 0 && read_record(fd, e.offset, file_end, &B, &body) == 1;
+    if (own_fd)
+        close(fd);
+    if (!got)
         return 0;
     entry parsed;
     values v;
     int ok = B == e.body && decode_body(body, B, &parsed, &v) == 0;
     if (ok) {
+        /* still the record that was indexed */
+        ok = key_matches(&parsed, key, rows, cols, any_crc) &&
+             parsed.crcb == e.crcb && parsed.crci == e.crci;
         free(parsed.name);
         free(parsed.shape);
+    }
+    if (ok) {
         uint64_t S = rows < cols ? rows : cols;
         sp->S = (size_t)S;
         sp->erank = v.erank;
@@ -803,9 +822,9 @@ static int cache_get(tb_cache *c, const tb_cache_key *key, uint64_t rows,
     return ok;
 }
 
-timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
-                           uint64_t cols, const tb_spectrum *sp,
-                           timber_error *err)
+timber_status tb_cache_file_put(tb_cache_file *c, const tb_cache_key *k,
+                                uint64_t rows, uint64_t cols,
+                                const tb_spectrum *sp, timber_error *err)
 {
     putter size = {NULL, 0};
     encode_body(&size, k, rows, cols, sp);
@@ -852,8 +871,8 @@ timber_status tb_cache_put(tb_cache *c, const tb_cache_key *k, uint64_t rows,
     return st;
 }
 
-uint64_t tb_cache_size(const tb_cache *c) { return c->end; }
-const char *tb_cache_path(const tb_cache *c) { return c->path; }
+uint64_t tb_cache_file_size(const tb_cache_file *c) { return c->end; }
+const char *tb_cache_file_path(const tb_cache_file *c) { return c->path; }
 
 char *tb_cache_default_path(uint64_t fingerprint)
 {
@@ -886,6 +905,7 @@ static void info_cb(void *user, uint64_t off, int valid,
 {
     walk_ctx *w = user;
     timber_cache_record r = {0};
+    char route[64];
     r.offset = off;
     r.valid = valid;
     entry e = {0};
@@ -903,6 +923,8 @@ static void info_cb(void *user, uint64_t off, int valid,
         r.basis_columns = e.p;
         r.bytes = REC_HEAD + len + 4;
         r.transform_version = e.version;
+        r.route = e.route;
+        r.route_name = tb_route_name(e.route, route, sizeof route);
         w->stats->records++;
     } else {
         w->stats->damaged++;

@@ -135,7 +135,10 @@ static timber_status describe_run(run *R, const char *base_arg,
     m->base_arg = tb_strdup(base_arg);
     m->instruct_arg = tb_strdup(inst_arg);
     m->command = o->command ? tb_strdup(o->command) : NULL;
-    if (!m->base_arg || !m->instruct_arg || (o->command && !m->command))
+    const char *rerun = o->part_command ? o->part_command : o->command;
+    m->rerun = rerun ? tb_strdup(rerun) : NULL;
+    if (!m->base_arg || !m->instruct_arg || (o->command && !m->command) ||
+        (rerun && !m->rerun))
         return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     return TIMBER_OK;
 }
@@ -173,8 +176,11 @@ timber_status tb_run_stage_part(run *R, const char *base_arg,
                          &done, &ndone, err);
     for (size_t j = 0; !st && j < ndone; j++) {
         int same;
-        if (R->part_of[done[j].item] == R->part_i && !R->have[done[j].item])
+        if (R->part_of[done[j].item] == R->part_i &&
+            !R->have[done[j].item]) {
             st = adopt_entry(R, &done[j], &same, err);
+            R->res->part_kept += !st && same;
+        }
     }
     free(done);
     for (size_t i = 0; i < R->plan.n; i++) {
@@ -250,10 +256,11 @@ static void name_parts(tb_buf *b, const unsigned char *bad, size_t nparts)
 /* "rerun them: COMMAND --part I/N" (the first such part). */
 static void rerun_hint(tb_buf *b, const run *R, size_t first)
 {
-    if (R->man.command)
+    const char *cmd = R->man.rerun ? R->man.rerun : R->man.command;
+    if (cmd)
         tb_buf_printf(b, "; rerun with the parts' command and --part I/N, "
                          "e.g. %s --part %zu/%zu, then finalize again",
-                      R->man.command, first, R->nparts);
+                      cmd, first, R->nparts);
     else
         tb_buf_printf(b, "; rerun timber_refine() for them (part_index %zu "
                          "of %zu first), then finalize again",
@@ -360,7 +367,7 @@ static timber_status verify_parts(run *R, timber_error *err)
             R->done = i + 1;
             timber_progress p = {i + 1, R->plan.ninstruct,
                                  R->plan.items[i].instruct->name, i + 1,
-                                 R->plan.ninstruct, tb_now() - R->t0};
+                                 R->plan.ninstruct, tb_now() - R->t0, 0};
             R->opt->progress(&p, R->opt->user);
         }
     }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cache.h"
 #include "matrix.h"
 #include "model.h"
@@ -95,7 +96,9 @@ static timber_status erank_of(double *G, size_t S, size_t ld,
                               timber_error *err)
 {
     tb_spectrum sp;
-    timber_status st = tb_spectrum_from_gram(G, S, ld, 0, &sp, name, err);
+    const tb_backend *be = tb_backend_cpu();
+    timber_status st =
+        be->spectrum(be->route(S), NULL, G, S, ld, 0, &sp, name, err);
     if (!st)
         *out = sp.erank;
     tb_spectrum_clear(&sp);
@@ -147,16 +150,18 @@ static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
         tb_crc_track track;
         tb_mat_track(&M, &track);
         tb_mat_track_finish(&M);
-        tb_cache_key key = {row->name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
-                            track.crc[0], track.crc[1]};
+        tb_cache_key key = {row->name,    M.ii->ndim,   M.ii->shape,
+                            M.dtb,        M.dti,        track.crc[0],
+                            track.crc[1],
+                            tb_backend_route(tb_backend_cpu(), (size_t)S)};
         hit = tb_cache_get(J->cache, &key, row->rows, row->cols, &cached);
         M.track = NULL;
     }
     double *const bufs[3] = {b0, b1, b2};
     /* With a cached delta spectrum the delta's Gram is not needed, but its
      * Frobenius norm is: sum of s^2. */
-    st = tb_mat_gram(&M, hit ? NULL : gd, gb, gi, ld, bufs, stop_job,
-                     J, err);
+    st = tb_mat_gram(&M, tb_backend_cpu(), hit ? NULL : gd, gb, gi, ld, bufs,
+                     stop_job, J, err);
     if (st)
         goto out;
     if (pair) {
@@ -189,7 +194,7 @@ static timber_status analyse(void *ctx, size_t i, tb_scratch *scr,
         J->done++;
         J->work_done += row->rows * row->cols;
         timber_progress p = {J->done, J->res->n, row->name, J->work_done,
-                             J->work_total, tb_now() - J->t0};
+                             J->work_total, tb_now() - J->t0, 0};
         J->opt->progress(&p, J->opt->user);
         pthread_mutex_unlock(&J->lock);
     }
@@ -307,8 +312,9 @@ timber_status timber_erank(const char *base, const char *instruct,
         st = build_rows(&J, err);
     }
     char *path = NULL;
+    uint64_t h = 0; /* the pair's fingerprint: names its cache */
     if (!st && res->pair && !options->no_cache) {
-        uint64_t h = tb_pair_fingerprint(res->base, res->inst);
+        h = tb_pair_fingerprint(res->base, res->inst);
         path = options->cache_path ? tb_strdup(options->cache_path)
                                    : tb_cache_default_path(h);
         if (!path && options->cache_path)
@@ -331,9 +337,10 @@ timber_status timber_erank(const char *base, const char *instruct,
          * cache may simply not exist yet; an explicit --cache must be a
          * cache. */
         if (options->cache_path)
-            st = tb_cache_open_read(path, &J.cache, err);
+            st = tb_cache_open_read(path, h, &J.cache, err);
         else if (access(path, R_OK) == 0)
-            tb_cache_open_read(path, &J.cache, NULL);
+            tb_cache_open_read(path, h, &J.cache, NULL);
+        tb_cache_warnings(J.cache, options->warning, options->user);
     }
     free(path);
     if (!st) {

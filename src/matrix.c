@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <zlib.h>
 
 #include "dtype.h"
@@ -263,17 +262,9 @@ static uint64_t gram_step(uint64_t S)
     return TB_PANEL_ELEMS / S ? TB_PANEL_ELEMS / S : 1;
 }
 
-/* G += the panel's contribution.  Tall: panel is len x S rows of D (row
- * stride ld), G += P^T P; wide: S x len columns of D, G += P P^T. */
-static void gram_panel(int tall, uint64_t S, uint64_t len, const double *P,
-                       uint64_t ld, double *G, size_t ldg)
-{
-    cblas_dsyrk(CblasRowMajor, CblasUpper, tall ? CblasTrans : CblasNoTrans,
-                (int)S, (int)len, 1.0, P, (int)ld, 1.0, G, (int)ldg);
-}
-
-timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, size_t ldg, double *const bufs[3],
+timber_status tb_mat_gram(const tb_mat *M, const tb_backend *be,
+                          double *gd, double *gb, double *gi, size_t ldg,
+                          double *const bufs[3],
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err)
 {
@@ -288,6 +279,7 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
         if (stop && stop(ctx))
             return tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
         uint64_t len = L - at < step ? L - at : step;
+        tb_meter_phase(M->meter, TIMBER_PHASE_READ);
         timber_status st =
             tall ? tb_mat_load(M, at, len, 0, n, D, W, gb ? B : NULL, W, 1,
                                err)
@@ -296,17 +288,21 @@ timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
         if (st)
             return st;
         uint64_t ld = tall ? S : len;
+        tb_meter_phase(M->meter, TIMBER_PHASE_GRAM);
         if (gd)
-            gram_panel(tall, S, len, D, ld, gd, ldg);
+            be->gram(tall, S, len, D, ld, gd, ldg);
         if (gi)
-            gram_panel(tall, S, len, W, ld, gi, ldg);
+            be->gram(tall, S, len, W, ld, gi, ldg);
         if (gb && M->wb)
-            gram_panel(tall, S, len, B, ld, gb, ldg);
+            be->gram(tall, S, len, B, ld, gb, ldg);
         if (tall) {
+            tb_meter_phase(M->meter, TIMBER_PHASE_READ);
             tb_mat_track_rows(M, at, len);
             tb_mat_release_rows(M, at, len);
         }
+        tb_meter_tick(M->meter, at + len, L);
     }
+    tb_meter_phase(M->meter, TIMBER_PHASE_READ);
     if (!tall)
         tb_mat_release_rows(M, 0, m);
     return TIMBER_OK;
@@ -321,24 +317,28 @@ timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
         if (stop && stop(ctx))
             return tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
         uint64_t nr = m - r0 < step ? m - r0 : step;
+        tb_meter_phase(M->meter, TIMBER_PHASE_READ);
         timber_status st = tb_mat_load(M, r0, nr, 0, n, D + r0 * n,
                                        wi + r0 * n, NULL, NULL, 1, err);
         if (st)
             return st;
         tb_mat_track_rows(M, r0, nr);
         tb_mat_release_rows(M, r0, nr);
+        tb_meter_tick(M->meter, r0 + nr, m);
     }
     return TIMBER_OK;
 }
 
-void tb_mat_gram_of(const tb_mat *M, const double *D, double *G, size_t ldg)
+void tb_mat_gram_of(const tb_mat *M, const tb_backend *be, const double *D,
+                    double *G, size_t ldg)
 {
     uint64_t m = M->rows, n = M->cols;
     int tall = m >= n;
     uint64_t S = tall ? n : m, L = tall ? m : n, step = gram_step(S);
+    tb_meter_phase(M->meter, TIMBER_PHASE_GRAM);
     for (uint64_t at = 0; at < L; at += step) {
         uint64_t len = L - at < step ? L - at : step;
-        gram_panel(tall, S, len, tall ? D + at * n : D + at, n, G, ldg);
+        be->gram(tall, S, len, tall ? D + at * n : D + at, n, G, ldg);
     }
 }
 

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
+#include "meter.h"
 #include "safetensors.h"
 #include "timber.h"
 
@@ -42,6 +44,9 @@ typedef struct tb_mat {
     const timber_tensor_info *ii, *bi;
     tb_shard *si, *sb;
     tb_crc_track *track; /* NULL: no CRC wanted */
+    /* NULL: untimed.  Else the Gram and whole-read passes switch it
+     * between the read and gram phases and tick their progress. */
+    tb_meter *meter;
 } tb_mat;
 
 /* Polled between panels: non-zero stops with TIMBER_ERR_INTERRUPTED. */
@@ -94,8 +99,9 @@ int tb_mat_track_stale(const tb_mat *M);
  * bufs: three buffers of tb_mat_panel_elems() doubles.  M's tracker
  * sees the rows when rows >= cols (they are read in order then; a wide
  * matrix is read by columns). */
-timber_status tb_mat_gram(const tb_mat *M, double *gd, double *gb,
-                          double *gi, size_t ldg, double *const bufs[3],
+timber_status tb_mat_gram(const tb_mat *M, const tb_backend *be,
+                          double *gd, double *gb, double *gi, size_t ldg,
+                          double *const bufs[3],
                           tb_stop_fn stop, const void *ctx,
                           timber_error *err);
 
@@ -118,8 +124,8 @@ timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
 /* The Gram matrix of a delta held whole in memory (as tb_mat_load_all
  * leaves it), accumulated into zeroed G over exactly tb_mat_gram's panels,
  * so the result is bit-identical to streaming it. */
-void tb_mat_gram_of(const tb_mat *M, const double *D, double *G,
-                    size_t ldg);
+void tb_mat_gram_of(const tb_mat *M, const tb_backend *be, const double *D,
+                    double *G, size_t ldg);
 
 /* CRC-32 of a tensor's bytes, dropping its pages as it goes. */
 uint32_t tb_tensor_crc(const tb_shard *s, const timber_tensor_info *t);

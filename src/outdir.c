@@ -18,19 +18,21 @@
 
 
 timber_status tb_copy_file(const char *src, const char *dst,
-                               timber_error *err)
+                           timber_error *err)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
                              src);
-    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (out < 0) {
-        int e = errno;
+    /* Through a temporary and a rename, replacing: a finalize run again
+     * after a kill finds the copies of the first try and makes them
+     * again, byte for byte the same. */
+    tb_temp t;
+    timber_status st = tb_temp_create(&t, dst, TB_TEMP_FILE, err);
+    if (st) {
         close(in);
-        return tb_fail_errno(err, TIMBER_ERR_IO, e, "%s: cannot create", dst);
+        return st;
     }
-    timber_status st = TIMBER_OK;
     char *buf = malloc(1 << 20);
     uint64_t off = 0;
     if (!buf)
@@ -46,17 +48,14 @@ timber_status tb_copy_file(const char *src, const char *dst,
         }
         if (n == 0)
             break;
-        if (tb_pwrite_all(out, buf, (size_t)n, off) != 0)
+        if (tb_pwrite_all(t.fd, buf, (size_t)n, off) != 0)
             st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
                                dst);
         off += (uint64_t)n;
     }
-    if (!st && fsync(out) != 0)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot fsync",
-                           dst);
-    if (close(out) != 0 && !st)
-        st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                           dst);
+    if (!st)
+        st = tb_temp_publish(&t, TB_PUBLISH_REPLACE, err);
+    tb_temp_end(&t);
     close(in);
     free(buf);
     return st;

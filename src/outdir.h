@@ -40,7 +40,8 @@ timber_status tb_outdir_publish(tb_outdir *d, timber_error *err);
  * after a swap) and frees d.  Safe on a zeroed or ended d. */
 void tb_outdir_end(tb_outdir *d);
 
-/* Copies a regular file (created exclusively, fsynced). */
+/* Copies a regular file: a temporary beside dst, fsynced, renamed over
+ * dst (so copying again, as a finalize run again does, is harmless). */
 timber_status tb_copy_file(const char *src, const char *dst,
                            timber_error *err);
 

@@ -153,6 +153,7 @@ void tb_manifest_clear(tb_manifest *m)
     free(m->base_arg);
     free(m->instruct_arg);
     free(m->command);
+    free(m->rerun);
     memset(m, 0, sizeof *m);
 }
 
@@ -199,7 +200,9 @@ static char *manifest_text(const tb_manifest *m)
          cJSON_AddStringToObject(o, "instruct_dir", m->instruct_dir) &&
          cJSON_AddBoolToObject(o, "instruct_repo", m->instruct_repo) &&
          (m->command ? cJSON_AddStringToObject(o, "command", m->command)
-                     : cJSON_AddNullToObject(o, "command"));
+                     : cJSON_AddNullToObject(o, "command")) &&
+         (m->rerun ? cJSON_AddStringToObject(o, "rerun", m->rerun)
+                   : cJSON_AddNullToObject(o, "rerun"));
     if (!ok) {
         if (!inc || !cJSON_IsArray(cJSON_GetObjectItem(o, "include")))
             cJSON_Delete(inc);
@@ -292,6 +295,8 @@ static timber_status manifest_parse(const char *path, const char *text,
              (m->instruct_dir = tb_strdup(str_of(o, "instruct_dir")));
         if (ok && str_of(o, "command"))
             ok = (m->command = dup_or_null(str_of(o, "command"))) != NULL;
+        if (ok && str_of(o, "rerun"))
+            ok = (m->rerun = dup_or_null(str_of(o, "rerun"))) != NULL;
     }
     cJSON_Delete(o);
     if (!ok) {
@@ -322,6 +327,37 @@ timber_status tb_manifest_read(const char *staging, tb_manifest *m,
     return st;
 }
 
+/* "0.2,0.5" (as --gamma takes them). */
+static void list_gammas(char *buf, size_t size, const tb_manifest *m)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < m->ngammas && n + 1 < size; i++) {
+        char g[40];
+        tb_format_double(g, sizeof g, m->gammas[i]);
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "," : "", g);
+    }
+}
+
+/* "'a' 'b'", or "(none)". */
+static void list_strings(char *buf, size_t size, char *const *v, size_t n)
+{
+    size_t len = (size_t)snprintf(buf, size, "%s", n ? "" : "(none)");
+    for (size_t i = 0; i < n && len + 1 < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s'%s'", i ? " " : "",
+                                v[i]);
+}
+
+static int same_strings(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return 0;
+    return 1;
+}
+
 /* The first field in which two manifests describe different runs, with
  * both values, or 0 when they agree (names and commands may differ:
  * another host may spell the same inputs another way). */
@@ -341,21 +377,41 @@ static int manifest_differs(const tb_manifest *a, const tb_manifest *b,
                  a->fingerprint);
         return 1;
     }
-    int same = a->ngammas == b->ngammas && a->strict == b->strict &&
-               a->view == b->view && a->ninclude == b->ninclude &&
-               a->nexclude == b->nexclude &&
-               strcmp(a->version, b->version) == 0;
-    for (size_t i = 0; same && i < a->ngammas; i++)
-        same = a->gammas[i] == b->gammas[i];
-    for (size_t i = 0; same && i < a->ninclude; i++)
-        same = strcmp(a->include[i], b->include[i]) == 0;
-    for (size_t i = 0; same && i < a->nexclude; i++)
-        same = strcmp(a->exclude[i], b->exclude[i]) == 0;
-    if (!same) {
-        snprintf(what, size,
-                 "it was started with other options (--gamma, --include, "
-                 "--exclude, --strict, --matrix-view) or timber version %s",
-                 b->version);
+    char mine[300] = "", theirs[300] = "";
+    const char *field = NULL;
+    if (strcmp(a->version, b->version) != 0) {
+        field = "timber version";
+        snprintf(mine, sizeof mine, "%s", a->version);
+        snprintf(theirs, sizeof theirs, "%s", b->version);
+    } else if (a->ngammas != b->ngammas ||
+               memcmp(a->gammas, b->gammas, a->ngammas * sizeof(double))) {
+        field = "--gamma";
+        list_gammas(mine, sizeof mine, a);
+        list_gammas(theirs, sizeof theirs, b);
+    } else if (!same_strings(a->include, a->ninclude, b->include,
+                             b->ninclude)) {
+        field = "--include";
+        list_strings(mine, sizeof mine, a->include, a->ninclude);
+        list_strings(theirs, sizeof theirs, b->include, b->ninclude);
+    } else if (!same_strings(a->exclude, a->nexclude, b->exclude,
+                             b->nexclude)) {
+        field = "--exclude";
+        list_strings(mine, sizeof mine, a->exclude, a->nexclude);
+        list_strings(theirs, sizeof theirs, b->exclude, b->nexclude);
+    } else if (a->strict != b->strict) {
+        field = "--strict";
+        snprintf(mine, sizeof mine, "%s", a->strict ? "on" : "off");
+        snprintf(theirs, sizeof theirs, "%s", b->strict ? "on" : "off");
+    } else if (a->view != b->view) {
+        field = "--matrix-view";
+        snprintf(mine, sizeof mine, "%s",
+                 a->view == TIMBER_VIEW_FLATTEN ? "flatten" : "auto");
+        snprintf(theirs, sizeof theirs, "%s",
+                 b->view == TIMBER_VIEW_FLATTEN ? "flatten" : "auto");
+    }
+    if (field) {
+        snprintf(what, size, "it was started with %s %s, this part has %s",
+                 field, theirs, mine);
         return 1;
     }
     return 0;

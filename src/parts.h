@@ -78,8 +78,10 @@ typedef struct tb_manifest {
      * were named (the card quotes the names). */
     char *base_dir, *instruct_dir, *base_arg, *instruct_arg;
     int base_repo, instruct_repo; /* named by a Hugging Face repo id */
-    char *command;          /* for the card, and to rerun a part (NULL:
-                             * the library was called directly) */
+    char *command;          /* for the card (NULL: the library was
+                             * called directly) */
+    char *rerun;            /* a part's command less --part, to rerun
+                             * one (NULL: none) */
 } tb_manifest;
 
 void tb_manifest_clear(tb_manifest *m);

@@ -222,8 +222,9 @@ timber_status tb_places_check(const tb_place *pl, size_t n,
     for (size_t i = 0; i < n && !st; i++) {
         if (!pl[i].path || pl[i].role == TB_ROLE_INPUT)
             continue;
-        if (pl[i].role == TB_ROLE_FILE && l[i].ok && l[i].exists &&
-            !S_ISREG(l[i].mode)) {
+        if ((pl[i].role == TB_ROLE_FILE || pl[i].role == TB_ROLE_CACHE) &&
+            l[i].ok && l[i].exists && !S_ISREG(l[i].mode) &&
+            !(pl[i].role == TB_ROLE_CACHE && S_ISDIR(l[i].mode))) {
             mode_t m = l[i].mode;
             st = tb_fail(err, TIMBER_ERR_INVALID,
                          "%s '%s' is %s, not a regular file; nothing was "
@@ -248,7 +249,7 @@ timber_status tb_places_check(const tb_place *pl, size_t n,
             } else if (pl[j].role == TB_ROLE_OUTDIR) {
                 if (within(&l[i], &l[j]))
                     st = conflict(err, &pl[i], &l[i], &pl[j], &l[j]);
-            } else if (pl[i].role == TB_ROLE_FILE && j > i &&
+            } else if (pl[i].role != TB_ROLE_OUTDIR && j > i &&
                        same(&l[i], &l[j])) {
                 st = conflict(err, &pl[j], &l[j], &pl[i], &l[i]);
             }
@@ -271,7 +272,7 @@ timber_status tb_check_run_places(const char *base, const char *instruct,
     pl[0] = (tb_place){base, TB_ROLE_INPUT, "the input"};
     pl[1] = (tb_place){instruct, TB_ROLE_INPUT, "the input"};
     pl[2] = (tb_place){out, TB_ROLE_OUTDIR, "the output directory"};
-    pl[3] = (tb_place){cache, TB_ROLE_FILE, "the cache"};
+    pl[3] = (tb_place){cache, TB_ROLE_CACHE, "the cache"};
     for (size_t i = 0; i < n; i++)
         pl[4 + i] = (tb_place){outputs[i], TB_ROLE_FILE, "the file"};
     timber_status st = tb_places_check(pl, 4 + n, err);

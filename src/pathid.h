@@ -17,7 +17,10 @@
 typedef enum tb_role {
     TB_ROLE_INPUT,  /* read: may not be written, or written inside */
     TB_ROLE_OUTDIR, /* OUT: a directory that will be replaced whole */
-    TB_ROLE_FILE    /* a file that will be written (cache, report) */
+    TB_ROLE_FILE,   /* a file that will be written (report) */
+    TB_ROLE_CACHE   /* the cache: a file, as above, or a cache directory
+                     * (written inside: it may not be, or lie inside, an
+                     * input or OUT either) */
 } tb_role;
 
 typedef struct tb_place {
@@ -28,7 +31,7 @@ typedef struct tb_place {
 
 /* TIMBER_OK when no output place is, or lies inside, an input, OUT, or
  * another output, and no input lies inside OUT; an output file that
- * exists must be a regular file (never a FIFO or a device: opening one
+ * exists must be a regular file (the cache: or a directory) (never a FIFO or a device: opening one
  * could block).  Otherwise TIMBER_ERR_INVALID with one line naming both
  * paths.  Places with a NULL path are skipped. */
 timber_status tb_places_check(const tb_place *places, size_t n,

@@ -17,6 +17,9 @@
  *           (1 - gamma) T in double for each gamma, rounded to Instruct's
  *           dtype, appended to the shard.
  * Memory is a few panels plus G and V: never a whole matrix in double.
+ * Every BLAS/LAPACK step goes through the backend R->be (backend.h); a
+ * meter per tensor (meter.h) times its phases into its report row and
+ * ticks the progress within it.
  * Tensors are tasks on every core (parallel.c); every output shard of
  * every gamma is open at once and filled in any order.
  *
@@ -42,16 +45,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 
+#include "backend.h"
 #include "cache.h"
 #include "card.h"
 #include "dtype.h"
 #include "matrix.h"
+#include "meter.h"
 #include "model.h"
 #include "outdir.h"
 #include "parallel.h"
@@ -155,6 +159,10 @@ size_t timber_result_part_count(const timber_result *r)
 {
     return r->part_count;
 }
+size_t timber_result_part_kept(const timber_result *r)
+{
+    return r->part_kept;
+}
 
 
 /* ------------------------------------------------------------ the run */
@@ -257,6 +265,65 @@ static int stop_run(const void *ctx)
     return tb_run_cancelled(ctx);
 }
 
+/* ------------------------------------------- progress within a tensor */
+
+double tb_progress_interval = 0.25;
+
+/* A refined tensor is worth work_of() units; ticks from its passes
+ * (meter.h) credit them as they go, so the progress line moves within a
+ * large tensor.  Each of its matrices is an equal share, in quarters:
+ * pass 1 (the reads and the Gram) 0..2, the update 2..4 (a wide matrix's
+ * Z pass 2..3, its output pass 3..4).  What the ticks did not credit
+ * (a cache hit skips pass 1) comes with the tensor's end. */
+typedef struct tensor_progress {
+    run *R;
+    const tb_plan_item *it;
+    uint64_t budget;     /* work_of(it) - 1: the most ticks may credit */
+    uint64_t base, span; /* the current pass's units */
+    uint64_t credited;
+} tensor_progress;
+
+static void progress_pass(tb_meter *mt, const tb_mat *M, unsigned from,
+                          unsigned to)
+{
+    if (!mt || !mt->tick)
+        return;
+    tensor_progress *tp = mt->ctx;
+    uint64_t share = tp->budget / M->parts;
+    tp->base = M->part * share + share / 4 * from;
+    tp->span = share / 4 * (to - from);
+}
+
+/* The meter's tick: credits the pass's share done so far and, at most
+ * every tb_progress_interval seconds, tells the caller. */
+static void progress_tick(void *ctx, uint64_t done, uint64_t total)
+{
+    tensor_progress *tp = ctx;
+    uint64_t c = tp->base + (uint64_t)((double)tp->span * (double)done /
+                                       (double)total);
+    if (c > tp->budget)
+        c = tp->budget;
+    if (c <= tp->credited)
+        return;
+    run *R = tp->R;
+    pthread_mutex_lock(&R->lock);
+    R->work_partial += c - tp->credited;
+    tp->credited = c;
+    double now = tb_now();
+    if (R->opt->progress && now - R->last_progress >= tb_progress_interval) {
+        R->last_progress = now;
+        timber_progress p = {R->done,
+                             R->total,
+                             tp->it->instruct->name,
+                             R->work_done + R->work_partial,
+                             R->work_total,
+                             now - R->t0,
+                             1};
+        R->opt->progress(&p, R->opt->user);
+    }
+    pthread_mutex_unlock(&R->lock);
+}
+
 /* The update for every gamma, by row blocks, into writers w[g] at tensor
  * index `idx`: from Dall / Wall when the matrix was read whole (then the
  * inputs are not touched), else streamed from the inputs, feeding M's
@@ -268,41 +335,45 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                                  const double *Wall, timber_error *err)
 {
     uint64_t m = M->rows, n = M->cols;
-    int p = (int)sp->p;
     int tall = m >= n;
     uint64_t step = tb_mat_row_step(M);
     double lim = overflow_limit(M->dti);
+    tb_meter *mt = M->meter;
     timber_status st;
 
     /* The projection runs in double on the double basis: float32 for
      * either was measured to put outputs that cancel to nearly zero
      * several ULP off the float64 reference (docs/numerics.md). */
-    const double *Vt = sp->basis; /* p x S row-major */
+    tb_projection pj = {m, n, sp->p, sp->basis, B->Y, B->Z};
     if (!tall) {
-        /* Z = U^T D (p x n), where U = Vt^T is rows x p. */
-        memset(B->Z, 0, (size_t)p * n * sizeof(double));
+        /* Z = U^T D (p x n), where U = basis is rows x p. */
+        memset(B->Z, 0, sp->p * (size_t)n * sizeof(double));
+        progress_pass(mt, M, 2, 3);
         for (uint64_t r0 = 0; r0 < m; r0 += step) {
             if (tb_run_cancelled(R))
                 return tb_run_interrupted(err);
             uint64_t nr = m - r0 < step ? m - r0 : step;
             const double *D = Dall ? Dall + r0 * n : B->D;
             if (!Dall) {
+                tb_meter_phase(mt, TIMBER_PHASE_READ);
                 st = tb_mat_load(M, r0, nr, 0, n, B->D, NULL, NULL, B->W, 0,
                                  err);
                 if (st)
                     return st;
             }
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, (int)n,
-                        (int)nr, 1.0, Vt + r0, (int)m, D, (int)n, 1.0, B->Z,
-                        (int)n);
+            tb_meter_phase(mt, TIMBER_PHASE_PROJECT);
+            R->be->project_accumulate(&pj, r0, nr, D);
             if (!Dall) {
+                tb_meter_phase(mt, TIMBER_PHASE_READ);
                 tb_mat_track_rows(M, r0, nr);
                 tb_mat_release_rows(M, r0, nr);
             }
+            tb_meter_tick(mt, r0 + nr, m);
         }
         if (tb_mat_track_stale(M))
             return TIMBER_OK;
     }
+    progress_pass(mt, M, tall ? 2 : 3, 4);
     for (uint64_t r0 = 0; r0 < m; r0 += step) {
         if (tb_run_cancelled(R))
             return tb_run_interrupted(err);
@@ -311,26 +382,19 @@ static timber_status update_pass(const run *R, const tb_mat *M,
         const double *D = Dall ? Dall + r0 * n : B->D;
         const double *W = Wall ? Wall + r0 * n : B->W;
         if (!Dall) {
+            tb_meter_phase(mt, TIMBER_PHASE_READ);
             st = tb_mat_load(M, r0, nr, 0, n, B->D, B->W, NULL, NULL, 0,
                              err);
             if (st)
                 return st;
         }
-        if (tall) {
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p,
-                        (int)n, 1.0, D, (int)n, Vt, (int)n, 0.0, B->Y, p);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0, B->Y, p, Vt, (int)n, 0.0, B->P,
-                        (int)n);
-        } else {
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr,
-                        (int)n, p, 1.0, Vt + r0, (int)m, B->Z, (int)n, 0.0,
-                        B->P, (int)n);
-        }
+        tb_meter_phase(mt, TIMBER_PHASE_PROJECT);
+        R->be->project(&pj, r0, nr, D, B->P);
         /* T = P on the tail side, D - P on the head side. */
         if (!sp->tail_side)
             for (size_t i = 0; i < count; i++)
                 B->P[i] = D[i] - B->P[i];
+        tb_meter_phase(mt, TIMBER_PHASE_WRITE);
         for (size_t g = 0; g < R->ng; g++) {
             double f = 1.0 - R->res->gammas[g];
             /* O in cache-sized pieces, each encoded while it is hot.
@@ -354,9 +418,11 @@ static timber_status update_pass(const run *R, const tb_mat *M,
                 return st;
         }
         if (!Dall) {
+            tb_meter_phase(mt, TIMBER_PHASE_READ);
             tb_mat_track_rows(M, r0, nr);
             tb_mat_release_rows(M, r0, nr);
         }
+        tb_meter_tick(mt, r0 + nr, m);
     }
     return TIMBER_OK;
 }
@@ -408,18 +474,20 @@ static timber_status compute_spectrum(run *R, const tb_mat *M, bufs *B,
 {
     uint64_t m = M->rows, n = M->cols, S = m < n ? m : n;
     size_t ldg = tb_gram_ld((size_t)S);
+    tb_meter_phase(M->meter, TIMBER_PHASE_GRAM);
     memset(B->G, 0, (size_t)S * ldg * sizeof(double));
     if (Dall) {
-        tb_mat_gram_of(M, Dall, B->G, ldg);
+        tb_mat_gram_of(M, R->be, Dall, B->G, ldg);
     } else {
         double *const gbufs[3] = {B->D, B->W, B->P};
-        timber_status st =
-            tb_mat_gram(M, B->G, NULL, NULL, ldg, gbufs, stop_run, R, err);
+        progress_pass(M->meter, M, 0, 2);
+        timber_status st = tb_mat_gram(M, R->be, B->G, NULL, NULL, ldg,
+                                       gbufs, stop_run, R, err);
         if (st)
             return st;
     }
-    return tb_spectrum_from_gram(B->G, (size_t)S, ldg, 1, sp, M->ii->name,
-                                 err);
+    return R->be->spectrum(R->be->route((size_t)S), M->meter, B->G,
+                           (size_t)S, ldg, 1, sp, M->ii->name, err);
 }
 
 /* Writes the tensor's output for every gamma from its spectrum (unless
@@ -438,7 +506,9 @@ static timber_status apply_spectrum(run *R, const tb_mat *M,
      * gamma = 1 everywhere.  The output is Instruct exactly: copy its
      * bytes (which also keeps -0.0). */
     if (sp->k == 0 || sp->k == S || all_one) {
+        tb_meter_phase(M->meter, TIMBER_PHASE_READ);
         tb_mat_track_finish(M);
+        tb_meter_phase(M->meter, TIMBER_PHASE_WRITE);
         return tb_mat_track_stale(M)
                    ? TIMBER_OK
                    : copy_bytes(R, M->ii, M->elem0 * M->esi,
@@ -467,11 +537,13 @@ static timber_status apply_spectrum(run *R, const tb_mat *M,
 static timber_status refine_matrix(run *R, const tb_plan_item *it,
                                    uint64_t part, tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
-                                   tb_scratch *scr, timber_error *err)
+                                   tb_scratch *scr, tb_meter *meter,
+                                   timber_error *err)
 {
     tb_mat M;
     tb_mat_init_part(&M, R->inst, it->instruct, R->base, it->base, it->rows,
                      it->cols, part, it->parts);
+    M.meter = meter;
     uint64_t m = M.rows, n = M.cols;
     uint64_t S = m < n ? m : n, L = m < n ? n : m;
     if (L > INT32_MAX || S > 65536)
@@ -501,7 +573,7 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
     tb_cache_part_name(part_name, sizeof part_name, M.ii->name, part,
                        it->parts);
     tb_cache_key key = {part_name, M.ii->ndim, M.ii->shape, M.dtb, M.dti,
-                        0, 0};
+                        0, 0, tb_backend_route(R->be, (size_t)S)};
     /* Where this matrix's bytes start in the output tensor: the parts
      * are written in order, each whole. */
     uint64_t start = M.elem0 * M.esi;
@@ -513,11 +585,13 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
         if (!Dall)
             return nomem_for(&M, "", err);
         Wall = Dall + m * n;
+        progress_pass(meter, &M, 0, 2);
         st = tb_mat_load_all(&M, Dall, Wall, stop_run, R, err);
         if (st)
             return st;
     }
     int cached = 0;
+    tb_meter_phase(meter, TIMBER_PHASE_CACHE);
     if (R->cache && tb_mat_track_done(&M)) {
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
@@ -540,6 +614,7 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
         track.expect_set = 0;
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
+        tb_meter_phase(meter, TIMBER_PHASE_CACHE);
         cached = tb_cache_get(R->cache, &key, m, n, &sp);
         if (!cached)
             st = compute_spectrum(R, &M, &B, Dall, &sp, err);
@@ -555,8 +630,12 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
         /* Every path above read the rows in order once: the CRCs are
          * complete. */
         assert(tb_mat_track_done(&M));
+        /* The key names the route the spectrum was computed by. */
+        assert(tb_route_test_id ||
+               sp.route == tb_route_spectral(key.route));
         key.crc_base = track.crc[0];
         key.crc_inst = track.crc[1];
+        tb_meter_phase(meter, TIMBER_PHASE_CACHE);
         st = sources_faulted(R, err);
         if (!st)
             st = tb_cache_put(R->cache, &key, m, n, &sp, err);
@@ -580,13 +659,15 @@ out:
 static timber_status refine_tensor(run *R, const tb_plan_item *it,
                                    tb_writer **w, size_t idx,
                                    timber_tensor_report *rep,
-                                   tb_scratch *scr, timber_error *err)
+                                   tb_scratch *scr, tb_meter *meter,
+                                   timber_error *err)
 {
     timber_tensor_report one = {0}, sum = {0};
     sum.from_cache = 1;
     for (uint64_t e = 0; e < it->parts; e++) {
         one.from_cache = 0;
-        timber_status st = refine_matrix(R, it, e, w, idx, &one, scr, err);
+        timber_status st =
+            refine_matrix(R, it, e, w, idx, &one, scr, meter, err);
         if (st)
             return st;
         sum.erank += one.erank / (double)it->parts;
@@ -608,15 +689,23 @@ static timber_status refine_tensor(run *R, const tb_plan_item *it,
     return TIMBER_OK;
 }
 
-/* Called by workers under R->lock. */
-static void report_progress(run *R, const tb_plan_item *it)
+/* Called by workers under R->lock when a tensor is done (tp: what its
+ * ticks credited, or NULL). */
+static void report_progress(run *R, const tb_plan_item *it,
+                            const tensor_progress *tp)
 {
     R->done++;
     R->work_done += work_of(it);
+    if (tp)
+        R->work_partial -= tp->credited;
+    R->last_progress = tb_now();
     if (!R->opt->progress)
         return;
-    timber_progress p = {R->done, R->total, it->instruct->name, R->work_done,
-                         R->work_total, tb_now() - R->t0};
+    timber_progress p = {R->done,       R->total,
+                         it->instruct->name,
+                         R->work_done + R->work_partial,
+                         R->work_total, R->last_progress - R->t0,
+                         0};
     R->opt->progress(&p, R->opt->user);
 }
 
@@ -647,16 +736,32 @@ static timber_status do_item(void *ctx, size_t task, tb_scratch *scr,
     timber_tensor_report *rep = &R->res->reports[i];
     out_shard *o = &R->shards[R->item_shard[i]];
     size_t idx = i - o->first;
-    timber_status st = it->action == TIMBER_ACTION_REFINED
-                           ? refine_tensor(R, it, o->w, idx, rep, scr, err)
+    int refined = it->action == TIMBER_ACTION_REFINED;
+    /* Where its time goes: into the report, phase by phase (meter.h). */
+    tensor_progress tp = {R, it, work_of(it) - 1, 0, 0, 0};
+    tb_meter meter = {0};
+    memset(rep->phase_seconds, 0, sizeof rep->phase_seconds);
+    tb_meter_start(&meter, rep->phase_seconds,
+                   refined ? TIMBER_PHASE_READ : TIMBER_PHASE_WRITE);
+    double t0 = meter.wall;
+    if (refined && R->opt->progress) {
+        meter.tick = progress_tick;
+        meter.ctx = &tp;
+    }
+    timber_status st = refined
+                           ? refine_tensor(R, it, o->w, idx, rep, scr,
+                                           &meter, err)
                            : copy_tensor(R, it->instruct, o->w, idx, err);
+    tb_meter_flush(&meter);
+    rep->seconds = meter.wall - t0;
     if (!st && R->nparts)
         st = tb_run_journal_item(R, i, err);
-    if (!st) {
-        pthread_mutex_lock(&R->lock);
-        report_progress(R, it);
-        pthread_mutex_unlock(&R->lock);
-    }
+    pthread_mutex_lock(&R->lock);
+    if (!st)
+        report_progress(R, it, &tp);
+    else
+        R->work_partial -= tp.credited;
+    pthread_mutex_unlock(&R->lock);
     return st;
 }
 
@@ -667,11 +772,13 @@ static timber_status do_item(void *ctx, size_t task, tb_scratch *scr,
 timber_status tb_run_compute_part(run *R, const size_t *part, size_t n,
                                   timber_error *err)
 {
+    R->be = tb_backend_cpu(); /* the one backend today */
     R->part = part;
     R->npart = part ? n : R->plan.ninstruct;
     R->done = 0;
     R->total = R->npart;
-    R->work_done = R->work_total = 0;
+    R->work_done = R->work_total = R->work_partial = 0;
+    R->last_progress = tb_now();
     for (size_t i = 0; i < R->npart; i++)
         R->work_total += work_of(&R->plan.items[part_item(R, i)]);
     tb_tasks t = {R->npart, R->threads, do_item, item_cost, R, &R->failed};
@@ -871,8 +978,10 @@ static timber_status open_cache(run *R, timber_error *err)
     timber_error cerr;
     timber_status st = tb_cache_open(path, R->fp, &R->cache, &cerr);
     free(path);
-    if (!st)
+    if (!st) {
+        tb_cache_warnings(R->cache, o->warning, o->user);
         return TIMBER_OK;
+    }
     if (o->cache_path && st != TIMBER_ERR_EXISTS) {
         if (err)
             *err = cerr;

@@ -36,6 +36,7 @@ struct timber_result {
     uint64_t cache_bytes;
     size_t cache_hits, cache_misses;
     size_t part_index, part_count;
+    size_t part_kept; /* a part's tensors an earlier try had written */
 };
 
 typedef struct out_shard {
@@ -58,8 +59,11 @@ typedef struct run {
     const size_t *part; /* the plan items being computed (NULL: all) */
     size_t npart;
     uint64_t work_done, work_total;
+    uint64_t work_partial; /* credited so far by tensors not yet done */
+    double last_progress;  /* tb_now() of the last progress call */
     size_t done, total;
     double t0;
+    const struct tb_backend *be; /* every BLAS/LAPACK step goes through it */
     int threads;          /* workers for small tensors, BLAS for big ones */
     tb_cache *cache;      /* NULL: no cache */
     char *cache_file;     /* its path until opened (check_places) */

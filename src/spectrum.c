@@ -3,17 +3,18 @@
  * delta matrix from its Gram matrix (see spectrum.h).
  *
  * Route (measured in docs/numerics.md and docs/performance.md): dsytrd
- * reduces G to tridiagonal form (at S >= TB_TWOSTAGE_MIN_S: the two-stage
- * reduction of tridiag2.c, dense -> band (bandwidth TB_TWOSTAGE_BAND) ->
- * tridiagonal, whose level-3 first stage beats dsytrd's memory-bound half
- * level 2 there, Q2 and Q1 costing more than dsytrd's Q); dlarre
- * (dqds) gives all eigenvalues and a
+ * reduces G to tridiagonal form (route TB_ROUTE_TWOSTAGE, S >=
+ * TB_TWOSTAGE_MIN_S: the two-stage reduction of tridiag2.c, dense -> band
+ * (bandwidth TB_TWOSTAGE_BAND) -> tridiagonal, whose level-3 first stage
+ * beats dsytrd's memory-bound half level 2 there, Q2 and Q1 costing more
+ * than dsytrd's Q); dlarre (dqds) gives all eigenvalues and a
  * root representation, from which dlarrv computes only the eigenvectors
  * of the smaller side of the cut (dsterf + dstemr + dstebz/dstein when
  * that route does not apply); the blocked reflectors of the reduction
  * map them back (Q, or Q2 then Q1).  U is never formed. */
 #include "spectrum.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include "meter.h"
 #include "tridiag2.h"
 #include "util.h"
 
@@ -218,18 +220,6 @@ static int mrrr_vectors(mrrr *R, lapack_int p, double *z, lapack_int ldz)
 }
 
 unsigned tb_spectrum_skip = 0;
-int tb_spectrum_force_reduce = 0;
-
-/* Sweeps of Q2 grouped into one compact-WY block, applied by DGEMM on Z
- * transposed (tridiag2.c): measured at S = 2048..4096 against blocks of
- * 32 and 64 and dlarfb (docs/performance.md, "Large matrices"). */
-#define TB_Q2_BLOCK 16
-#define TB_Q2_METHOD 1
-
-tb_reduce_route tb_spectrum_route_for(size_t S)
-{
-    return S >= TB_TWOSTAGE_MIN_S ? TB_REDUCE_TWOSTAGE : TB_REDUCE_DSYTRD;
-}
 
 /* Eigenvectors il..iu (1-based, ascending order) of the tridiagonal (d, e)
  * into z (S x p, leading dimension ldz); dstemr first, bisection + inverse
@@ -284,27 +274,63 @@ out:
     return rc;
 }
 
-static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
+static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
+                                        double *G, size_t S, size_t ld,
                                         int want_basis, tb_spectrum *out,
                                         const char *what, timber_error *err);
+
+unsigned tb_spectrum_force_route = 0;
+
+/* Sweeps of Q2 grouped into one compact-WY block, applied by DGEMM on Z
+ * transposed (tridiag2.c): measured at S = 2048..4096 against blocks of
+ * 32 and 64 and dlarfb (docs/performance.md, "Large matrices"). */
+#define TB_Q2_BLOCK 16
+#define TB_Q2_METHOD 1
+
+unsigned tb_spectrum_route(size_t S)
+{
+    if (tb_spectrum_force_route)
+        return tb_spectrum_force_route;
+    return S >= TB_TWOSTAGE_MIN_S ? TB_ROUTE_TWOSTAGE : TB_ROUTE_MRRR;
+}
+
+const char *tb_spectrum_route_name(unsigned route)
+{
+    switch (route) {
+    case TB_ROUTE_MRRR:
+        return "dsytrd-mrrr";
+    case TB_ROUTE_TWOSTAGE:
+        return "sy2sb-chase-mrrr";
+    }
+    return NULL;
+}
 
 /* The eigen-solves run on one BLAS thread whatever the caller's setting:
  * LAPACK's level-2 kernels (dsymv in dsytrd) may sum in another order on
  * more threads, and the output must not depend on --threads.  They are
  * sequential and memory-bound anyway; the parallel work is the Gram and the
  * update, whose GEMM/SYRK kernels split only the output, never a sum. */
-timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
-                                    int want_basis, tb_spectrum *out,
-                                    const char *what, timber_error *err)
+timber_status tb_spectrum_from_gram_on(unsigned route, tb_meter *meter,
+                                       double *G, size_t S, size_t ld,
+                                       int want_basis, tb_spectrum *out,
+                                       const char *what, timber_error *err)
 {
     int threads = openblas_get_num_threads();
     if (threads != 1)
         openblas_set_num_threads(1);
-    timber_status st =
-        spectrum_from_gram(G, S, ld, want_basis, out, what, err);
+    timber_status st = spectrum_from_gram(route, meter, G, S, ld, want_basis,
+                                          out, what, err);
     if (threads != 1)
         openblas_set_num_threads(threads);
     return st;
+}
+
+timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
+                                    int want_basis, tb_spectrum *out,
+                                    const char *what, timber_error *err)
+{
+    return tb_spectrum_from_gram_on(tb_spectrum_route(S), NULL, G, S, ld,
+                                    want_basis, out, what, err);
 }
 
 /* LAPACK's workspace query, then the workspace itself. */
@@ -314,12 +340,16 @@ static double *query_work(double q, lapack_int *lwork)
     return tb_alloc_array((size_t)*lwork, sizeof(double));
 }
 
-static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
+static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
+                                        double *G, size_t S, size_t ld,
                                         int want_basis, tb_spectrum *out,
                                         const char *what, timber_error *err)
 {
     memset(out, 0, sizeof *out);
     out->S = S;
+    out->route = route;
+    /* tb_spectrum_route's, never a file's */
+    assert(route == TB_ROUTE_MRRR || route == TB_ROUTE_TWOSTAGE);
     if (S == 0)
         return TIMBER_OK;
     if (S > (size_t)INT32_MAX / 24 || ld > (size_t)INT32_MAX)
@@ -335,16 +365,15 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
     double *z = NULL, *work = NULL;
     mrrr R = {0};
     tb_q2 q2 = {0};
-    size_t band_b = 1;
+    size_t band_b = 1; /* Q's reflectors lie below this subdiagonal */
     lapack_int info;
     out->s = malloc(S * sizeof *out->s);
     timber_status st = TIMBER_OK;
     if (!d || !e || !tau || !lam || !out->s)
         goto nomem;
-    out->reduce_route = S >= 3 && tb_spectrum_force_reduce
-                            ? (tb_reduce_route)tb_spectrum_force_reduce
-                            : tb_spectrum_route_for(S);
-    if (out->reduce_route == TB_REDUCE_TWOSTAGE) {
+    tb_meter_phase(meter, TIMBER_PHASE_REDUCE);
+    int two = route == TB_ROUTE_TWOSTAGE && S >= 3;
+    if (two) {
         /* dense -> band (Q1 left in G below the band, tau), band ->
          * tridiagonal (Q2 kept in q2) */
         band_b = TB_TWOSTAGE_BAND < S - 1 ? TB_TWOSTAGE_BAND : S - 1;
@@ -378,13 +407,11 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
         st = tb_fail(err, TIMBER_ERR_NUMERIC,
                      "tensor '%s': %s failed (info %d) on the %zux%zu "
                      "Gram matrix",
-                     what,
-                     out->reduce_route == TB_REDUCE_TWOSTAGE ? "dsytrd_sy2sb"
-                                                             : "dsytrd",
-                     (int)info, S, S);
+                     what, two ? "dsytrd_sy2sb" : "dsytrd", (int)info, S, S);
         goto out;
     }
     e[S - 1] = 0.0;
+    tb_meter_phase(meter, TIMBER_PHASE_VALUES);
     int fast = S >= 3 && !(tb_spectrum_skip & TB_SKIP_DQDS) &&
                mrrr_values(&R, S, d, e, 1.0, lam) == 0;
     out->values_route = fast ? TB_VALUES_DQDS : TB_VALUES_DSTERF;
@@ -430,6 +457,7 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
     z = tb_alloc_array((size_t)ldz * (out->p + 1), sizeof(double));
     if (!out->basis || !z)
         goto nomem;
+    tb_meter_phase(meter, TIMBER_PHASE_VECTORS);
     /* The head is the smallest p eigenvalues of -T: same vectors. */
     int done = fast &&
                (out->tail_side || mrrr_values(&R, S, d, e, -1.0, lam) == 0) &&
@@ -447,8 +475,9 @@ static timber_status spectrum_from_gram(double *G, size_t S, size_t ld,
                      what, (int)il, (int)iu, S);
         goto out;
     }
-    if (out->reduce_route == TB_REDUCE_TWOSTAGE &&
-        tb_q2_apply(&q2, TB_Q2_BLOCK, TB_Q2_METHOD, z, (size_t)ldz, out->p) != 0)
+    tb_meter_phase(meter, TIMBER_PHASE_BACK);
+    if (two && tb_q2_apply(&q2, TB_Q2_BLOCK, TB_Q2_METHOD, z, (size_t)ldz,
+                           out->p) != 0)
         goto nomem;
     /* Q (dsytrd: reflectors below the first subdiagonal) or Q1 (below
      * the band) */

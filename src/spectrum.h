@@ -41,34 +41,43 @@ typedef enum tb_vectors_route {
     TB_VECTORS_DSTEIN    /* dstebz + dstein, when dstemr fails */
 } tb_vectors_route;
 
-/* How G was reduced to tridiagonal form. */
-typedef enum tb_reduce_route {
-    TB_REDUCE_NONE = 0,
-    TB_REDUCE_DSYTRD,  /* dsytrd, one stage; Q applied by dlarft/dlarfb */
-    TB_REDUCE_TWOSTAGE /* dsytrd_sy2sb + bulge chase (tridiag2.c); Q2, Q1 */
-} tb_reduce_route;
-
-/* The reduction an S x S Gram matrix takes: a fixed function of S alone
- * (TB_TWOSTAGE_MIN_S, measured in docs/performance.md), so the same
- * matrix always takes the same route whatever the thread count or the
- * machine.  The two routes agree to rounding, not bit for bit: a cache
- * record must say which one produced it. */
-tb_reduce_route tb_spectrum_route_for(size_t S);
-#define TB_TWOSTAGE_MIN_S 2560
-
-/* Bandwidth of the two-stage route's intermediate band matrix. */
-#define TB_TWOSTAGE_BAND 32
-
-/* Test knob: 0 (every real run) takes tb_spectrum_route_for(S); a
- * tb_reduce_route forces that reduction at any S >= 3. */
-extern int tb_spectrum_force_reduce;
-
 /* Routes to pass over even where they would apply (bits of
  * TB_SKIP_*), so tests can run each fallback on any matrix; 0, the
  * default, in every real run. */
 extern unsigned tb_spectrum_skip;
 #define TB_SKIP_DQDS 1u   /* values by dsterf (then no dlarrv either) */
 #define TB_SKIP_DSTEMR 2u /* vectors by dstebz + dstein */
+
+/* The spectral routes of this file: how G becomes the eigenvalues and
+ * the basis.  Each changes output bits, so the route is part of every
+ * cache record's key (backend.h); which one a matrix takes is a
+ * deterministic function of S alone (tb_spectrum_route), known before
+ * the cache is looked up.  A new route is one more value here, its name
+ * in tb_spectrum_route_name, and its condition in tb_spectrum_route.
+ * (The LAPACK fallbacks inside a route, tb_values_route and
+ * tb_vectors_route, are part of it: they follow from the data.) */
+typedef enum tb_spectrum_route_id {
+    TB_ROUTE_MRRR = 1,    /* dsytrd, dlarre/dlarrv (fallbacks), dlarfb */
+    TB_ROUTE_TWOSTAGE = 2 /* dsytrd_sy2sb + bulge chase (tridiag2.c),
+                           * dlarre/dlarrv (fallbacks), Q2 then Q1 */
+} tb_spectrum_route_id;
+
+/* The route an S x S Gram matrix takes: TB_ROUTE_MRRR below
+ * TB_TWOSTAGE_MIN_S, TB_ROUTE_TWOSTAGE from there on (the two-stage
+ * reduction's level-3 first stage beats dsytrd's memory-bound dsymv
+ * there; measured in docs/performance.md, "Large matrices"). */
+unsigned tb_spectrum_route(size_t S);
+#define TB_TWOSTAGE_MIN_S 2560
+/* Bandwidth of the two-stage route's intermediate band matrix. */
+#define TB_TWOSTAGE_BAND 32
+/* "dsytrd-mrrr", "sy2sb-chase-mrrr"; NULL for a route this build does
+ * not have. */
+const char *tb_spectrum_route_name(unsigned route);
+
+/* Test knob: 0 (every real run) lets tb_spectrum_route choose by S; a
+ * tb_spectrum_route_id makes it return that route at every S (S < 3
+ * still reduces by dsytrd, whose result is then the same). */
+extern unsigned tb_spectrum_force_route;
 
 typedef struct tb_spectrum {
     size_t S;           /* order of G = r, the number of singular values */
@@ -81,7 +90,7 @@ typedef struct tb_spectrum {
     double *basis;      /* S x p, column-major: orthonormal eigenvectors */
     tb_values_route values_route;
     tb_vectors_route vectors_route;
-    tb_reduce_route reduce_route;
+    unsigned route;     /* the tb_spectrum_route_id it was computed by */
 } tb_spectrum;
 
 /* The leading dimension to store an S x S Gram matrix with (S, or a
@@ -95,6 +104,16 @@ size_t tb_gram_ld(size_t S);
 timber_status tb_spectrum_from_gram(double *G, size_t S, size_t ld,
                                     int want_basis, tb_spectrum *out,
                                     const char *what, timber_error *err);
+
+/* The same by a given route, with the time of its steps attributed to
+ * the reduce / values / vectors / back phases of meter (meter.h; NULL:
+ * not timed).  tb_spectrum_from_gram is route tb_spectrum_route(S),
+ * untimed. */
+struct tb_meter;
+timber_status tb_spectrum_from_gram_on(unsigned route, struct tb_meter *meter,
+                                       double *G, size_t S, size_t ld,
+                                       int want_basis, tb_spectrum *out,
+                                       const char *what, timber_error *err);
 
 void tb_spectrum_clear(tb_spectrum *sp);
 

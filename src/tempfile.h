@@ -19,6 +19,8 @@
 #ifndef TIMBER_TEMPFILE_H
 #define TIMBER_TEMPFILE_H
 
+#include <stdint.h>
+
 #include "timber.h"
 
 enum {
@@ -77,7 +79,9 @@ void tb_temp_end(tb_temp *t);
  * any work, not after it). */
 timber_status tb_temp_probe(const char *final, timber_error *err);
 
-/* 64 random bits (getrandom; time and an address when it has none). */
+/* 64 random bits for a name no other process or host picks (getrandom,
+ * else the time and an address): temporaries, and the files of a cache
+ * directory (cachedir.c). */
 uint64_t tb_random64(void);
 
 /* Removes a directory tree, not following symbolic links. */

@@ -43,8 +43,9 @@ add_test(NAME func_parts
 set_tests_properties(func_parts PROPERTIES TIMEOUT 600 LABELS functional)
 
 # The SVD cache: reuse across gammas, damage, another pair's cache, a file
-# that is not a cache, the default location; and its size (cache_size).
-foreach(mode flow size)
+# that is not a cache, the default location; its size (cache_size); and a
+# cache directory shared by two parts run at once (cache_dir).
+foreach(mode flow size dir)
   add_test(NAME func_cache_${mode}
     COMMAND bash ${TIMBER_FUNC}/cache.sh ${mode} $<TARGET_FILE:timber>
             $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>)

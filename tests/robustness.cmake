@@ -21,7 +21,7 @@ set(fault_args $<TARGET_FILE:timber> $<TARGET_FILE:timber-gen>
                $<TARGET_FILE:timber-refcheck>)
 # hostile_*: issue #11's hostile situations, one script per class
 # (docs/guarantees.md, "Hostile situations").
-foreach(case disk_full inputs cache midrun limits hostile_paths
+foreach(case disk_full inputs cache cachedir midrun limits hostile_paths
              hostile_streams hostile_limits hostile_signals hostile_stale
              hostile_checkpoint hostile_special hostile_numbers)
   add_test(NAME fault_${case}

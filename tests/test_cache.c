@@ -8,12 +8,25 @@
  *     bit patterns), is read back; and cache.c's record for the same
  *     spectrum is exactly those bytes;
  *   - damage: a flipped byte in a record's values, a corrupt length field,
- *     a record cut short, another format version, a broken header.
+ *     a record cut short, another format version (2, the last one
+ *     before records named their route), a broken header;
+ *   - the route in the key: a record of another route is a miss.
+ *   - cache directories (cachedir.c): "DIR/" created, no file until the
+ *     first record; two handles at once each append to a file of their
+ *     own, and a third finds every record; another pair's file is never
+ *     read; an empty file and one of another format version are skipped
+ *     silently, a junk file with a warning; a flipped byte in one file and
+ *     a cut tail in another cost only those records, and the writer's cut
+ *     tail stays; a run served wholly from the directory creates nothing;
+ *     with few descriptors allowed, files reopened per lookup still serve;
+ *     timber_cache_inspect_dir's states and totals.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,10 +89,13 @@ static void make_rec(rec *r, const char *name, size_t ndim, uint64_t d0,
         sp->basis[0] = 4.9e-324;
 }
 
+/* cpu/dsytrd-mrrr (backend.h): (1 << 16) | TB_ROUTE_MRRR. */
+#define ROUTE 0x10001u
+
 static tb_cache_key key_of(const rec *r)
 {
-    return (tb_cache_key){r->name, r->ndim, r->shape, TIMBER_DT_BF16,
-                          TIMBER_DT_F32, r->crcb, r->crci};
+    return (tb_cache_key){r->name,        r->ndim, r->shape, TIMBER_DT_BF16,
+                          TIMBER_DT_F32,  r->crcb, r->crci,  ROUTE};
 }
 
 static int same_bits(const double *a, const double *b, size_t n)
@@ -112,6 +128,13 @@ static void free_all(rec *R)
 {
     for (int i = 0; i < NREC; i++)
         tb_spectrum_clear(&R[i].sp);
+}
+
+static void route_cb(const timber_cache_record *r, void *user)
+{
+    size_t *n = user;
+    *n += r->valid && r->route == ROUTE &&
+          strcmp(r->route_name, "cpu/dsytrd-mrrr") == 0;
 }
 
 static void test_round_trip(const char *dir)
@@ -155,6 +178,12 @@ static void test_round_trip(const char *dir)
             CHECK(tb_cache_get(c, &k, R[i].rows, R[i].cols, &got) == 0);
             k.crc_inst ^= 1;
             CHECK(tb_cache_get(c, &k, R[i].rows + 1, R[i].cols, &got) == 0);
+            /* another route: a miss, by exact key and by name alike */
+            k.route = ROUTE + 1;
+            CHECK(tb_cache_get(c, &k, R[i].rows, R[i].cols, &got) == 0);
+            any.route = ROUTE + (1u << 16);
+            CHECK(tb_cache_get_latest(c, &any, R[i].rows, R[i].cols, &got,
+                                      crc) == 0);
         }
         tb_cache_close(c);
         c = NULL;
@@ -168,8 +197,12 @@ static void test_round_trip(const char *dir)
     st = timber_cache_inspect(p, NULL, NULL, &stats, &err);
     CHECK_OK("inspect", st, &err);
     CHECK(stats.records == NREC && stats.damaged == 0 &&
-          stats.trailing_bytes == 0 && stats.format_version == 2 &&
+          stats.trailing_bytes == 0 && stats.format_version == 3 &&
           stats.fingerprint == 0x0123456789abcdefull);
+    size_t nroute = 0;
+    st = timber_cache_inspect(p, route_cb, &nroute, &stats, &err);
+    CHECKF(st == TIMBER_OK && nroute == NREC,
+           "%zu of %d records name the route cpu/dsytrd-mrrr", nroute, NREC);
     free_all(R);
 }
 
@@ -195,7 +228,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     unsigned char *p = out;
     memcpy(p, "TIMBERSV", 8);
     p += 8;
-    le(&p, 2, 4);
+    le(&p, 3, 4);
     le(&p, 32, 4);
     le(&p, 0xfeedull, 8);
     le(&p, TB_TRANSFORM_VERSION, 4);
@@ -203,7 +236,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     unsigned char *recp = p;
     const tb_spectrum *sp = &r->sp;
     size_t nlen = strlen(r->name);
-    uint64_t body = 4 + nlen + 4 + 8 * r->ndim + 4 + 12 + 32 + 16 + 8 + 8 +
+    uint64_t body = 4 + nlen + 4 + 8 * r->ndim + 4 + 16 + 32 + 16 + 8 + 8 +
                     8 * sp->S + 8 * sp->S * sp->p;
     le(&p, 0x43455254u, 4);
     le(&p, body, 8);
@@ -220,6 +253,7 @@ static size_t spell_file(const rec *r, unsigned char *out)
     le(&p, r->crcb, 4);
     le(&p, r->crci, 4);
     le(&p, TB_TRANSFORM_VERSION, 4);
+    le(&p, ROUTE, 4);
     le(&p, r->rows, 8);
     le(&p, r->cols, 8);
     le(&p, sp->S, 8);
@@ -252,7 +286,7 @@ static void test_layout(const char *dir)
         /* read: the spelt file serves the record bit for bit */
         tb_cache *c = NULL;
         timber_error err;
-        timber_status st = tb_cache_open_read(spelt, &c, &err);
+        timber_status st = tb_cache_open_read(spelt, 0, &c, &err);
         if (CHECK_OK("open spelt", st, &err)) {
             tb_cache_key k = key_of(&R[i]);
             tb_spectrum got;
@@ -306,7 +340,7 @@ static int hits(const char *path, rec *R, int *which)
 {
     tb_cache *c = NULL;
     timber_error err;
-    if (tb_cache_open_read(path, &c, &err) != TIMBER_OK)
+    if (tb_cache_open_read(path, 0, &c, &err) != TIMBER_OK)
         return -1;
     int n = 0;
     for (int i = 0; i < NREC; i++) {
@@ -400,26 +434,312 @@ static void test_damage(const char *dir)
     int fd = open(p, O_RDONLY);
     CHECK(fd >= 0 && pread(fd, h, 32, 0) == 32);
     close(fd);
-    h[8] = 1;
+    /* format 2, the one before records named their route */
+    h[8] = 2;
     uint32_t hc = (uint32_t)crc32(0, h, 28);
     for (int i = 0; i < 4; i++)
         h[28 + i] = (unsigned char)(hc >> (8 * i));
     patch(p, 0, h, 32);
     c = NULL;
-    CHECK_ERROR("version 1", tb_cache_open(p, 1, &c, &err), &err,
-                TIMBER_ERR_CACHE, "cache format version 1",
-                "reads version 2");
-    CHECK_ERROR("version 1 (read)", tb_cache_open_read(p, &c, &err), &err,
-                TIMBER_ERR_CACHE, "cache format version 1");
+    CHECK_ERROR("version 2", tb_cache_open(p, 1, &c, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2",
+                "reads version 3");
+    CHECK_ERROR("version 2 (read)", tb_cache_open_read(p, 0, &c, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2");
+    timber_cache_stats ost;
+    CHECK_ERROR("version 2 (inspect)",
+                timber_cache_inspect(p, NULL, NULL, &ost, &err), &err,
+                TIMBER_ERR_CACHE, "cache format version 2");
     /* a header whose checksum fails */
-    h[8] = 2;
+    h[8] = 3;
     patch(p, 0, h, 32);
     CHECK_ERROR("bad header", tb_cache_open(p, 1, &c, &err), &err,
                 TIMBER_ERR_CACHE, "header is corrupt");
     /* not a cache at all */
     patch(p, 0, "NOTACACH", 8);
-    CHECK_ERROR("magic", tb_cache_open_read(p, &c, &err), &err,
+    CHECK_ERROR("magic", tb_cache_open_read(p, 0, &c, &err), &err,
                 TIMBER_ERR_CACHE, "not a timber SVD cache");
+    free_all(R);
+}
+
+
+/* ------------------------------------------------------ directories */
+
+enum { FP_A = 0x1111222233334444ull, FP_B = 0x5555666677778888ull };
+
+/* Records of R[lo..hi) put through a handle on dir for fingerprint fp. */
+static void put_range(tb_cache *c, rec *R, int lo, int hi)
+{
+    timber_error err;
+    for (int i = lo; i < hi; i++) {
+        tb_cache_key k = key_of(&R[i]);
+        CHECK_OK("dir put", tb_cache_put(c, &k, R[i].rows, R[i].cols,
+                                         &R[i].sp, &err),
+                 &err);
+    }
+}
+
+static void count_warning(const char *msg, void *user)
+{
+    (void)msg;
+    (*(int *)user)++;
+}
+
+/* How many of R a fresh handle (tb_cache_open, as refine) on dir for fp
+ * serves, which ones in which[], its warnings in *warnings. */
+static int dir_hits(const char *dir, uint64_t fp, rec *R, int *which,
+                    int *warnings)
+{
+    tb_cache *c = NULL;
+    timber_error err;
+    *warnings = 0;
+    if (!CHECK_OK("dir open", tb_cache_open(dir, fp, &c, &err), &err))
+        return -1;
+    tb_cache_warnings(c, count_warning, warnings);
+    int n = 0;
+    for (int i = 0; i < NREC; i++) {
+        tb_cache_key k = key_of(&R[i]);
+        tb_spectrum got;
+        which[i] = tb_cache_get(c, &k, R[i].rows, R[i].cols, &got);
+        if (which[i])
+            CHECKF(same_spectrum(&got, &R[i].sp), "dir: %s served wrong values",
+                   R[i].name);
+        tb_spectrum_clear(&got);
+        n += which[i];
+    }
+    tb_cache_close(c);
+    return n;
+}
+
+/* The name of the n-th (0-based, sorted) member of dir for fingerprint fp
+ * into buf; 0 if none. */
+static int member(const char *dir, uint64_t fp, int n, char *buf, size_t size)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%016llx-v%u-", (unsigned long long)fp,
+             TB_CACHE_VERSION);
+    struct dirent **list;
+    int k = scandir(dir, &list, NULL, alphasort), seen = 0, found = 0;
+    for (int i = 0; i < k; i++) {
+        if (!found && strncmp(list[i]->d_name, prefix, strlen(prefix)) == 0 &&
+            seen++ == n) {
+            snprintf(buf, size, "%s/%s", dir, list[i]->d_name);
+            found = 1;
+        }
+        free(list[i]);
+    }
+    if (k >= 0)
+        free(list);
+    return found;
+}
+
+typedef struct dir_totals {
+    int ok, empty, other, unreadable, damaged;
+    size_t records, bad_records;
+} dir_totals;
+
+static void totals_cb(const timber_cache_file *f, void *user)
+{
+    dir_totals *t = user;
+    switch (f->state) {
+    case TIMBER_CACHE_FILE_OK:
+        t->ok++;
+        t->records += f->stats.records;
+        t->bad_records += f->stats.damaged;
+        break;
+    case TIMBER_CACHE_FILE_EMPTY: t->empty++; break;
+    case TIMBER_CACHE_FILE_OTHER_FORMAT: t->other++; break;
+    case TIMBER_CACHE_FILE_UNREADABLE: t->unreadable++; break;
+    case TIMBER_CACHE_FILE_DAMAGED: t->damaged++; break;
+    }
+}
+
+static void test_dir(const char *top)
+{
+    rec R[NREC];
+    make_all(R);
+    char dir[4200], slash[4300], p[4600];
+    snprintf(dir, sizeof dir, "%s/shared", top);
+    snprintf(slash, sizeof slash, "%s/", dir);
+    timber_error err;
+    tb_cache *a = NULL, *b = NULL, *c = NULL;
+    int which[NREC], warnings = 0;
+
+    /* Not a directory (no '/'), missing: a plain file would be made;
+     * with '/': the directory, and nothing in it before a record. */
+    CHECK(!tb_cache_is_dir(dir));
+    CHECK(tb_cache_is_dir(slash));
+    char deep[4300];
+    snprintf(deep, sizeof deep, "%s/no/such/", top);
+    CHECK_ERROR("dir/ under a missing parent", tb_cache_open(deep, FP_A, &c,
+                                                             &err),
+                &err, TIMBER_ERR_IO, "cannot create the cache directory");
+    if (!CHECK_OK("open DIR/", tb_cache_open(slash, FP_A, &a, &err), &err))
+        return;
+    tb_cache_key k0 = key_of(&R[0]);
+    tb_spectrum got;
+    CHECK(tb_cache_get(a, &k0, R[0].rows, R[0].cols, &got) == 0);
+    tb_cache_close(a);
+    CHECKF(tb_cache_is_dir(dir) && tu_count_entries(dir) == 0,
+           "DIR/ was not created empty: %d entries", tu_count_entries(dir));
+
+    /* Two handles at once (two parts), each appending its records. */
+    CHECK_OK("open a", tb_cache_open(dir, FP_A, &a, &err), &err);
+    CHECK_OK("open b", tb_cache_open(slash, FP_A, &b, &err), &err);
+    if (!a || !b)
+        return;
+    put_range(a, R, 0, 2);
+    put_range(b, R, 2, 4);
+    put_range(a, R, 4, 5);
+    /* each handle sees its own records (not the other's: it opened
+     * before they were written) */
+    tb_cache_key k2 = key_of(&R[2]);
+    CHECK(tb_cache_get(a, &k0, R[0].rows, R[0].cols, &got) == 1);
+    tb_spectrum_clear(&got);
+    CHECK(tb_cache_get(a, &k2, R[2].rows, R[2].cols, &got) == 0);
+    tb_cache_close(a);
+    tb_cache_close(b);
+    CHECKF(tu_count_entries(dir) == 2, "two writers: %d files, expected 2",
+           tu_count_entries(dir));
+    char fa[4600], fb[4600]; /* the two writers' files */
+    CHECK(member(dir, FP_A, 0, fa, sizeof fa) &&
+          member(dir, FP_A, 1, fb, sizeof fb));
+    CHECKF(dir_hits(dir, FP_A, R, which, &warnings) == NREC && !warnings,
+           "a third handle does not find all %d records (%d warnings)", NREC,
+           warnings);
+    /* ... and, served wholly, created nothing */
+    CHECKF(tu_count_entries(dir) == 2, "a run served from the cache made a "
+                                       "file: %d files",
+           tu_count_entries(dir));
+    /* the size is the sum of the files' */
+    CHECK_OK("open size", tb_cache_open(dir, FP_A, &c, &err), &err);
+    if (c) {
+        char f0[4600], f1[4600];
+        struct stat s0, s1;
+        CHECK(member(dir, FP_A, 0, f0, sizeof f0) &&
+              member(dir, FP_A, 1, f1, sizeof f1) && stat(f0, &s0) == 0 &&
+              stat(f1, &s1) == 0 &&
+              tb_cache_size(c) == (uint64_t)(s0.st_size + s1.st_size));
+        tb_cache_close(c);
+    }
+
+    /* Another pair's file is never read, though its keys match. */
+    rec X[NREC];
+    make_all(X); /* same keys, other values */
+    CHECK_OK("open other pair", tb_cache_open(dir, FP_B, &c, &err), &err);
+    if (c) {
+        put_range(c, X, 0, NREC);
+        tb_cache_close(c);
+    }
+    CHECK(member(dir, FP_B, 0, p, sizeof p));
+    CHECKF(dir_hits(dir, FP_A, R, which, &warnings) == NREC && !warnings,
+           "with another pair's file: not all of ours served right");
+    CHECKF(dir_hits(dir, FP_B, X, which, &warnings) == NREC,
+           "the other pair does not find its own");
+    /* read-only, for fingerprint 0 (every file): both pairs' records */
+    CHECK_OK("open_read", tb_cache_open_read(dir, 0, &c, &err), &err);
+    if (c) {
+        int files = tu_count_entries(dir);
+        CHECK_ERROR("put on a read-only directory handle",
+                    tb_cache_put(c, &k0, R[0].rows, R[0].cols, &R[0].sp,
+                                 &err),
+                    &err, TIMBER_ERR_INVALID, "for reading only");
+        CHECK(tu_count_entries(dir) == files);
+        tb_cache_close(c);
+    }
+
+    /* An empty file, another format version's, and junk in its name. */
+    snprintf(p, sizeof p, "%s/%016llx-v%u-h-1-0.timber-cache", dir,
+             (unsigned long long)FP_A, TB_CACHE_VERSION);
+    CHECK(tu_write_file(p, "", 0) == 0);
+    snprintf(p, sizeof p, "%s/%016llx-v1-h-1-0.timber-cache", dir,
+             (unsigned long long)FP_A);
+    CHECK(tu_write_file(p, "old format bytes", 16) == 0);
+    snprintf(p, sizeof p, "%s/%016llx-v%u-h-2-0.timber-cache", dir,
+             (unsigned long long)FP_A, TB_CACHE_VERSION);
+    CHECK(tu_write_file(p, "not a cache at all, longer than a header", 40) ==
+          0);
+    snprintf(p, sizeof p, "%s/README", dir);
+    CHECK(tu_write_file(p, "notes", 5) == 0);
+    CHECKF(dir_hits(dir, FP_A, R, which, &warnings) == NREC && warnings == 1,
+           "with an empty, an old and a junk file: %d warnings, expected 1",
+           warnings);
+    dir_totals t = {0};
+    CHECK_OK("inspect_dir", timber_cache_inspect_dir(dir, totals_cb, NULL, &t,
+                                                     &err),
+             &err);
+    CHECKF(t.ok == 3 && t.empty == 1 && t.other == 1 && t.damaged == 1 &&
+               t.unreadable == 0 && t.records == 2 * NREC && !t.bad_records,
+           "inspect_dir: ok %d empty %d other %d damaged %d records %zu",
+           t.ok, t.empty, t.other, t.damaged, t.records);
+    CHECK_ERROR("inspect_dir on a file",
+                timber_cache_inspect_dir(p, totals_cb, NULL, &t, &err), &err,
+                TIMBER_ERR_IO, "not a directory");
+
+    /* A flipped byte in one file, a cut tail in the other: only those. */
+    uint64_t offs[NREC + 2] = {0};
+    timber_cache_stats st;
+    CHECK_OK("inspect a", timber_cache_inspect(fa, offsets_cb, offs, &st, &err),
+             &err);
+    int fa_is_a = 0;
+    CHECK_OK("fa", tb_cache_open_read(fa, 0, &c, &err), &err);
+    if (c) {
+        fa_is_a = tb_cache_get(c, &k0, R[0].rows, R[0].cols, &got);
+        tb_spectrum_clear(&got);
+        tb_cache_close(c);
+    }
+    unsigned char bad = 0x5a;
+    patch(fa, offs[0] + 200, &bad, 1);
+    struct stat sb;
+    CHECK(stat(fb, &sb) == 0 && truncate(fb, sb.st_size - 50) == 0);
+    int n = dir_hits(dir, FP_A, R, which, &warnings);
+    CHECKF(n == NREC - 2, "damage in two files: %d served, expected %d", n,
+           NREC - 2);
+    struct stat sb2;
+    CHECK(stat(fb, &sb2) == 0 && sb2.st_size == sb.st_size - 50);
+    /* Writer a's file holds R[0], R[1], R[4]; b's R[2], R[3].  The first
+     * record of fa (flipped) and the last of fb (cut) are lost. */
+    const char *expect = fa_is_a ? "01101" : "11010";
+    char served[NREC + 1];
+    for (int i = 0; i < NREC; i++)
+        served[i] = which[i] ? '1' : '0';
+    served[NREC] = '\0';
+    CHECKF(strcmp(served, expect) == 0, "damage: served %s, expected %s",
+           served, expect);
+    /* The lost ones are appended by the next writer: all served again. */
+    CHECK_OK("repair", tb_cache_open(dir, FP_A, &c, &err), &err);
+    if (c) {
+        for (int i = 0; i < NREC; i++)
+            if (!which[i])
+                put_range(c, R, i, i + 1);
+        tb_cache_close(c);
+    }
+    CHECKF(dir_hits(dir, FP_A, R, which, &warnings) == NREC,
+           "after the repair not all served");
+    free_all(X);
+
+    /* Many files, few descriptors: those beyond the budget are opened
+     * again for each lookup. */
+    char many[4300];
+    snprintf(many, sizeof many, "%s/many/", top);
+    for (int i = 0; i < NREC; i++)
+        if (CHECK_OK("many", tb_cache_open(many, FP_A, &c, &err), &err)) {
+            put_range(c, R, i, i + 1);
+            tb_cache_close(c);
+        }
+    CHECKF(tu_count_entries(many) == NREC, "many: %d files",
+           tu_count_entries(many));
+    struct rlimit old, low;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = old;
+    low.rlim_cur = 8; /* budget 2 of NREC files */
+    int lowered = setrlimit(RLIMIT_NOFILE, &low) == 0;
+    CHECK(lowered);
+    n = dir_hits(many, FP_A, R, which, &warnings);
+    if (lowered)
+        setrlimit(RLIMIT_NOFILE, &old);
+    CHECKF(n == NREC && !warnings, "few descriptors: %d of %d served", n,
+           NREC);
     free_all(R);
 }
 
@@ -431,5 +751,6 @@ int main(void)
     test_round_trip(dir);
     test_layout(dir);
     test_damage(dir);
+    test_dir(dir);
     return tu_report();
 }

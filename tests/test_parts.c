@@ -191,7 +191,8 @@ static void test_manifest(const char *dir)
     CHECK(strcmp(a.run_id, b.run_id) == 0 && strlen(a.run_id) == 32);
     fill_manifest(&c, 0.5, 3);
     CHECK_ERROR("other gamma", tb_manifest_settle(dir, &c, &err), &err,
-                TIMBER_ERR_INVALID, "run.json", "other options");
+                TIMBER_ERR_INVALID, "run.json",
+                "started with --gamma 0.2, this part has 0.5");
     tb_manifest_clear(&c);
     fill_manifest(&c, 0.2, 4);
     CHECK_ERROR("other N", tb_manifest_settle(dir, &c, &err), &err,

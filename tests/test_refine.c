@@ -23,7 +23,9 @@
 #include <lapacke.h>
 
 #include "dtype.h"
+#include "backend.h"
 #include "matrix.h"
+#include "meter.h"
 #include "model.h"
 #include "safetensors.h"
 #include "testutil.h"
@@ -761,11 +763,206 @@ static void test_stale_streamed(void)
     }
 }
 
+/* Cache records carry the route that computed them (backend.h): a
+ * record of another route is a miss, never applied, and the records of
+ * both routes then live side by side in one file.  tb_route_test_id
+ * stands in for a second route (the arithmetic is the same). */
+typedef struct route_count {
+    size_t a, b;
+} route_count;
+
+static void count_routes(const timber_cache_record *r, void *user)
+{
+    route_count *c = user;
+    if (r->valid && r->route == 0x10001u)
+        c->a++;
+    else if (r->valid && r->route == 0x20001u)
+        c->b++;
+}
+
+static void test_routes(void)
+{
+    char dir[4096], bdir[4096], idir[4096], cache[4096], out0[4096];
+    snprintf(dir, sizeof dir, "%s", tu_tempdir("route"));
+    snprintf(bdir, sizeof bdir, "%s", tu_path(dir, "base"));
+    snprintf(idir, sizeof idir, "%s", tu_path(dir, "instruct"));
+    snprintf(cache, sizeof cache, "%s", tu_path(dir, "c.tsvd"));
+    snprintf(out0, sizeof out0, "%s", tu_path(dir, "out-0"));
+    mkdir(bdir, 0777);
+    mkdir(idir, 0777);
+    fixture_tensor ts[2] = {
+        {"tall", TIMBER_DT_F32, 2, {300, 120, 0}, NULL, NULL},
+        {"mlp.experts.w", TIMBER_DT_F32, 3, {2, 90, 60}, NULL, NULL},
+    };
+    fill_spread(ts, 2, 30.0);
+    write_side(bdir, "model.safetensors", ts, 2, 0);
+    write_side(idir, "model.safetensors", ts, 2, 1);
+    /* route id (0: the real one), expected hits */
+    struct {
+        uint32_t route;
+        size_t hits;
+    } runs[] = {{0, 0}, {0, 2}, {0x20001u, 0}, {0x20001u, 2}, {0, 2}};
+    double g = 0.3;
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "out-%zu", r);
+        const char *out = tu_path(dir, name);
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.cache_path = cache;
+        opt.gammas = &g;
+        opt.ngammas = 1;
+        tb_route_test_id = runs[r].route;
+        timber_result *res = NULL;
+        timber_error err;
+        timber_status st = timber_refine(bdir, idir, out, &opt, &res, &err);
+        tb_route_test_id = 0;
+        if (!CHECK_OK("refine route", st, &err))
+            continue;
+        CHECKF(timber_result_cache_hits(res) == runs[r].hits,
+               "route run %zu: %zu cache hits, expected %zu", r,
+               timber_result_cache_hits(res), runs[r].hits);
+        timber_result_free(res);
+        if (r)
+            CHECKF(files_equal(tu_path(out, "model.safetensors"),
+                               tu_path(out0, "model.safetensors")),
+                   "route run %zu differs from the first", r);
+    }
+    /* one record per matrix (tall, two experts) for each route */
+    route_count c = {0, 0};
+    timber_cache_stats stats;
+    timber_error err;
+    CHECK_OK("inspect routes",
+             timber_cache_inspect(cache, count_routes, &c, &stats, &err),
+             &err);
+    CHECKF(c.a == 3 && c.b == 3 && stats.records == 6,
+           "records: %zu of route A, %zu of route B, %zu in all", c.a, c.b,
+           stats.records);
+    for (size_t t = 0; t < 2; t++) {
+        free(ts[t].base);
+        free(ts[t].inst);
+    }
+}
+
+/* Progress within a tensor, and where each tensor's time went. */
+typedef struct progress_log {
+    size_t calls, within, within_big;
+    uint64_t last_done, total;
+    int monotonic, bounded;
+} progress_log;
+
+static void log_progress(const timber_progress *p, void *user)
+{
+    progress_log *l = user;
+    l->calls++;
+    if (p->within) {
+        l->within++;
+        l->within_big += strcmp(p->tensor, "big") == 0;
+    }
+    l->monotonic &= p->work_done >= l->last_done;
+    l->bounded &= p->work_done <= p->work_total;
+    l->last_done = p->work_done;
+    l->total = p->work_total;
+}
+
+static void test_progress_and_timings(void)
+{
+    char dir[4096], bdir[4096], idir[4096];
+    snprintf(dir, sizeof dir, "%s", tu_tempdir("progress"));
+    snprintf(bdir, sizeof bdir, "%s", tu_path(dir, "base"));
+    snprintf(idir, sizeof idir, "%s", tu_path(dir, "instruct"));
+    mkdir(bdir, 0777);
+    mkdir(idir, 0777);
+    /* "big": 1.5 million elements, several panels of TB_PANEL_ELEMS;
+     * "norm" is 1-D, so copied. */
+    fixture_tensor ts[3] = {
+        {"big", TIMBER_DT_BF16, 2, {6144, 256, 0}, NULL, NULL},
+        {"small", TIMBER_DT_BF16, 2, {64, 48, 0}, NULL, NULL},
+        {"norm", TIMBER_DT_BF16, 1, {256, 0, 0}, NULL, NULL},
+    };
+    fill_spread(ts, 2, 20.0);
+    ts[2].base = malloc(256 * sizeof(double));
+    ts[2].inst = malloc(256 * sizeof(double));
+    for (size_t i = 0; i < 256; i++)
+        ts[2].base[i] = ts[2].inst[i] = 1.0 + 0.01 * (double)i;
+    write_side(bdir, "model.safetensors", ts, 3, 0);
+    write_side(idir, "model.safetensors", ts, 3, 1);
+    const uint64_t all = tb_whole_elems;
+    const double interval = tb_progress_interval;
+    /* whole (read once) and streamed: both passes tick */
+    for (int streamed = 0; streamed < 2; streamed++) {
+        char name[32];
+        snprintf(name, sizeof name, "out-%d", streamed);
+        const char *out = tu_path(dir, name);
+        progress_log log = {0, 0, 0, 0, 0, 1, 1};
+        timber_refine_options opt;
+        timber_refine_options_init(&opt);
+        opt.no_cache = 1;
+        opt.threads = 1;
+        opt.progress = log_progress;
+        opt.user = &log;
+        tb_whole_elems = streamed ? 0 : all;
+        tb_progress_interval = 0; /* every tick, not every 0.25 s */
+        timber_result *res = NULL;
+        timber_error err;
+        timber_status st = timber_refine(bdir, idir, out, &opt, &res, &err);
+        tb_whole_elems = all;
+        tb_progress_interval = interval;
+        if (!CHECK_OK("refine progress", st, &err))
+            continue;
+        CHECKF(log.within_big > 1,
+               "streamed %d: %zu progress calls within the big tensor",
+               streamed, log.within_big);
+        CHECKF(log.calls == log.within + 3,
+               "streamed %d: %zu calls, %zu within: expected one per "
+               "tensor besides",
+               streamed, log.calls, log.within);
+        CHECKF(log.monotonic && log.bounded && log.last_done == log.total,
+               "streamed %d: work_done not monotonic up to work_total "
+               "(%llu of %llu)",
+               streamed, (unsigned long long)log.last_done,
+               (unsigned long long)log.total);
+        for (size_t i = 0; i < timber_result_count(res); i++) {
+            const timber_tensor_report *t = timber_result_tensor(res, i);
+            double sum = 0, compute = 0;
+            int nonneg = 1;
+            for (int ph = 0; ph < TIMBER_PHASE_COUNT; ph++) {
+                nonneg &= t->phase_seconds[ph] >= 0;
+                sum += t->phase_seconds[ph];
+                if (ph != TIMBER_PHASE_READ && ph != TIMBER_PHASE_WRITE &&
+                    ph != TIMBER_PHASE_WAIT)
+                    compute += t->phase_seconds[ph];
+            }
+            CHECKF(nonneg && t->seconds >= 0 &&
+                       sum <= t->seconds * 1.01 + 1e-4,
+                   "%s: phases sum to %g s, the tensor took %g s", t->name,
+                   sum, t->seconds);
+            if (t->action == TIMBER_ACTION_REFINED)
+                CHECKF(sum > 0 && t->phase_seconds[TIMBER_PHASE_GRAM] > 0 &&
+                           t->phase_seconds[TIMBER_PHASE_REDUCE] > 0,
+                       "%s: refined, but no time in its phases", t->name);
+            else
+                CHECKF(compute == 0,
+                       "%s: copied, but %g s outside read/write/wait",
+                       t->name, compute);
+        }
+        CHECK(strcmp(timber_phase_name(TIMBER_PHASE_BACK), "back") == 0 &&
+              timber_phase_name(TIMBER_PHASE_COUNT) == NULL);
+        timber_result_free(res);
+    }
+    for (size_t t = 0; t < 3; t++) {
+        free(ts[t].base);
+        free(ts[t].inst);
+    }
+}
+
 int main(void)
 {
     test_prescribed();
     test_directory();
     test_whole_vs_streamed();
     test_stale_streamed();
+    test_routes();
+    test_progress_and_timings();
     return tu_report();
 }

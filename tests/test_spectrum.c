@@ -14,7 +14,7 @@
  *     build); every route gives the same spectrum and subspace;
  *   - the degenerate cases: D = 0, equal singular values (k = r), S = 0;
  *   - the two-stage reduction (tridiag2.c, forced below its threshold
- *     with tb_spectrum_force_reduce): Q2 alone on random band matrices
+ *     with tb_spectrum_force_route): Q2 alone on random band matrices
  *     (Q2^T B Q2 tridiagonal, Q2 orthogonal, blocked == one reflector at
  *     a time), then whole spectra whose residual, orthogonality and
  *     subspace match the one-stage route's, bit-identical on 1 and 2
@@ -105,11 +105,8 @@ static tb_spectrum check_case(const char *what, const double *lam, size_t S,
     CHECKF(sp.values_route == want.values && sp.vectors_route == want.vectors,
            "%s: routes %d/%d, expected %d/%d", what, sp.values_route,
            sp.vectors_route, want.values, want.vectors);
-    tb_reduce_route red = tb_spectrum_force_reduce
-                              ? (tb_reduce_route)tb_spectrum_force_reduce
-                              : tb_spectrum_route_for(S);
-    CHECKF(S < 3 || sp.reduce_route == red, "%s: reduction %d, expected %d",
-           what, sp.reduce_route, red);
+    CHECKF(sp.route == tb_spectrum_route(S), "%s: route %u, expected %u",
+           what, sp.route, tb_spectrum_route(S));
     double smax = lam[0] > 0 ? sqrt(lam[0]) : 0;
     double worst = 0;
     for (size_t i = 0; i < S; i++) {
@@ -410,13 +407,13 @@ static int same_bits(const tb_spectrum *a, const tb_spectrum *b)
 static void test_twostage(void)
 {
     /* the route is a function of S alone */
-    CHECK(tb_spectrum_route_for(TB_TWOSTAGE_MIN_S - 1) == TB_REDUCE_DSYTRD);
-    CHECK(tb_spectrum_route_for(TB_TWOSTAGE_MIN_S) == TB_REDUCE_TWOSTAGE);
-    CHECK(tb_spectrum_route_for(65536) == TB_REDUCE_TWOSTAGE);
-    CHECK(tb_spectrum_route_for(1024) == TB_REDUCE_DSYTRD);
+    CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S - 1) == TB_ROUTE_MRRR);
+    CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(65536) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(1024) == TB_ROUTE_MRRR);
     /* tests/func/route.sh relies on these two */
-    CHECK(tb_spectrum_route_for(2048) == TB_REDUCE_DSYTRD);
-    CHECK(tb_spectrum_route_for(2560) == TB_REDUCE_TWOSTAGE);
+    CHECK(tb_spectrum_route(2048) == TB_ROUTE_MRRR);
+    CHECK(tb_spectrum_route(2560) == TB_ROUTE_TWOSTAGE);
 
     /* Q2: bandwidths 2..40, n a multiple of b or not, groups of 1..b */
     rng = 7;
@@ -441,7 +438,7 @@ static void test_twostage(void)
         rng = 31 + (uint64_t)c;
         snprintf(what, sizeof what, "%s, one stage", name[c]);
         tb_spectrum a = check_case(what, lams[c], S, 1, common);
-        tb_spectrum_force_reduce = TB_REDUCE_TWOSTAGE;
+        tb_spectrum_force_route = TB_ROUTE_TWOSTAGE;
         rng = 31 + (uint64_t)c;
         snprintf(what, sizeof what, "%s, two stages", name[c]);
         tb_spectrum b = check_case(what, lams[c], S, 1, common);
@@ -452,10 +449,10 @@ static void test_twostage(void)
         snprintf(what, sizeof what, "%s, two stages, 2 threads", name[c]);
         tb_spectrum b2 = check_case(what, lams[c], S, 1, common);
         openblas_set_num_threads(th);
-        tb_spectrum_force_reduce = 0;
+        tb_spectrum_force_route = 0;
         CHECK(b.tail_side == (c == 0));
-        CHECK(a.reduce_route == TB_REDUCE_DSYTRD &&
-              b.reduce_route == TB_REDUCE_TWOSTAGE);
+        CHECK(a.route == TB_ROUTE_MRRR &&
+              b.route == TB_ROUTE_TWOSTAGE);
         snprintf(what, sizeof what, "%s: one stage vs two", name[c]);
         check_same(what, &a, &b);
         CHECKF(same_bits(&b, &b2), "%s: 1 and 2 threads differ", name[c]);
@@ -464,7 +461,7 @@ static void test_twostage(void)
         tb_spectrum_clear(&b2);
     }
     /* small orders: the band is S - 1 wide, or the matrix splits */
-    tb_spectrum_force_reduce = TB_REDUCE_TWOSTAGE;
+    tb_spectrum_force_route = TB_ROUTE_TWOSTAGE;
     double small[5] = {1.0, 1e-2, 1e-4, 1e-6, 1e-8};
     rng = 5;
     tb_spectrum s5 = check_case("S = 5, two stages", small, 5, 1, common);
@@ -473,7 +470,7 @@ static void test_twostage(void)
     tb_spectrum sb = check_case("steep, split, two stages", steep, 120, 3,
                                 (expect){TB_VALUES_DSTERF, TB_VECTORS_DSTEMR});
     tb_spectrum_clear(&sb);
-    tb_spectrum_force_reduce = 0;
+    tb_spectrum_force_route = 0;
 }
 
 int main(void)

@@ -105,11 +105,12 @@ void cli_format_shape(char *buf, size_t size, size_t ndim,
  * (timber_write_file): 0, or -1 after the error line, nothing left. */
 int cli_write_file(const char *path, const char *text, size_t len);
 
-/* "timber [refine] ARG..." for the model card: argv[0] is "refine" or
- * the program; every argument shell-quoted where it needs it, less the
- * options that cannot change the output (--threads, --cache, --no-cache,
- * --report, --force, --quiet, --part, --parts).  NULL when out of memory. */
-char *cli_command_line(int argc, char **argv);
+/* "timber [refine] ARG..." : argv[0] is "refine" or the program; every
+ * argument shell-quoted where it needs it, less --part and --parts, and
+ * for_card (the model card's) less every option that cannot change the
+ * output (--threads, --cache, --no-cache, --report, --force, --quiet).
+ * NULL when out of memory. */
+char *cli_command_line(int argc, char **argv, int for_card);
 
 /* One CSV field, quoted when it holds a comma, quote or newline. */
 void cli_csv_field(FILE *f, const char *s);

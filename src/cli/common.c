@@ -276,7 +276,7 @@ void cli_csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-char *cli_command_line(int argc, char **argv)
+char *cli_command_line(int argc, char **argv, int for_card)
 {
     size_t size = 32;
     for (int i = 1; i < argc; i++)
@@ -289,23 +289,25 @@ char *cli_command_line(int argc, char **argv)
     /* Options that cannot change the output are left out, so a run split
      * into parts, or run with other threads or another cache, writes the
      * same card (and so the same bytes) as any other. */
-    static const char *const valued[] = {"--threads", "--cache", "--report",
-                                         "--part", "--parts"};
+    static const char *const valued[] = {"--part", "--parts", "--threads",
+                                         "--cache", "--report"};
     static const char *const flags[] = {"--no-cache", "--force", "-q",
-                                        "--quiet"};
+                                        "--quiet", "--timings"};
+    /* For a part's rerun: only --part and --parts go. */
+    size_t nvalued = for_card ? sizeof valued / sizeof *valued : 2;
+    size_t nflags = for_card ? sizeof flags / sizeof *flags : 0;
     int operands = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int skip = 0;
-        for (size_t k = 0; !operands && k < sizeof valued / sizeof *valued;
-             k++) {
+        for (size_t k = 0; !operands && k < nvalued; k++) {
             size_t l = strlen(valued[k]);
             if (strncmp(a, valued[k], l) == 0 && a[l] == '=')
                 skip = 1;
             else if (strcmp(a, valued[k]) == 0)
                 skip = 2;
         }
-        for (size_t k = 0; !operands && k < sizeof flags / sizeof *flags; k++)
+        for (size_t k = 0; !operands && k < nflags; k++)
             skip |= strcmp(a, flags[k]) == 0;
         if (skip) {
             i += skip == 2;

@@ -35,8 +35,10 @@ const char cli_refine_help[] =
     "  --force            replace OUT if it exists (once the new one is done)\n"
     "  --report FILE      per-tensor report, JSON or CSV by extension\n"
     "                     (.json / .csv; repeatable)\n"
-    "  --cache FILE       the SVD cache file (default: one per pair under\n"
-    "                     $XDG_CACHE_HOME/timber/ or ~/.cache/timber/)\n"
+    "  --cache PATH       the SVD cache: a file, or a directory that parts\n"
+    "                     share (an existing directory, or PATH ending in\n"
+    "                     '/'); default: one file per pair under\n"
+    "                     $XDG_CACHE_HOME/timber/ or ~/.cache/timber/\n"
     "  --no-cache         neither read nor write a cache\n"
     "  --matrix-view V    auto (default): a stacked expert tensor [E, a, b]\n"
     "                     is E matrices a x b; flatten: every tensor is\n"
@@ -50,6 +52,8 @@ const char cli_refine_help[] =
     "                     task (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT),\n"
     "                     or I from JOB_COMPLETION_INDEX with --parts N\n"
     "  --parts N          the number of parts, for --part auto\n"
+    "  --timings          a line on stderr with the seconds spent in each\n"
+    "                     phase (read, gram, ..., wait), summed over tensors\n"
     "  -q, --quiet        no progress and no summary (errors and warnings\n"
     "                     still go to stderr)\n"
     "  -h, --help         show this help\n"
@@ -156,12 +160,17 @@ static void print_part_summary(const char *out, const timber_result *r)
         if (!t->elsewhere && t->action != TIMBER_ACTION_DROPPED)
             counts[t->action]++;
     }
+    char kept[96] = "";
+    if (timber_result_part_kept(r))
+        snprintf(kept, sizeof kept,
+                 " (%zu of them kept from an earlier run of this part)",
+                 timber_result_part_kept(r));
     fprintf(stderr,
             "timber: part %zu/%zu of %s complete: refined %zu tensor%s, "
-            "copied %zu, in %.2f s (`timber finalize %s` publishes it once "
-            "every part is)\n",
+            "copied %zu%s, in %.2f s (`timber finalize %s` publishes it "
+            "once every part is)\n",
             timber_result_part_index(r), timber_result_part_count(r), out,
-            counts[0], counts[0] == 1 ? "" : "s", counts[1],
+            counts[0], counts[0] == 1 ? "" : "s", counts[1], kept,
             timber_result_seconds(r), out);
     print_cache_line(r);
 }
@@ -223,6 +232,31 @@ void cli_print_summary(const char *out, const timber_result *r)
     print_cache_line(r);
 }
 
+/* --timings: the phases of every tensor, summed (worker seconds: with
+ * two workers they add up to about twice the wall time). */
+static void print_timings(const timber_result *r)
+{
+    double sum[TIMBER_PHASE_COUNT] = {0}, total = 0;
+    size_t refined = 0, copied = 0;
+    for (size_t i = 0; i < timber_result_count(r); i++) {
+        const timber_tensor_report *t = timber_result_tensor(r, i);
+        if (t->action == TIMBER_ACTION_DROPPED || t->elsewhere)
+            continue;
+        refined += t->action == TIMBER_ACTION_REFINED;
+        copied += t->action == TIMBER_ACTION_COPIED;
+        total += t->seconds;
+        for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+            sum[p] += t->phase_seconds[p];
+    }
+    fprintf(stderr, "timber: timings (worker seconds over %zu refined and "
+                    "%zu copied tensors, %.2f s in all):",
+            refined, copied, total);
+    for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+        fprintf(stderr, "%s %s %.2f", p ? "," : "", timber_phase_name(p),
+                sum[p]);
+    fputc('\n', stderr);
+}
+
 int cmd_refine(int argc, char **argv)
 {
     const char *pos[3];
@@ -234,10 +268,11 @@ int cmd_refine(int argc, char **argv)
     const char **reports = calloc((size_t)argc, sizeof(char *));
     size_t ninc = 0, nexc = 0, nrep = 0;
     int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
+    int timings = 0;
     timber_matrix_view view = TIMBER_VIEW_AUTO;
     int code = EXIT_OK;
     const char *cache = NULL;
-    char *command = NULL;
+    char *command = NULL, *rerun = NULL;
     const char *part = NULL;
     size_t part_i = 0, nparts = 0, parts_opt = 0;
     if (!include || !exclude || !reports) {
@@ -303,6 +338,8 @@ int cmd_refine(int argc, char **argv)
             }
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
+        } else if (strcmp(a, "--timings") == 0) {
+            timings = 1;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_refine_help);
             goto out;
@@ -388,8 +425,10 @@ int cmd_refine(int argc, char **argv)
     opt.warning = cli_progress_warning;
     opt.user = &u;
     opt.cancel = &cli_cancel;
-    command = cli_command_line(argc, argv);
+    command = cli_command_line(argc, argv, 1);
+    rerun = nparts ? cli_command_line(argc, argv, 0) : NULL;
     opt.command = command;
+    opt.part_command = rerun;
     cli_catch_signals();
 
     /* Reports are written after OUT is published, so the library checks
@@ -420,12 +459,15 @@ int cmd_refine(int argc, char **argv)
             print_part_summary(pos[2], res);
         else if (!quiet)
             cli_print_summary(pos[2], res);
+        if (timings)
+            print_timings(res);
         for (size_t i = 0; i < nrep && code == EXIT_OK; i++)
             code = cli_write_report(reports[i], res);
     }
     timber_result_free(res);
 out:
     free(command);
+    free(rerun);
     free(gammas);
     free(include);
     free(exclude);

@@ -1,7 +1,8 @@
 /*
  * report.c — the per-tensor report of a refinement run, as JSON or CSV:
- * name, shape, dtype, action (and why), rank r, eRank, k, and the share of
- * the delta's energy in the tail.  Written whole or not at all.
+ * name, shape, dtype, action (and why), rank r, eRank, k, the share of
+ * the delta's energy in the tail, and where the tensor's time went (its
+ * wall seconds and their split by phase).  Written whole or not at all.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +55,14 @@ static int write_json(FILE *f, const timber_result *r)
                  cJSON_AddNumberToObject(o, "tail_energy", t->tail_energy) &&
                  cJSON_AddStringToObject(o, "view", t->view) &&
                  cJSON_AddNumberToObject(o, "matrices", (double)t->parts);
+        if (ok && t->action != TIMBER_ACTION_DROPPED) {
+            cJSON *ph = NULL;
+            ok = cJSON_AddNumberToObject(o, "seconds", t->seconds) &&
+                 (ph = cJSON_AddObjectToObject(o, "phases")) != NULL;
+            for (int p = 0; ok && p < TIMBER_PHASE_COUNT; p++)
+                ok = cJSON_AddNumberToObject(ph, timber_phase_name(p),
+                                             t->phase_seconds[p]) != NULL;
+        }
     }
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
@@ -67,8 +76,11 @@ static int write_json(FILE *f, const timber_result *r)
 static int write_csv(FILE *f, const timber_result *r)
 {
     fputs("name,shape,dtype,action,reason,rank,erank,k,tail_energy,view,"
-          "matrices\n",
+          "matrices,seconds",
           f);
+    for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+        fprintf(f, ",%s_s", timber_phase_name(p));
+    fputc('\n', f);
     for (size_t i = 0; i < timber_result_count(r); i++) {
         const timber_tensor_report *t = timber_result_tensor(r, i);
         if (t->elsewhere) /* another part's */
@@ -80,12 +92,21 @@ static int write_csv(FILE *f, const timber_result *r)
                 timber_action_name(t->action));
         cli_csv_field(f, t->reason);
         if (t->action == TIMBER_ACTION_REFINED)
-            fprintf(f, ",%llu,%.17g,%llu,%.17g,%s,%llu\n",
+            fprintf(f, ",%llu,%.17g,%llu,%.17g,%s,%llu",
                     (unsigned long long)t->rank, t->erank,
                     (unsigned long long)t->k, t->tail_energy, t->view,
                     (unsigned long long)t->parts);
         else
-            fputs(",,,,,,\n", f);
+            fputs(",,,,,,", f);
+        if (t->action == TIMBER_ACTION_DROPPED) {
+            for (int p = 0; p <= TIMBER_PHASE_COUNT; p++)
+                fputc(',', f);
+        } else {
+            fprintf(f, ",%.9g", t->seconds);
+            for (int p = 0; p < TIMBER_PHASE_COUNT; p++)
+                fprintf(f, ",%.9g", t->phase_seconds[p]);
+        }
+        fputc('\n', f);
     }
     return ferror(f) ? -1 : 0;
 }

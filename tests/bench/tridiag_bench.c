@@ -325,22 +325,22 @@ int main(int argc, char **argv)
         }
         /* the whole of tb_spectrum_from_gram (eigenvalues, the p vectors
          * of the cut's smaller side, both back-transforms) by each route */
-        for (int route = TB_REDUCE_DSYTRD; route <= TB_REDUCE_TWOSTAGE;
+        for (unsigned route = TB_ROUTE_MRRR; route <= TB_ROUTE_TWOSTAGE;
              route++) {
             tb_spectrum sp;
             timber_error err;
-            tb_spectrum_force_reduce = route;
+            tb_spectrum_force_route = route;
             memcpy(G, G0, n * ld * sizeof *G);
             t = now();
             if (tb_spectrum_from_gram(G, n, ld, 1, &sp, "bench", &err) != 0)
                 fprintf(stderr, "spectrum: %s\n", err.message);
-            t_of[15 + route - TB_REDUCE_DSYTRD][rep] = now() - t;
+            t_of[15 + route - TB_ROUTE_MRRR][rep] = now() - t;
             if (rep == 0)
-                printf("whole spectrum, route %d: k %zu of %zu, p %zu\n",
+                printf("whole spectrum, route %u: k %zu of %zu, p %zu\n",
                        route, sp.k, n, sp.p);
             tb_spectrum_clear(&sp);
         }
-        tb_spectrum_force_reduce = 0;
+        tb_spectrum_force_route = 0;
         fprintf(stderr, "rep %d done\n", rep + 1);
     }
     openblas_set_num_threads(threads0);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cache.sh — SVD cache files that must not be trusted.  A record is applied
 # only when its CRC and its whole key (name, shape, dtypes, the CRCs of
-# both tensors' bytes, transform version) match; the output is always what
+# both tensors' bytes, transform version, route) match; the output is always what
 # a run without a cache writes.
 #
 #   - a cache from a different pair (same names and shapes, other values):
@@ -9,6 +9,8 @@
 #   - a cache of an older format (right magic, version 0): exit 1 with one
 #     line naming it (given with --cache), the file untouched; at the
 #     default location: a warning, and the run goes on without it
+#   - the previous format, 2 (before records named their route): refused
+#     with --cache; at the default location never opened (another name)
 #   - a cache corrupted in the middle: that record is recomputed, the
 #     others used, the output correct; `cache verify` names the damage
 #   - a cache whose last record was cut short (a killed run): dropped on
@@ -91,6 +93,44 @@ if [ -n "$def" ]; then
     same_tree default-old "$T/ref1/out" "$T/p-old/d2"
 else
     bad "default: no cache file under $XDG_CACHE_HOME/timber"
+fi
+
+# ---- the previous format (2: records that do not name their route) ---------
+# Given with --cache it is refused like any other version; at the default
+# location it has another name (.v2.tsvd), so it is never opened: the run
+# uses (and creates) its .v3.tsvd and leaves the old file as it was.
+python3 - "$T/v2.tsvd" <<'PY'
+import struct, sys, zlib
+h = b"TIMBERSV" + struct.pack("<IIQI", 2, 32, 0x1234, 2)
+open(sys.argv[1], "wb").write(h + struct.pack("<I", zlib.crc32(h)) + b"v2 records")
+PY
+cp "$T/v2.tsvd" "$T/v2.copy"
+mkdir -p "$T/p-v2"
+run v2 -- "$A/base" "$A/instruct" "$T/p-v2/out" --cache "$T/v2.tsvd"
+expect_rc v2 1
+one_line v2 "$T/v2.tsvd" "cache format version 2, this timber reads version 3"
+no_out v2 "$T/p-v2/out"
+if cmp -s "$T/v2.tsvd" "$T/v2.copy"; then ok; else bad "v2: the format-2 cache file was modified"; fi
+if [ -n "$def" ]; then
+    case $def in
+    *.v3.tsvd) ok ;;
+    *) bad "default: the cache file $def is not named .v3.tsvd" ;;
+    esac
+    v2def=${def%.v3.tsvd}.v2.tsvd
+    rm -f "$def"
+    cp "$T/v2.tsvd" "$v2def"
+    run default-v2 -- "$A/base" "$A/instruct" "$T/p-v2/d1"
+    expect_rc default-v2 0
+    if grep -q "^timber: cache .*\.v3\.tsvd .*: 0 tensors from the cache" \
+        "$T/default-v2.err" && ! grep -q "warning: .*cache" "$T/default-v2.err"; then
+        ok
+    else
+        bad "default-v2: expected a fresh .v3 cache and no cache warning: $(cat "$T/default-v2.err")"
+    fi
+    if cmp -s "$v2def" "$T/v2.copy"; then ok; else bad "default-v2: the .v2.tsvd file was modified"; fi
+    if [ -s "$def" ]; then ok; else bad "default-v2: no fresh $def"; fi
+    same_tree default-v2 "$T/ref1/out" "$T/p-v2/d1"
+    rm -f "$v2def"
 fi
 
 # ---- corrupted in the middle ------------------------------------------------

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # disk_full.sh — the disk fills up while timber writes the output or the
-# cache.  Expected: exit 1, one line naming the file and "No space left on
+# cache (a file, or a cache directory's own file).  Expected: exit 1, one
+# line naming the file and "No space left on
 # device", no OUT, nothing left in OUT's parent, the cache still valid
 # (`timber cache verify` exits 0) and usable (the next run takes the
 # records it holds and writes the same bytes as an undisturbed run).
@@ -68,6 +69,41 @@ disk_full_case out-extras timber-tmp $((shard_bytes + 100)) "$T/out-extras.paren
 disk_full_case cache c.tsvd 9000 "$T/cache.cache/c.tsvd"
 # 4. The cache cannot even get its header.
 disk_full_case cache-header c.tsvd 10 "$T/cache-header.cache/c.tsvd"
+
+# 4b. A cache directory (--cache DIR/): the run's own file fills after a
+# few records, or cannot get its header (then it is removed again); either
+# way the directory is a valid cache and the next run takes what it holds.
+dir_full_case() {
+    local name=$1 after=$2
+    local P=$T/$name.parent C=$T/$name.cache
+    mkdir -p "$P"
+    run "$name" LD_PRELOAD="$SHIM" FAILWRITE_MATCH=.timber-cache \
+        FAILWRITE_AFTER="$after" -- "$B" "$I" "$P/out" --cache "$C/"
+    expect_rc "$name" 1
+    one_line "$name" "$C/" ".timber-cache" "No space left on device"
+    no_out "$name" "$P/out"
+    empty_dir "$name: OUT's parent" "$P"
+    local n files
+    n=$(cache_records "$C")
+    files=$(find "$C" -name '*.timber-cache' | wc -l)
+    if [ "$after" -lt 32 ]; then
+        [ "$files" -eq 0 ] && ok || bad "$name: $files files left without a header"
+    else
+        [ "$files" -eq 1 ] && [ "${n:-0}" -gt 0 ] && ok ||
+            bad "$name: $files files, ${n:-?} records, expected 1 file with some"
+    fi
+    cache_ok "$name" "$C"
+    run "$name-again" -- "$B" "$I" "$P/out" --cache "$C"
+    expect_rc "$name-again" 0
+    if [ "$(hits "$name-again")" = "${n:-x}" ]; then
+        ok
+    else
+        bad "$name-again: $(hits "$name-again") tensors from the cache, the directory held ${n:-?} records"
+    fi
+    same_tree "$name-again" "$T/ref/out" "$P/out"
+}
+dir_full_case cachedir 9000
+dir_full_case cachedir-header 10
 
 # 5. A real full file system: a 300 KiB tmpfs (root only).
 M=$T/tmpfs

@@ -9,6 +9,10 @@
  *                               on them fail with ENOSPC (the write that
  *                               crosses the limit is cut short first, as
  *                               a real file system does)
+ *   FAILWRITE_KILL=1            instead of failing, the process kills
+ *                               itself with SIGKILL at the first write
+ *                               past the limit: a crash half-way through
+ *                               writing (tests/dist/slurm_fail.sh)
  *
  * Without FAILWRITE_MATCH the shim passes everything through.  Only the
  * process's own calls through the dynamic symbol table are seen (stdio's
@@ -20,6 +24,7 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +70,9 @@ static ssize_t admit(int fd, size_t len)
     long long left = limit(), take;
     do {
         if (left <= 0) {
+            const char *kill = getenv("FAILWRITE_KILL");
+            if (kill && strcmp(kill, "1") == 0)
+                raise(SIGKILL);
             errno = ENOSPC;
             return -1;
         }

@@ -13,6 +13,7 @@
 #   - `timber refine ...` writes the same bytes as `timber ...`; --force
 #     replaces OUT; --report FILE.json / FILE.csv (one row per Instruct
 #     tensor plus the Base-only ones; eRank and k as `timber erank` says);
+#     with where each tensor's time went, and --timings's summary line;
 #     --include / --exclude (report and bytes); --threads 1 and 2 give
 #     byte-identical directories.
 #
@@ -222,8 +223,14 @@ check "--force left a temporary beside OUT" nothing_left "$TMP"
 
 # ---- reports
 tb report "$B" "$I" "$TMP/out-r" --no-cache -q --report "$TMP/r.json" \
-    --report "$TMP/r.csv"
+    --report "$TMP/r.csv" --timings
 expect_rc "--report" 0
+check "--timings: no summary line of phases on stderr: $(cat "$TMP/report.err")" \
+    grep -q "^timber: timings (worker seconds over [0-9]* refined and [0-9]* copied tensors, [0-9.]* s in all): read [0-9.]*, gram [0-9.]*, reduce [0-9.]*, values [0-9.]*, vectors [0-9.]*, back [0-9.]*, project [0-9.]*, write [0-9.]*, cache [0-9.]*, wait [0-9.]*$" \
+    "$TMP/report.err"
+check "--timings -q: one timings line and no summary" \
+    test "$(grep -c '^timber: timings' "$TMP/report.err")" = 1 -a \
+    "$(grep -c '^timber: refined\|^timber: wrote' "$TMP/report.err")" = 0
 check "--report printed on stdout" test ! -s "$TMP/report.out"
 check "r.json is not valid JSON" python3 -m json.tool "$TMP/r.json" /dev/null
 tb erank erank "$B" "$I" --no-cache -q --json "$TMP/e.json"
@@ -241,13 +248,16 @@ inames = [t["name"] for t in i]
 want = inames + [t["name"] for t in b if t["name"] not in set(inames)]
 fields = ["name", "shape", "dtype", "action", "reason", "rank", "erank", "k",
           "tail_energy", "view", "matrices"]
+phases = ["read", "gram", "reduce", "values", "vectors", "back", "project",
+          "write", "cache", "wait"]
+timing = ["seconds"] + [p + "_s" for p in phases]
 ok = True
 def fail(msg):
     global ok
     ok = False
     print("report: " + msg, file=sys.stderr)
-if open(sys.argv[2]).readline().strip() != ",".join(fields):
-    fail("CSV header is not " + ",".join(fields))
+if open(sys.argv[2]).readline().strip() != ",".join(fields + timing):
+    fail("CSV header is not " + ",".join(fields + timing))
 tj = rj["tensors"]
 if rj.get("gammas") != [0.2]:
     fail("JSON gammas %r" % rj.get("gammas"))
@@ -290,6 +300,32 @@ for t, r in zip(tj, rows):
             fail("%s: %s in the report but analysed by erank" % (n, t["action"]))
         if any(r[f] != "" for f in fields[5:]):
             fail("%s: %s but the CSV has eRank fields" % (n, t["action"]))
+    # Where the time went: present for every tensor written, >= 0, the
+    # phases summing to at most the tensor's seconds (rounding aside);
+    # a refined tensor spent time in them, a copied one only read, write
+    # and wait.
+    if t["action"] == "dropped":
+        if "seconds" in t or "phases" in t or any(r[f] != "" for f in timing):
+            fail("%s: dropped but has timings" % n)
+    else:
+        ph = t.get("phases", {})
+        if sorted(ph) != sorted(phases) or "seconds" not in t:
+            fail("%s: JSON timings %r" % (n, sorted(ph)))
+            continue
+        vals = [ph[p] for p in phases]
+        if min(vals + [t["seconds"]]) < 0:
+            fail("%s: a negative time %r" % (n, ph))
+        if sum(vals) > t["seconds"] * 1.01 + 1e-4:
+            fail("%s: phases sum to %g s, the tensor took %g" %
+                 (n, sum(vals), t["seconds"]))
+        if t["action"] == "refined" and not (sum(vals) > 0 and ph["gram"] > 0):
+            fail("%s: refined, no time in its phases %r" % (n, ph))
+        if t["action"] == "copied" and any(
+                ph[p] for p in phases if p not in ("read", "write", "wait")):
+            fail("%s: copied, but time outside read/write/wait %r" % (n, ph))
+        for p in phases:
+            if abs(float(r[p + "_s"]) - ph[p]) > 1e-8 * max(1.0, ph[p]):
+                fail("%s: CSV %s_s %s, JSON %r" % (n, p, r[p + "_s"], ph[p]))
     want_action = "dropped" if n not in set(inames) else None
     if want_action and t["action"] != "dropped":
         fail("%s: only in Base but %s" % (n, t["action"]))

@@ -104,8 +104,8 @@ run miss finalize out
     bad "finalize with a part missing: not one line: $(cat "$TMP/last.err")"
 grep -q 'part 2/4 of 4 is not complete' "$TMP/last.err" && ok ||
     bad "finalize does not name part 2/4: $(cat "$TMP/last.err")"
-grep -qF -- "--part 2/4" "$TMP/last.err" && ok ||
-    bad "finalize does not give the command: $(cat "$TMP/last.err")"
+grep -qF -- "--no-cache -q --part 2/4" "$TMP/last.err" && ok ||
+    bad "finalize does not give the part's command: $(cat "$TMP/last.err")"
 [ ! -e "$TMP/miss/out" ] && [ -d "$TMP/miss/.out.timber-parts" ] && ok ||
     bad "finalize with a part missing published or removed something"
 run miss $P --no-cache -q --part 2/4
@@ -134,8 +134,23 @@ kill -KILL $pid 2>/dev/null
 wait $pid 2>/dev/null
 logged=$(grep -c '^t ' "$TMP/kill/.out.timber-parts/parts/0-of-1.log" \
     2>/dev/null || echo 0)
-run kill $PB -q --cache ../kill.cache --threads 1 --part 0/1
+run kill $PB --cache ../kill.cache --threads 1 --part 0/1
 [ $RC -eq 0 ] && ok || bad "the killed part, rerun: exit $RC: $(cat "$TMP/last.err")"
+if [ "$logged" -gt 0 ]; then
+    grep -q "($logged of them kept from an earlier run of this part)" \
+        "$TMP/last.err" && ok ||
+        bad "the rerun does not say it kept the $logged journalled tensors: $(cat "$TMP/last.err")"
+fi
+# A complete part run again keeps everything and computes nothing.
+nbig=$("$TIMBER" inspect "$TMP/big/instruct" --json |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tensors"]))')
+run kill $PB --cache ../kill.cache --threads 1 --part 0/1
+grep -q "($nbig of them kept from an earlier run of this part)" \
+    "$TMP/last.err" && ok ||
+    bad "a complete part rerun does not keep all $nbig tensors: $(cat "$TMP/last.err")"
+# A finalize killed after copying Instruct's files left them in the
+# staging: finalize again makes them again.
+cp "$TMP/big/instruct/config.json" "$TMP/kill/.out.timber-parts/out/"
 run kill finalize out -q
 diff -r "$TMP/bigref/out" "$TMP/kill/out" >/dev/null && ok ||
     bad "killed after $logged tensors and rerun: OUT differs"
@@ -177,7 +192,7 @@ run rec finalize out
     grep -q 'damaged' "$TMP/last.err" && ok ||
     bad "a damaged record: exit $RC: $(cat "$TMP/last.err")"
 run rec $P --no-cache -q --part 1/3 --gamma 0.5
-[ $RC -eq 1 ] && grep -q 'run.json: it was started with other options' \
+[ $RC -eq 1 ] && grep -q 'run.json: it was started with --gamma 0.2, this part has 0.5' \
     "$TMP/last.err" && [ "$(wc -l <"$TMP/last.err")" -eq 1 ] && ok ||
     bad "a part with another gamma: exit $RC: $(cat "$TMP/last.err")"
 run rec $P --no-cache -q --part 1/4

@@ -1,7 +1,7 @@
 /*
  * refine_route.c — timber-refine-route: `timber BASE INSTRUCT OUT --gamma
  * G --threads N --no-cache` with the spectrum's reduction forced to one
- * route (tb_spectrum_force_reduce), so the functional tests can check a
+ * route (tb_spectrum_force_route), so the functional tests can check a
  * route against the float64 reference at sizes below its threshold.
  * A test helper, not installed.
  *
@@ -22,9 +22,9 @@ int main(int argc, char **argv)
                         "INSTRUCT OUT GAMMA THREADS\n");
         return 2;
     }
-    tb_spectrum_force_reduce = strcmp(argv[1], "dsytrd") == 0
-                                   ? TB_REDUCE_DSYTRD
-                                   : TB_REDUCE_TWOSTAGE;
+    tb_spectrum_force_route = strcmp(argv[1], "dsytrd") == 0
+                                  ? TB_ROUTE_MRRR
+                                  : TB_ROUTE_TWOSTAGE;
     double gamma = strtod(argv[5], NULL);
     timber_refine_options o;
     timber_refine_options_init(&o);

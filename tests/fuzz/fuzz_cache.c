@@ -69,7 +69,7 @@ static size_t find_keys(const uint8_t *d, size_t size, fkey *keys)
         }
         uint32_t ndim = rd32(b + 4 + nlen);
         uint64_t at = 8ull + nlen + 8ull * ndim;
-        if (ndim > 64 || at + 4 + 12 + 16 > B) {
+        if (ndim > 64 || at + 4 + 16 + 16 > B) {
             off++;
             continue;
         }
@@ -89,8 +89,9 @@ static size_t find_keys(const uint8_t *d, size_t size, fkey *keys)
         k->key.inst_dtype = (timber_dtype)p[1];
         k->key.crc_base = rd32(p + 4);
         k->key.crc_inst = rd32(p + 8);
-        k->rows = rd64(p + 16);
-        k->cols = rd64(p + 24);
+        k->key.route = rd32(p + 16);
+        k->rows = rd64(p + 20);
+        k->cols = rd64(p + 28);
         off += 12 + (size_t)B;
     }
     return n;
@@ -152,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Read-only, as erank opens it: the same verdict as inspect, the
      * same hits, and the file left exactly as it was. */
     tb_cache *c = NULL;
-    timber_status st = tb_cache_open_read(path, &c, &err);
+    timber_status st = tb_cache_open_read(path, 0, &c, &err);
     FUZZ_ASSERT((st == TIMBER_OK) == (ist == TIMBER_OK));
     if (st == TIMBER_OK) {
         for (size_t i = 0; i < nkeys; i++) {
@@ -192,9 +193,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A record of our own: a 3 x 2 delta, k = 1, the tail (1 column). */
     static const uint64_t shape[2] = {3, 2};
     tb_cache_key k0 = {"fuzz.put", 2, shape, TIMBER_DT_F32, TIMBER_DT_BF16,
-                       0x12345678u, 0x9abcdef0u};
+                       0x12345678u, 0x9abcdef0u, 0x10001u};
     double s[2] = {2.0, 0.5}, basis[2] = {0.6, 0.8};
-    tb_spectrum sp = {2, s, 1.7, 1, 0.05, 1, 1, basis, 0, 0, 0};
+    tb_spectrum sp = {2, s, 1.7, 1, 0.05, 1, 1, basis, 0, 0, 1};
     st = tb_cache_put(c, &k0, 3, 2, &sp, &err);
     FUZZ_ASSERT(st == TIMBER_OK);
     tb_spectrum got;
@@ -207,9 +208,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * refinement stores for a tensor Instruct did not change. */
     static const uint64_t shape1[2] = {2, 4};
     tb_cache_key k1 = {"fuzz.zero", 2, shape1, TIMBER_DT_BF16,
-                       TIMBER_DT_BF16, 1u, 1u};
+                       TIMBER_DT_BF16, 1u, 1u, 0x10001u};
     double z[2] = {0.0, 0.0};
-    tb_spectrum sz = {2, z, 0.0, 0, 0.0, 0, 0, NULL, 0, 0, 0};
+    tb_spectrum sz = {2, z, 0.0, 0, 0.0, 0, 0, NULL, 0, 0, 1};
     FUZZ_ASSERT(tb_cache_put(c, &k1, 2, 4, &sz, &err) == TIMBER_OK);
     FUZZ_ASSERT(tb_cache_get(c, &k1, 2, 4, &got));
     FUZZ_ASSERT(got.k == 0 && got.p == 0 && got.s[0] == 0.0);

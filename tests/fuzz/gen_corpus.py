@@ -161,8 +161,11 @@ def index_seeds():
 
 # The cache format these seeds are written in (src/cache.h): its version
 # and how a record stores its basis ("<d": float64 since version 2; "<f":
-# float32 in version 1).  Keep in step with cache.h and regenerate.
-CACHE_VERSION = 2
+# float32 in version 1); since version 3 each record names its route
+# (backend.h: cpu/dsytrd-mrrr is 0x10001).  Keep in step with cache.h and
+# regenerate.
+CACHE_VERSION = 3
+ROUTE = 0x10001
 BASIS_FORMAT = "<d"
 
 
@@ -172,7 +175,7 @@ def cache_header(version=CACHE_VERSION, fingerprint=0x1234abcd, magic=b"TIMBERSV
 
 
 def cache_record(name, shape, rows, cols, k, dtb=14, dti=14,
-                 crcb=0x1111, crci=0x2222, tv=1):
+                 crcb=0x1111, crci=0x2222, tv=1, route=ROUTE):
     S = min(rows, cols)
     side = 1 if S - k <= k else 0
     p = S - k if side else k
@@ -180,7 +183,8 @@ def cache_record(name, shape, rows, cols, k, dtb=14, dti=14,
     body = struct.pack("<I", len(name.encode())) + name.encode()
     body += struct.pack("<I", len(shape)) + b"".join(
         struct.pack("<Q", d) for d in shape)
-    body += bytes([dtb, dti, 0, 0]) + struct.pack("<III", crcb, crci, tv)
+    body += bytes([dtb, dti, 0, 0]) + struct.pack("<IIII", crcb, crci, tv,
+                                                            route)
     body += struct.pack("<QQQQ", rows, cols, S, k)
     body += struct.pack("<dd", 1.5, 0.25) + bytes([side]) + bytes(7)
     body += struct.pack("<Q", p)
@@ -221,6 +225,8 @@ def cache_seeds():
     out(t, "short", h[:20])
     out(t, "empty", b"")
     out(t, "other_transform", h + cache_record("v", [3, 2], 3, 2, 1, tv=7))
+    out(t, "other_route", h + cache_record("v", [3, 2], 3, 2, 1,
+                                           route=0x20001))
     out(t, "big_length", h + struct.pack("<IQ", 0x43455254, 2 ** 63) +
         bytes(16))
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shell completions against --help: every command of `timber --help`
 # and every option of each `timber CMD --help` is offered, nothing else
-# is, an option's FILE value completes file names (with spaces, and in the
+# is, an option's FILE or PATH value completes file names (with spaces, and in the
 # --opt=VALUE form), its other values complete nothing, and the
 # positional arguments complete paths.  The same checks run for both
 # shells: bash runs the completion function the way bash does (COMP_WORDS,
@@ -119,7 +119,7 @@ check_command() {
         # "--name VALUE": a valued option.
         [[ "$term" == --*" "* ]] || continue
         opt=${term%% *} value=${term#* }
-        if [ "$value" = FILE ]; then
+        if [ "$value" = FILE ] || [ "$value" = PATH ]; then
             same "timber $* $opt $TMP/fs/" "$both" \
                 "$(comp timber "$@" "$opt" "$TMP/fs/")"
             same "timber $* $opt=$TMP/fs/fi" "file one.json" \

@@ -4,7 +4,8 @@
 #
 # The commands and options are those of `timber help` and each
 # `timber COMMAND --help`; tests/install/completion.sh checks every one of
-# them, and that a FILE value completes file names: change both together.
+# them, and that a FILE or PATH value completes file names: change both
+# together.
 # Self-contained (compgen only), so it also works without bash-completion.
 
 _timber_words() {
@@ -82,7 +83,7 @@ _timber() {
         if [[ "$cur" == -* ]]; then
             _timber_words "--gamma --include --exclude --strict --force
                 --report --cache --no-cache --threads --part --parts
-                --matrix-view -q --quiet -h --help"
+                --matrix-view --timings -q --quiet -h --help"
         else
             _timber_paths
         fi
