@@ -11,7 +11,8 @@
  *   - the temporaries of killed runs are swept by the next begin, those of
  *     live runs (their lock held) are not (made by forked children, so
  *     the test does not depend on how temporaries are named);
- *   - tb_copy_file (exclusive create) and tb_remove_tree (not following
+ *   - tb_copy_file (through a temporary, replacing: copying again gives
+ *     the same file and leaves no temporary) and tb_remove_tree (not following
  *     symbolic links).
  */
 #include <errno.h>
@@ -230,9 +231,12 @@ static void test_files(void)
     write_text(at("src.txt"), "payload\n");
     CHECK_OK("copy", tb_copy_file(at("src.txt"), at("dst.txt"), &err), &err);
     CHECK(has_text(at("dst.txt"), "payload\n"));
-    CHECK_ERROR("copy onto a file",
-                tb_copy_file(at("src.txt"), at("dst.txt"), &err), &err,
-                TIMBER_ERR_IO, "dst.txt", "cannot create");
+    mkdir(at("copies"), 0777);
+    write_text(at("copies/dst.txt"), "an earlier, cut-short cop");
+    CHECK_OK("copy onto a file",
+             tb_copy_file(at("src.txt"), at("copies/dst.txt"), &err), &err);
+    CHECK(has_text(at("copies/dst.txt"), "payload\n"));
+    CHECK(tu_count_entries(at("copies")) == 1); /* no temporary left */
     CHECK_ERROR("copy from nothing",
                 tb_copy_file(at("nothing"), at("dst2.txt"), &err), &err,
                 TIMBER_ERR_IO, "nothing", "cannot open");
