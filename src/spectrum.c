@@ -3,11 +3,15 @@
  * delta matrix from its Gram matrix (see spectrum.h).
  *
  * Route (measured in docs/numerics.md and docs/performance.md): dsytrd
- * reduces G to tridiagonal form; dlarre (dqds) gives all eigenvalues and a
+ * reduces G to tridiagonal form (route TB_ROUTE_TWOSTAGE, S >=
+ * TB_TWOSTAGE_MIN_S: the two-stage reduction of tridiag2.c, dense -> band
+ * (bandwidth TB_TWOSTAGE_BAND) -> tridiagonal, whose level-3 first stage
+ * beats dsytrd's memory-bound half level 2 there, Q2 and Q1 costing more
+ * than dsytrd's Q); dlarre (dqds) gives all eigenvalues and a
  * root representation, from which dlarrv computes only the eigenvectors
  * of the smaller side of the cut (dsterf + dstemr + dstebz/dstein when
- * that route does not apply); the blocked reflectors of dsytrd map them
- * back.  U is never formed. */
+ * that route does not apply); the blocked reflectors of the reduction
+ * map them back (Q, or Q2 then Q1).  U is never formed. */
 #include "spectrum.h"
 
 #include <assert.h>
@@ -20,6 +24,7 @@
 #include <lapacke.h>
 
 #include "meter.h"
+#include "tridiag2.h"
 #include "util.h"
 
 double tb_erank(const double *s, size_t r)
@@ -274,10 +279,19 @@ static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
                                         int want_basis, tb_spectrum *out,
                                         const char *what, timber_error *err);
 
+unsigned tb_spectrum_force_route = 0;
+
+/* Sweeps of Q2 grouped into one compact-WY block, applied by DGEMM on Z
+ * transposed (tridiag2.c): measured at S = 2048..4096 against blocks of
+ * 32 and 64 and dlarfb (docs/performance.md, "Large matrices"). */
+#define TB_Q2_BLOCK 16
+#define TB_Q2_METHOD 1
+
 unsigned tb_spectrum_route(size_t S)
 {
-    (void)S;
-    return TB_ROUTE_MRRR;
+    if (tb_spectrum_force_route)
+        return tb_spectrum_force_route;
+    return S >= TB_TWOSTAGE_MIN_S ? TB_ROUTE_TWOSTAGE : TB_ROUTE_MRRR;
 }
 
 const char *tb_spectrum_route_name(unsigned route)
@@ -285,39 +299,10 @@ const char *tb_spectrum_route_name(unsigned route)
     switch (route) {
     case TB_ROUTE_MRRR:
         return "dsytrd-mrrr";
+    case TB_ROUTE_TWOSTAGE:
+        return "sy2sb-chase-mrrr";
     }
     return NULL;
-}
-
-/* Z := Q Z for the Q of dsytrd('L') on A, as dormtr('L', 'L', 'N') would
- * compute it: Q = H(1) ... H(n-1), the reflectors stored below A's
- * subdiagonal, applied with dlarft + dlarfb in blocks of 32, the last
- * block first.  Measured at S = 1024, p = 150: 11 ms against 14 ms for
- * dormtr (which spends much of its time in OpenBLAS's small-matrix GEMM
- * kernels), results equal to 2e-15; in a whole Qwen3-0.6B run, 0.25 s
- * less wall time and the same output bytes. */
-static int apply_q(lapack_int n, lapack_int p, const double *A,
-                   lapack_int lda, const double *tau, double *Z,
-                   lapack_int ldz)
-{
-    enum { NB = 32 };
-    lapack_int m = n - 1; /* acting on rows 2..n */
-    if (m <= 0 || p <= 0)
-        return 0;
-    double T[NB * NB];
-    double *work = tb_alloc_array((size_t)p, NB * sizeof(double));
-    if (!work)
-        return -1;
-    for (lapack_int i = ((m - 1) / NB) * NB; i >= 0; i -= NB) {
-        lapack_int ib = m - i < NB ? m - i : NB;
-        const double *V = A + 1 + i + (size_t)i * (size_t)lda;
-        LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', m - i, ib, V, lda,
-                            tau + i, T, NB);
-        LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', m - i, p,
-                            ib, V, lda, T, NB, Z + 1 + i, ldz, work, p);
-    }
-    free(work);
-    return 0;
 }
 
 /* The eigen-solves run on one BLAS thread whatever the caller's setting:
@@ -363,7 +348,8 @@ static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
     memset(out, 0, sizeof *out);
     out->S = S;
     out->route = route;
-    assert(route == TB_ROUTE_MRRR); /* tb_spectrum_route's, never a file's */
+    /* tb_spectrum_route's, never a file's */
+    assert(route == TB_ROUTE_MRRR || route == TB_ROUTE_TWOSTAGE);
     if (S == 0)
         return TIMBER_OK;
     if (S > (size_t)INT32_MAX / 24 || ld > (size_t)INT32_MAX)
@@ -378,29 +364,50 @@ static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
     double *lam = malloc(S * sizeof *lam);
     double *z = NULL, *work = NULL;
     mrrr R = {0};
+    tb_q2 q2 = {0};
+    size_t band_b = 1; /* Q's reflectors lie below this subdiagonal */
+    lapack_int info;
     out->s = malloc(S * sizeof *out->s);
     timber_status st = TIMBER_OK;
     if (!d || !e || !tau || !lam || !out->s)
         goto nomem;
-    /* The _work entry points: LAPACKE's others first scan G for NaN, and
-     * the caller has already checked every input element. */
-    double q = 0.0;
-    lapack_int lwork, info;
     tb_meter_phase(meter, TIMBER_PHASE_REDUCE);
-    info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, G, lda, d, e, tau,
-                               &q, -1);
-    if (info == 0 && !(work = query_work(q, &lwork)))
-        goto nomem;
-    if (info == 0)
+    int two = route == TB_ROUTE_TWOSTAGE && S >= 3;
+    if (two) {
+        /* dense -> band (Q1 left in G below the band, tau), band ->
+         * tridiagonal (Q2 kept in q2) */
+        band_b = TB_TWOSTAGE_BAND < S - 1 ? TB_TWOSTAGE_BAND : S - 1;
+        size_t ldab = 2 * band_b + 1;
+        double *AB = tb_alloc_array(S, ldab * sizeof(double));
+        if (!AB)
+            goto nomem;
+        int rc = tb_sy2sb(S, band_b, G, ld, AB, ldab, tau);
+        if (rc == 0)
+            rc = tb_band_chase(S, band_b, AB, ldab, d, e, &q2);
+        free(AB);
+        if (rc < 0)
+            goto nomem;
+        info = rc;
+    } else {
+        /* The _work entry points: LAPACKE's others first scan G for NaN,
+         * and the caller has already checked every input element. */
+        double q = 0.0;
+        lapack_int lwork;
         info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, G, lda, d, e,
-                                   tau, work, lwork);
-    free(work);
-    work = NULL;
+                                   tau, &q, -1);
+        if (info == 0 && !(work = query_work(q, &lwork)))
+            goto nomem;
+        if (info == 0)
+            info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, G, lda, d,
+                                       e, tau, work, lwork);
+        free(work);
+        work = NULL;
+    }
     if (info != 0) {
         st = tb_fail(err, TIMBER_ERR_NUMERIC,
-                     "tensor '%s': dsytrd failed (info %d) on the %zux%zu "
+                     "tensor '%s': %s failed (info %d) on the %zux%zu "
                      "Gram matrix",
-                     what, (int)info, S, S);
+                     what, two ? "dsytrd_sy2sb" : "dsytrd", (int)info, S, S);
         goto out;
     }
     e[S - 1] = 0.0;
@@ -469,7 +476,12 @@ static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
         goto out;
     }
     tb_meter_phase(meter, TIMBER_PHASE_BACK);
-    if (apply_q(n, p, G, lda, tau, z, ldz) != 0)
+    if (two && tb_q2_apply(&q2, TB_Q2_BLOCK, TB_Q2_METHOD, z, (size_t)ldz,
+                           out->p) != 0)
+        goto nomem;
+    /* Q (dsytrd: reflectors below the first subdiagonal) or Q1 (below
+     * the band) */
+    if (tb_q1_apply(S, band_b, out->p, G, ld, tau, z, (size_t)ldz) != 0)
         goto nomem;
     for (size_t j = 0; j < out->p; j++)
         memcpy(out->basis + j * S, z + j * (size_t)ldz, S * sizeof(double));
@@ -481,6 +493,7 @@ nomem:
                  what, S, S);
 out:
     mrrr_free(&R);
+    tb_q2_free(&q2);
     free(d);
     free(e);
     free(tau);

@@ -57,13 +57,27 @@ extern unsigned tb_spectrum_skip;
  * (The LAPACK fallbacks inside a route, tb_values_route and
  * tb_vectors_route, are part of it: they follow from the data.) */
 typedef enum tb_spectrum_route_id {
-    TB_ROUTE_MRRR = 1 /* dsytrd, dlarre/dlarrv (fallbacks), dlarfb */
+    TB_ROUTE_MRRR = 1,    /* dsytrd, dlarre/dlarrv (fallbacks), dlarfb */
+    TB_ROUTE_TWOSTAGE = 2 /* dsytrd_sy2sb + bulge chase (tridiag2.c),
+                           * dlarre/dlarrv (fallbacks), Q2 then Q1 */
 } tb_spectrum_route_id;
 
-/* The route an S x S Gram matrix takes. */
+/* The route an S x S Gram matrix takes: TB_ROUTE_MRRR below
+ * TB_TWOSTAGE_MIN_S, TB_ROUTE_TWOSTAGE from there on (the two-stage
+ * reduction's level-3 first stage beats dsytrd's memory-bound dsymv
+ * there; measured in docs/performance.md, "Large matrices"). */
 unsigned tb_spectrum_route(size_t S);
-/* "dsytrd-mrrr"; NULL for a route this build does not have. */
+#define TB_TWOSTAGE_MIN_S 2560
+/* Bandwidth of the two-stage route's intermediate band matrix. */
+#define TB_TWOSTAGE_BAND 32
+/* "dsytrd-mrrr", "sy2sb-chase-mrrr"; NULL for a route this build does
+ * not have. */
 const char *tb_spectrum_route_name(unsigned route);
+
+/* Test knob: 0 (every real run) lets tb_spectrum_route choose by S; a
+ * tb_spectrum_route_id makes it return that route at every S (S < 3
+ * still reduces by dsytrd, whose result is then the same). */
+extern unsigned tb_spectrum_force_route;
 
 typedef struct tb_spectrum {
     size_t S;           /* order of G = r, the number of singular values */

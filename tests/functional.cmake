@@ -65,3 +65,18 @@ foreach(mode values plot)
                        SKIP_RETURN_CODE 77
                        LABELS functional)
 endforeach()
+
+# The spectrum's two reductions (one-stage dsytrd, two-stage band +
+# bulge chase) forced at S = 2048, each against the float64 reference.
+add_executable(timber-refine-route func/refine_route.c)
+target_include_directories(timber-refine-route PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(timber-refine-route PRIVATE timber_lib)
+set_target_properties(timber-refine-route PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+add_test(NAME func_route
+  COMMAND bash ${TIMBER_FUNC}/route.sh $<TARGET_FILE:timber>
+          $<TARGET_FILE:timber-gen> $<TARGET_FILE:timber-refcheck>
+          $<TARGET_FILE:timber-refine-route>)
+set_tests_properties(func_route PROPERTIES TIMEOUT 900
+                     SKIP_RETURN_CODE 77
+                     LABELS functional)

@@ -12,14 +12,23 @@
  *     dsterf + dstemr), S < 3, and dstebz + dstein (forced with
  *     tb_spectrum_skip, since dstemr does not fail on any matrix we can
  *     build); every route gives the same spectrum and subspace;
- *   - the degenerate cases: D = 0, equal singular values (k = r), S = 0.
+ *   - the degenerate cases: D = 0, equal singular values (k = r), S = 0;
+ *   - the two-stage reduction (tridiag2.c, forced below its threshold
+ *     with tb_spectrum_force_route): Q2 alone on random band matrices
+ *     (Q2^T B Q2 tridiagonal, Q2 orthogonal, blocked == one reflector at
+ *     a time), then whole spectra whose residual, orthogonality and
+ *     subspace match the one-stage route's, bit-identical on 1 and 2
+ *     BLAS threads; and the route a given S takes.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "spectrum.h"
+#include "tridiag2.h"
 #include "testutil.h"
 
 static uint64_t rng = 4242;
@@ -62,7 +71,7 @@ static double *gram_of(const double *lam, size_t S, size_t ld, int blocks,
 
 static double erank_of(const double *lam, size_t S)
 {
-    double s[512];
+    double s[1024];
     for (size_t i = 0; i < S; i++)
         s[i] = lam[i] > 0 ? sqrt(lam[i]) : 0;
     return tb_erank(s, S);
@@ -96,6 +105,8 @@ static tb_spectrum check_case(const char *what, const double *lam, size_t S,
     CHECKF(sp.values_route == want.values && sp.vectors_route == want.vectors,
            "%s: routes %d/%d, expected %d/%d", what, sp.values_route,
            sp.vectors_route, want.values, want.vectors);
+    CHECKF(sp.route == tb_spectrum_route(S), "%s: route %u, expected %u",
+           what, sp.route, tb_spectrum_route(S));
     double smax = lam[0] > 0 ? sqrt(lam[0]) : 0;
     double worst = 0;
     for (size_t i = 0; i < S; i++) {
@@ -137,6 +148,25 @@ static tb_spectrum check_case(const char *what, const double *lam, size_t S,
         }
         resid = fmax(resid, fabs(1.0 - inside));
     }
+    /* residual |G v - mu v|, mu = v^T G v, against the largest eigenvalue */
+    double gres = 0;
+    double *gv = malloc(S * sizeof *gv);
+    for (size_t a = 0; a < sp.p; a++) {
+        const double *va = sp.basis + a * S;
+        double mu = 0;
+        for (size_t i = 0; i < S; i++) {
+            double acc = 0;
+            for (size_t j = 0; j < S; j++)
+                acc += G0[j * ld + i] * va[j];
+            gv[i] = acc;
+            mu += acc * va[i];
+        }
+        for (size_t i = 0; i < S; i++)
+            gres = fmax(gres, fabs(gv[i] - mu * va[i]));
+    }
+    free(gv);
+    CHECKF(gres <= 1e-12 * fmax(lam[0], 1e-300), "%s: residual %.3g of %.3g",
+           what, gres, lam[0]);
     CHECKF(ortho <= 1e-12, "%s: basis not orthonormal (%.3g)", what, ortho);
     CHECKF(resid <= 1e-9, "%s: basis leaves its side by %.3g", what, resid);
     free(G);
@@ -301,10 +331,153 @@ static void test_small_and_degenerate(void)
     free(Q);
 }
 
+
+/* Q2 alone: a random symmetric band matrix B (n, bandwidth b) chased to
+ * tridiagonal T; Q = Q2 I by both applications; Q^T B Q = T and Q^T Q =
+ * I to rounding, and the blocked application equals the one reflector
+ * at a time one to rounding. */
+static void check_chase(size_t n, size_t b, size_t bs)
+{
+    size_t ldab = 2 * b + 1;
+    double *AB = calloc(n * ldab, sizeof *AB), *B = calloc(n * n, sizeof *B);
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = j; i < n && i <= j + b; i++)
+            B[j * n + i] = B[i * n + j] = AB[(i - j) + j * ldab] =
+                tu_gauss(&rng);
+    double *d = malloc(n * sizeof *d), *e = malloc(n * sizeof *e);
+    tb_q2 q;
+    CHECK(tb_band_chase(n, b, AB, ldab, d, e, &q) == 0);
+    double *Q = calloc(n * n, sizeof *Q), *Qb = calloc(n * n, sizeof *Qb);
+    for (size_t i = 0; i < n; i++)
+        Q[i * n + i] = Qb[i * n + i] = 1.0;
+    CHECK(tb_q2_apply(&q, 0, 0, Q, n, n) == 0);
+    double *Qc = calloc(n * n, sizeof *Qc);
+    for (size_t i = 0; i < n; i++)
+        Qc[i * n + i] = 1.0;
+    /* dlarfb and the transposed DGEMM application: the same to rounding */
+    CHECK(tb_q2_apply(&q, bs, 0, Qc, n, n) == 0);
+    CHECK(tb_q2_apply(&q, bs, 1, Qb, n, n) == 0);
+    double *BQ = malloc(n * n * sizeof *BQ), *T = malloc(n * n * sizeof *T),
+           *O = malloc(n * n * sizeof *O);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n,
+                (int)n, 1.0, B, (int)n, Qb, (int)n, 0.0, BQ, (int)n);
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)n,
+                (int)n, 1.0, Qb, (int)n, BQ, (int)n, 0.0, T, (int)n);
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)n,
+                (int)n, 1.0, Qb, (int)n, Qb, (int)n, 0.0, O, (int)n);
+    double dt = 0, dorth = 0, dq = 0, bmax = 0;
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < n; i++) {
+            double want = i == j ? d[i] : i == j + 1 ? e[j]
+                                      : j == i + 1   ? e[i]
+                                                     : 0.0;
+            dt = fmax(dt, fabs(T[j * n + i] - want));
+            dorth = fmax(dorth, fabs(O[j * n + i] - (i == j)));
+            dq = fmax(dq, fabs(Q[j * n + i] - Qb[j * n + i]));
+            dq = fmax(dq, fabs(Qc[j * n + i] - Qb[j * n + i]));
+            bmax = fmax(bmax, fabs(B[j * n + i]));
+        }
+    CHECKF(dt <= 1e-13 * bmax * (double)n,
+           "chase n %zu b %zu: Q2^T B Q2 - T %.3g (|B| %.3g)", n, b, dt, bmax);
+    CHECKF(dorth <= 1e-13, "chase n %zu b %zu: Q2 orthogonal to %.3g", n, b,
+           dorth);
+    CHECKF(dq <= 1e-13, "chase n %zu b %zu bs %zu: blocked differs by %.3g",
+           n, b, bs, dq);
+    tb_q2_free(&q);
+    free(AB);
+    free(B);
+    free(d);
+    free(e);
+    free(Q);
+    free(Qb);
+    free(Qc);
+    free(BQ);
+    free(T);
+    free(O);
+}
+
+static int same_bits(const tb_spectrum *a, const tb_spectrum *b)
+{
+    return a->S == b->S && a->p == b->p && a->k == b->k &&
+           memcmp(a->s, b->s, a->S * sizeof *a->s) == 0 &&
+           (a->p == 0 ||
+            memcmp(a->basis, b->basis, a->S * a->p * sizeof *a->basis) == 0);
+}
+
+static void test_twostage(void)
+{
+    /* the route is a function of S alone */
+    CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S - 1) == TB_ROUTE_MRRR);
+    CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(65536) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(1024) == TB_ROUTE_MRRR);
+    /* tests/func/route.sh relies on these two */
+    CHECK(tb_spectrum_route(2048) == TB_ROUTE_MRRR);
+    CHECK(tb_spectrum_route(2560) == TB_ROUTE_TWOSTAGE);
+
+    /* Q2: bandwidths 2..40, n a multiple of b or not, groups of 1..b */
+    rng = 7;
+    check_chase(40, 2, 1);
+    check_chase(57, 3, 5);
+    check_chase(100, 8, 8);
+    check_chase(130, 32, 32);
+    check_chase(161, 40, 17);
+
+    /* whole spectra, forced; a one-stage spectrum of the same matrix */
+    enum { S = 300 };
+    double flat[S], steep[S];
+    for (size_t i = 0; i < S; i++) {
+        flat[i] = pow(1.0 + 0.01 * (double)(S - i), 2) * 1e-4;
+        steep[i] = 1e-2 * exp(-0.08 * (double)i);
+    }
+    const expect common = {TB_VALUES_DQDS, TB_VECTORS_DLARRV};
+    const char *name[2] = {"flat", "steep"};
+    const double *lams[2] = {flat, steep};
+    for (int c = 0; c < 2; c++) {
+        char what[64];
+        rng = 31 + (uint64_t)c;
+        snprintf(what, sizeof what, "%s, one stage", name[c]);
+        tb_spectrum a = check_case(what, lams[c], S, 1, common);
+        tb_spectrum_force_route = TB_ROUTE_TWOSTAGE;
+        rng = 31 + (uint64_t)c;
+        snprintf(what, sizeof what, "%s, two stages", name[c]);
+        tb_spectrum b = check_case(what, lams[c], S, 1, common);
+        /* two BLAS threads where the caller has them: the same bits */
+        int th = openblas_get_num_threads();
+        openblas_set_num_threads(2);
+        rng = 31 + (uint64_t)c;
+        snprintf(what, sizeof what, "%s, two stages, 2 threads", name[c]);
+        tb_spectrum b2 = check_case(what, lams[c], S, 1, common);
+        openblas_set_num_threads(th);
+        tb_spectrum_force_route = 0;
+        CHECK(b.tail_side == (c == 0));
+        CHECK(a.route == TB_ROUTE_MRRR &&
+              b.route == TB_ROUTE_TWOSTAGE);
+        snprintf(what, sizeof what, "%s: one stage vs two", name[c]);
+        check_same(what, &a, &b);
+        CHECKF(same_bits(&b, &b2), "%s: 1 and 2 threads differ", name[c]);
+        tb_spectrum_clear(&a);
+        tb_spectrum_clear(&b);
+        tb_spectrum_clear(&b2);
+    }
+    /* small orders: the band is S - 1 wide, or the matrix splits */
+    tb_spectrum_force_route = TB_ROUTE_TWOSTAGE;
+    double small[5] = {1.0, 1e-2, 1e-4, 1e-6, 1e-8};
+    rng = 5;
+    tb_spectrum s5 = check_case("S = 5, two stages", small, 5, 1, common);
+    tb_spectrum_clear(&s5);
+    rng = 6;
+    tb_spectrum sb = check_case("steep, split, two stages", steep, 120, 3,
+                                (expect){TB_VALUES_DSTERF, TB_VECTORS_DSTEMR});
+    tb_spectrum_clear(&sb);
+    tb_spectrum_force_route = 0;
+}
+
 int main(void)
 {
     test_erank_cutoff();
     test_routes();
     test_small_and_degenerate();
+    test_twostage();
     return tu_report();
 }

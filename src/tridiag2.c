@@ -1,0 +1,330 @@
+/*
+ * tridiag2.c — two-stage reduction to tridiagonal form with the
+ * reflectors kept, and the back-transformation of eigenvectors through
+ * both stages (see tridiag2.h).  LAPACK 3.11 has the two stages
+ * (dsytrd_sy2sb, dsytrd_sb2st) but its stage 2 does not keep Q2
+ * (VECT='V' is not implemented; its HOUS is a ring buffer), so the bulge
+ * chase is done here, after dsb2st_kernels: one column annihilated per
+ * sweep, the bulge it makes chased down the band one b x b block at a
+ * time, each step one Householder reflector of length <= b.
+ *
+ * The band lives in LAPACK's lower band storage AB(i - j, j) with
+ * ldab >= 2b + 1.  Element (i, j) is AB[i - j + j*ldab] = AB[i +
+ * j*(ldab - 1)], so any block within 2b - 1 below the diagonal is an
+ * ordinary column-major submatrix with leading dimension ldab - 1 and the
+ * BLAS work on it directly (the trick dsb2st_kernels uses).
+ *
+ * Applying Q2.  Q2 = prod_j prod_s H(j,s) (sweeps ascending, steps
+ * ascending within a sweep).  H(j,s) acts on rows a = j+1+s*b .. a+b-1;
+ * two reflectors whose row ranges overlap keep their order, the others
+ * commute.  Within a group of consecutive sweeps J, H(j,s) and H(j',s')
+ * with j < j' and s < s' are disjoint (a' - a >= b + 1), so the group's
+ * factor equals prod_{s descending} G(J,s), G(J,s) = H(j0,s) H(j0+1,s)
+ * ... : reflectors at consecutive row offsets, i.e. one forward
+ * compact-WY block (a (b + |J| - 1) x |J| parallelogram of V) applied by
+ * dlarft + dlarfb at level 3 — the grouping of the two-stage papers
+ * (Haidar, Ltaief, Dongarra 2011; Bientinesi, Igual, Kressner,
+ * Quintana-Ortí 2010).  The zeros of the parallelogram cost flops
+ * (about twice those of one reflector at a time) but run at DGEMM speed.
+ */
+#include "tridiag2.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include "util.h"
+
+extern void dsytrd_sy2sb_(const char *uplo, const lapack_int *n,
+                          const lapack_int *kd, double *a,
+                          const lapack_int *lda, double *ab,
+                          const lapack_int *ldab, double *tau, double *work,
+                          const lapack_int *lwork, lapack_int *info,
+                          size_t uplo_len);
+
+void tb_q2_free(tb_q2 *q)
+{
+    free(q->off);
+    free(q->v);
+    free(q->tau);
+    memset(q, 0, sizeof *q);
+}
+
+int tb_sy2sb(size_t n, size_t b, double *A, size_t lda, double *AB,
+             size_t ldab, double *tau)
+{
+    lapack_int nn = (lapack_int)n, kd = (lapack_int)b, la = (lapack_int)lda,
+               lab = (lapack_int)ldab, lwork = -1, info = 0;
+    double q = 0.0;
+    memset(AB, 0, n * ldab * sizeof *AB);
+    /* With n <= b + 1 dsytrd_sy2sb only copies A into AB and leaves tau
+     * unset: Q1 = I. */
+    if (n > b)
+        memset(tau, 0, (n - b) * sizeof *tau);
+    dsytrd_sy2sb_("L", &nn, &kd, A, &la, AB, &lab, tau, &q, &lwork, &info,
+                  1);
+    if (info != 0)
+        return (int)(info < 0 ? -info : info);
+    lwork = q >= 1.0 ? (lapack_int)q : 1;
+    double *work = tb_alloc_array((size_t)lwork, sizeof *work);
+    if (!work)
+        return -1;
+    dsytrd_sy2sb_("L", &nn, &kd, A, &la, AB, &lab, tau, work, &lwork, &info,
+                  1);
+    free(work);
+    return (int)(info < 0 ? -info : info);
+}
+
+/* Householder vector of x (len), as dlarfg: x := (beta, 0, ...), v = (1,
+ * x[1..] / (alpha - beta)) into v, tau returned. */
+static double make_reflector(size_t len, double *x, double *v)
+{
+    double tau = 0.0;
+    lapack_int n = (lapack_int)len;
+    if (len > 1)
+        LAPACKE_dlarfg_work(n, x, x + 1, 1, &tau);
+    v[0] = 1.0;
+    for (size_t i = 1; i < len; i++) {
+        v[i] = x[i];
+        x[i] = 0.0;
+    }
+    return tau;
+}
+
+/* C (m x k, ldc) := C H, H = I - tau v v^T (v: k). */
+static void apply_right(size_t m, size_t k, double *C, size_t ldc,
+                        const double *v, double tau, double *w)
+{
+    if (tau == 0.0 || m == 0)
+        return;
+    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)m, (int)k, 1.0, C,
+                (int)ldc, v, 1, 0.0, w, 1);
+    cblas_dger(CblasColMajor, (int)m, (int)k, -tau, w, 1, v, 1, C, (int)ldc);
+}
+
+/* C (m x k, ldc) := H C, H = I - tau v v^T (v: m). */
+static void apply_left(size_t m, size_t k, double *C, size_t ldc,
+                       const double *v, double tau, double *w)
+{
+    if (tau == 0.0 || k == 0)
+        return;
+    cblas_dgemv(CblasColMajor, CblasTrans, (int)m, (int)k, 1.0, C, (int)ldc,
+                v, 1, 0.0, w, 1);
+    cblas_dger(CblasColMajor, (int)m, (int)k, -tau, v, 1, w, 1, C, (int)ldc);
+}
+
+/* C (m x m symmetric, lower, ldc) := H C H: w = tau C v, w -= tau/2
+ * (w.v) v, C -= v w^T + w v^T (what dlarfy does). */
+static void apply_sym(size_t m, double *C, size_t ldc, const double *v,
+                      double tau, double *w)
+{
+    if (tau == 0.0)
+        return;
+    cblas_dsymv(CblasColMajor, CblasLower, (int)m, tau, C, (int)ldc, v, 1,
+                0.0, w, 1);
+    double alpha = -0.5 * tau * cblas_ddot((int)m, w, 1, v, 1);
+    cblas_daxpy((int)m, alpha, v, 1, w, 1);
+    cblas_dsyr2(CblasColMajor, CblasLower, (int)m, -1.0, v, 1, w, 1, C,
+                (int)ldc);
+}
+
+int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
+                  double *e, tb_q2 *q)
+{
+    memset(q, 0, sizeof *q);
+    q->n = n;
+    q->b = b;
+    q->nsweeps = n >= 3 ? n - 2 : 0;
+    q->off = malloc((q->nsweeps + 1) * sizeof *q->off);
+    if (!q->off)
+        return -1;
+    /* sweep j: steps s with j + 1 + s*b <= n - 1 */
+    q->off[0] = 0;
+    for (size_t j = 0; j < q->nsweeps; j++)
+        q->off[j + 1] = q->off[j] + (n - 2 - j) / b + 1;
+    size_t steps = q->off[q->nsweeps];
+    q->v = tb_alloc_array(steps ? steps : 1, b * sizeof(double));
+    q->tau = malloc((steps ? steps : 1) * sizeof *q->tau);
+    double *w = malloc(b * sizeof *w);
+    if (!q->v || !q->tau || !w) {
+        free(w);
+        tb_q2_free(q);
+        return -1;
+    }
+    const size_t ld = ldab - 1;
+#define AT(i, j) (AB + (i) + (j)*ld)
+    for (size_t j = 0; j < q->nsweeps; j++) {
+        size_t r = j + 1, mr = n - r < b ? n - r : b;
+        size_t t = q->off[j];
+        double *v = q->v + t * b;
+        double tau = q->tau[t] = make_reflector(mr, AT(r, j), v);
+        apply_sym(mr, AT(r, r), ld, v, tau, w);
+        for (;;) {
+            size_t q0 = r + mr;
+            if (q0 >= n)
+                break;
+            size_t nrow = n - q0 < b ? n - q0 : b;
+            /* the previous reflector from the right on the block below,
+             * which fills it (the bulge) */
+            apply_right(nrow, mr, AT(q0, r), ld, v, tau, w);
+            /* annihilate the bulge's first column, apply from the left to
+             * the rest of the block and on both sides of the next
+             * diagonal block */
+            t++;
+            double *v2 = q->v + t * b;
+            double tau2 = q->tau[t] = make_reflector(nrow, AT(q0, r), v2);
+            apply_left(nrow, mr - 1, AT(q0, r + 1), ld, v2, tau2, w);
+            apply_sym(nrow, AT(q0, q0), ld, v2, tau2, w);
+            v = v2;
+            tau = tau2;
+            r = q0;
+            mr = nrow;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        d[i] = *AT(i, i);
+        if (i + 1 < n)
+            e[i] = *AT(i + 1, i);
+    }
+#undef AT
+    free(w);
+    return 0;
+}
+
+/* The group G(J,s) of the sweeps j0 .. j0+k-1 at step s, as the
+ * parallelogram V (m x k, leading dimension m, explicit zeros and ones)
+ * and the tau; returns k (0: nothing at this step) and sets *pos, *m. */
+static size_t q2_group(const tb_q2 *q, size_t j0, size_t nj, size_t s,
+                       double *V, double *tau, size_t *pos_out,
+                       size_t *m_out)
+{
+    const size_t n = q->n, b = q->b, pos = j0 + 1 + s * b;
+    size_t k = 0;
+    /* sweeps with a reflector of length >= 2 at step s */
+    while (k < nj && pos + k + 2 <= n)
+        k++;
+    if (k == 0)
+        return 0;
+    size_t m = n - pos < b + k - 1 ? n - pos : b + k - 1;
+    memset(V, 0, m * k * sizeof *V);
+    for (size_t c = 0; c < k; c++) {
+        size_t t = q->off[j0 + c] + s;
+        size_t len = n - pos - c < b ? n - pos - c : b;
+        memcpy(V + c + c * m, q->v + t * b, len * sizeof *V);
+        tau[c] = q->tau[t];
+    }
+    *pos_out = pos;
+    *m_out = m;
+    return k;
+}
+
+int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
+                size_t ldz, size_t p)
+{
+    const size_t n = q->n, b = q->b;
+    if (q->nsweeps == 0 || p == 0)
+        return 0;
+    if (blocked == 0) {
+        double *w = malloc(p * sizeof *w);
+        if (!w)
+            return -1;
+        for (size_t j = q->nsweeps; j-- > 0;)
+            for (size_t t = q->off[j + 1]; t-- > q->off[j];) {
+                size_t pos = j + 1 + (t - q->off[j]) * b;
+                size_t len = n - pos < b ? n - pos : b;
+                apply_left(len, p, Z + pos, ldz, q->v + t * b, q->tau[t], w);
+            }
+        free(w);
+        return 0;
+    }
+    const size_t bs = blocked, mv = b + bs - 1;
+    double *V = tb_alloc_array(mv * bs, sizeof *V);
+    double *T = tb_alloc_array(bs * bs, sizeof *T);
+    double *tau = malloc(bs * sizeof *tau);
+    double *work = tb_alloc_array(p, bs * sizeof *work);
+    /* method 1: Z transposed (p x n, rows of Z contiguous) */
+    double *Zt = method == 1 ? tb_alloc_array(n, p * sizeof *Zt) : NULL;
+    if (!V || !T || !tau || !work || (method == 1 && !Zt)) {
+        free(V);
+        free(T);
+        free(tau);
+        free(work);
+        free(Zt);
+        return -1;
+    }
+    if (Zt)
+        for (size_t j = 0; j < p; j++)
+            for (size_t i = 0; i < n; i++)
+                Zt[j + i * p] = Z[i + j * ldz];
+    const int ip = (int)p;
+    size_t nblocks = (q->nsweeps + bs - 1) / bs;
+    for (size_t J = nblocks; J-- > 0;) {
+        size_t j0 = J * bs;
+        size_t nj = q->nsweeps - j0 < bs ? q->nsweeps - j0 : bs;
+        size_t smax = q->off[j0 + 1] - q->off[j0];
+        for (size_t s = 0; s < smax; s++) {
+            size_t pos, m, k = q2_group(q, j0, nj, s, V, tau, &pos, &m);
+            if (k == 0)
+                continue;
+            lapack_int mm = (lapack_int)m, kk = (lapack_int)k;
+            LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', mm, kk, V, mm,
+                                tau, T, kk);
+            if (method == 1) {
+                /* Zt := Zt (I - V T^T V^T): W = Zt V, W = W T^T,
+                 * Zt -= W V^T */
+                double *zb = Zt + pos * p;
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ip,
+                            (int)k, (int)m, 1.0, zb, ip, V, (int)m, 0.0,
+                            work, ip);
+                cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper,
+                            CblasTrans, CblasNonUnit, ip, (int)k, 1.0, T,
+                            (int)k, work, ip);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ip,
+                            (int)m, (int)k, -1.0, work, ip, V, (int)m, 1.0,
+                            zb, ip);
+            } else {
+                LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', mm,
+                                    (lapack_int)p, kk, V, mm, T, kk,
+                                    Z + pos, (lapack_int)ldz, work,
+                                    (lapack_int)p);
+            }
+        }
+    }
+    if (Zt)
+        for (size_t j = 0; j < p; j++)
+            for (size_t i = 0; i < n; i++)
+                Z[i + j * ldz] = Zt[j + i * p];
+    free(V);
+    free(T);
+    free(tau);
+    free(work);
+    free(Zt);
+    return 0;
+}
+
+int tb_q1_apply(size_t n, size_t off, size_t p, const double *A, size_t lda,
+                const double *tau, double *Z, size_t ldz)
+{
+    enum { NB = 32 };
+    if (n <= off || p == 0)
+        return 0;
+    lapack_int m = (lapack_int)(n - off); /* acting on rows off+1..n */
+    lapack_int pp = (lapack_int)p, la = (lapack_int)lda,
+               lz = (lapack_int)ldz;
+    double T[NB * NB];
+    double *work = tb_alloc_array(p, NB * sizeof(double));
+    if (!work)
+        return -1;
+    for (lapack_int i = ((m - 1) / NB) * NB; i >= 0; i -= NB) {
+        lapack_int ib = m - i < NB ? m - i : NB;
+        const double *V = A + off + i + (size_t)i * lda;
+        LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', m - i, ib, V, la,
+                            tau + i, T, NB);
+        LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', m - i, pp,
+                            ib, V, la, T, NB, Z + off + i, lz, work, pp);
+    }
+    free(work);
+    return 0;
+}
