@@ -327,9 +327,12 @@ timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
         if (st)
             return st;
         tb_mat_track_rows(M, r0, nr);
-        tb_mat_release_rows(M, r0, nr);
         tb_meter_tick(M->meter, r0 + nr, m);
     }
+    /* One madvise per input for the whole matrix (at most 2^22 elements):
+     * an expert of an MoE model is one of thousands, and each madvise of
+     * a threaded process is a TLB shootdown on every core. */
+    tb_mat_release_rows(M, 0, m);
     return TIMBER_OK;
 }
 

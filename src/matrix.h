@@ -136,8 +136,8 @@ timber_status tb_mat_hold(tb_mat *M, unsigned char *buf, tb_stop_fn stop,
                           const void *ctx, timber_error *err);
 
 /* Reads the whole matrix: D (rows x cols, row-major) and W_I into wi, with
- * the finiteness check, M's tracker fed, and the input pages dropped as
- * they are read. */
+ * the finiteness check, M's tracker fed, and the input pages dropped
+ * once it is read (one madvise per input). */
 timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
                               tb_stop_fn stop,
                               const void *ctx, timber_error *err);
