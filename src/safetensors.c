@@ -1633,6 +1633,12 @@ timber_status tb_writer_open_in_place(const char *path, const tb_meta *meta,
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
                            path);
     }
+    if (!st && fd >= 0 && writer_fd_take()) {
+        /* Kept for the puts, within the budget (tb_writer_create). */
+        w->tmp.fd = fd;
+        w->held = 1;
+        fd = -1;
+    }
     if (fd >= 0 && close(fd) != 0 && !st)
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
                            path);
@@ -1834,8 +1840,10 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
         return st;
     if (w->in_place) {
         st = tb_writer_sync(w, err);
-        if (!st)
+        if (!st) {
             w->committed = 1;
+            writer_fd_drop(w);
+        }
         return st;
     }
     /* fsync before rename: otherwise a crash can publish the name with
