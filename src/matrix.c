@@ -7,11 +7,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
 #include "dtype.h"
 #include "model.h"
+#include "resources.h"
 #include "util.h"
 
 void tb_mat_init_part(tb_mat *M, const timber_model *inst,
@@ -195,6 +197,8 @@ timber_status tb_mat_load(const tb_mat *M, uint64_t r0, uint64_t nr,
 
 void tb_mat_release_rows(const tb_mat *M, uint64_t r0, uint64_t nr)
 {
+    if (M->held)
+        return; /* nothing mapped was touched */
     tb_shard_release(M->si, M->ii, (M->elem0 + r0 * M->cols) * M->esi,
                      nr * M->cols * M->esi);
     if (M->wb)
@@ -323,9 +327,67 @@ timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
         if (st)
             return st;
         tb_mat_track_rows(M, r0, nr);
-        tb_mat_release_rows(M, r0, nr);
         tb_meter_tick(M->meter, r0 + nr, m);
     }
+    /* One madvise per input for the whole matrix (at most 2^22 elements):
+     * an expert of an MoE model is one of thousands, and each madvise of
+     * a threaded process is a TLB shootdown on every core. */
+    tb_mat_release_rows(M, 0, m);
+    return TIMBER_OK;
+}
+
+uint64_t tb_hold_bytes = TB_HOLD_BYTES;
+
+uint64_t tb_mat_hold_size(const tb_mat *M)
+{
+    uint64_t mn = M->rows * M->cols;
+    uint64_t bytes = mn * (M->esi + (M->wb ? M->esb : 0));
+    if (M->held || mn <= tb_whole_elems || bytes > tb_hold_bytes ||
+        tb_memory_limited())
+        return 0;
+    return bytes;
+}
+
+/* Bytes per read: the stop flag is polled between them. */
+#define HOLD_CHUNK (8ull << 20)
+
+static timber_status hold_one(const tb_shard *s, const timber_tensor_info *t,
+                              uint64_t from, unsigned char *dst,
+                              uint64_t len, tb_stop_fn stop, const void *ctx,
+                              timber_error *err)
+{
+    int fd = tb_shard_reopen(s);
+    timber_status st = TIMBER_OK;
+    for (uint64_t at = 0; at < len && !st; at += HOLD_CHUNK) {
+        if (stop && stop(ctx)) {
+            st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");
+            break;
+        }
+        uint64_t n = len - at < HOLD_CHUNK ? len - at : HOLD_CHUNK;
+        st = tb_shard_read(s, fd, t, from + at, dst + at, (size_t)n, err);
+    }
+    if (fd >= 0)
+        close(fd);
+    return st;
+}
+
+timber_status tb_mat_hold(tb_mat *M, unsigned char *buf, tb_stop_fn stop,
+                          const void *ctx, timber_error *err)
+{
+    uint64_t mn = M->rows * M->cols;
+    uint64_t ni = mn * M->esi;
+    tb_meter_phase(M->meter, TIMBER_PHASE_READ);
+    timber_status st = hold_one(M->si, M->ii, M->elem0 * M->esi, buf, ni,
+                                stop, ctx, err);
+    if (!st && M->wb)
+        st = hold_one(M->sb, M->bi, M->elem0 * M->esb, buf + ni,
+                      mn * M->esb, stop, ctx, err);
+    if (st)
+        return st;
+    M->wi = buf;
+    if (M->wb)
+        M->wb = buf + ni;
+    M->held = 1;
     return TIMBER_OK;
 }
 

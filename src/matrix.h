@@ -47,6 +47,7 @@ typedef struct tb_mat {
     /* NULL: untimed.  Else the Gram and whole-read passes switch it
      * between the read and gram phases and tick their progress. */
     tb_meter *meter;
+    int held; /* wi / wb point at a copy in memory (tb_mat_hold) */
 } tb_mat;
 
 /* Polled between panels: non-zero stops with TIMBER_ERR_INTERRUPTED. */
@@ -114,9 +115,29 @@ timber_status tb_mat_gram(const tb_mat *M, const tb_backend *be,
 extern uint64_t tb_whole_elems;
 #define TB_WHOLE_ELEMS (1u << 22)
 
+/* A matrix too big to read whole in double but whose raw bytes (both
+ * inputs, as stored) are at most this many is read once, by pread into
+ * memory (tb_mat_hold), and every pass decodes from that copy: its pages
+ * are neither faulted in (twice) nor dropped, and the file is read once.
+ * A variable only so tests can turn it off (0) and compare. */
+extern uint64_t tb_hold_bytes;
+#define TB_HOLD_BYTES (512ull << 20)
+
+/* Bytes tb_mat_hold needs for M, or 0 when M is not to be held: read
+ * whole anyway (tb_whole_elems), over tb_hold_bytes, or under a memory
+ * rlimit (resources.h: the run's estimate did not count the copy). */
+uint64_t tb_mat_hold_size(const tb_mat *M);
+
+/* Reads M's raw bytes of both inputs into buf (tb_mat_hold_size bytes)
+ * without faulting the mapping (tb_shard_read) and points M at the copy
+ * (M->held: tb_mat_release_rows does nothing any more).  A file that
+ * shrank is the same one-line error as a fault of the mapping. */
+timber_status tb_mat_hold(tb_mat *M, unsigned char *buf, tb_stop_fn stop,
+                          const void *ctx, timber_error *err);
+
 /* Reads the whole matrix: D (rows x cols, row-major) and W_I into wi, with
- * the finiteness check, M's tracker fed, and the input pages dropped as
- * they are read. */
+ * the finiteness check, M's tracker fed, and the input pages dropped
+ * once it is read (one madvise per input). */
 timber_status tb_mat_load_all(const tb_mat *M, double *D, double *wi,
                               tb_stop_fn stop,
                               const void *ctx, timber_error *err);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -26,6 +27,11 @@ int tb_thread_count(int requested)
     return t > TIMBER_MAX_THREADS ? TIMBER_MAX_THREADS : (int)t;
 }
 
+/* Buffers from HUGE_MIN bytes on are aligned to and rounded up to
+ * HUGE_PAGE, the x86-64 transparent huge page. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN ((size_t)4 << 20)
+
 struct tb_scratch {
     void *p[TB_SCRATCH_SLOTS];
     size_t cap[TB_SCRATCH_SLOTS];
@@ -42,7 +48,20 @@ void *tb_scratch_get(tb_scratch *s, unsigned slot, size_t n, size_t size)
     if (s->cap[slot] < need) {
         /* No realloc: the old contents are not wanted, so not copied. */
         free(s->p[slot]);
-        s->p[slot] = malloc(need);
+        s->p[slot] = NULL;
+        if (need >= HUGE_MIN) {
+            /* Big buffers (a Gram matrix, a matrix read whole or held)
+             * in transparent huge pages where the system offers them:
+             * 512 times fewer page faults to fill them, fewer TLB misses
+             * in the memory-bound eigen-solve.  Advice only. */
+            need = (need + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+            if (posix_memalign(&s->p[slot], HUGE_PAGE, need) == 0)
+                madvise(s->p[slot], need, MADV_HUGEPAGE);
+            else
+                s->p[slot] = NULL;
+        } else {
+            s->p[slot] = malloc(need);
+        }
         s->cap[slot] = s->p[slot] ? need : 0;
     }
     return s->p[slot];

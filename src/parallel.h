@@ -28,7 +28,7 @@ double tb_matrix_cost(uint64_t rows, uint64_t cols);
  * anyway, so peak memory is unchanged. */
 typedef struct tb_scratch tb_scratch;
 
-#define TB_SCRATCH_SLOTS 8
+#define TB_SCRATCH_SLOTS 10
 
 /* Buffer `slot` (< TB_SCRATCH_SLOTS) with room for n elements of `size`
  * bytes, contents undefined; NULL when out of memory or when n * size

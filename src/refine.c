@@ -210,7 +210,8 @@ typedef struct bufs {
 
 enum {
     SLOT_D, SLOT_W, SLOT_P, SLOT_G, SLOT_Y, SLOT_Z, SLOT_ENC,
-    SLOT_WHOLE /* D and W_I of a matrix read whole: 2 x rows x cols */
+    SLOT_WHOLE, /* D and W_I of a matrix read whole: 2 x rows x cols */
+    SLOT_HOLD   /* the raw bytes of a streamed matrix (tb_mat_hold) */
 };
 
 /* The smallest magnitude that the dtype's round-to-nearest-even encoding
@@ -428,26 +429,28 @@ static timber_status update_pass(const run *R, const tb_mat *M,
 }
 
 /* Copies Instruct's bytes [from, from + nbytes) of one tensor into every
- * writer. */
+ * writer, file to file in the kernel (tb_writer_copy: no page faults, no
+ * copy through this process). */
 static timber_status copy_bytes(const run *R, const timber_tensor_info *t,
                                 uint64_t from, uint64_t nbytes,
                                 tb_writer **w, size_t idx, timber_error *err)
 {
     tb_shard *s = tb_model_shard_of(R->inst, t);
-    const unsigned char *src = tb_shard_data(s, t);
-    for (uint64_t off = from; off < from + nbytes; off += COPY_CHUNK) {
-        if (tb_run_cancelled(R))
-            return tb_run_interrupted(err);
+    int fd = tb_shard_reopen(s);
+    timber_status st = TIMBER_OK;
+    for (uint64_t off = from; off < from + nbytes && !st; off += COPY_CHUNK) {
+        if (tb_run_cancelled(R)) {
+            st = tb_run_interrupted(err);
+            break;
+        }
         uint64_t left = from + nbytes - off;
         size_t len = (size_t)(left < COPY_CHUNK ? left : COPY_CHUNK);
-        for (size_t g = 0; g < R->ng; g++) {
-            timber_status st = tb_writer_put(w[g], idx, src + off, len, err);
-            if (st)
-                return st;
-        }
-        tb_shard_release(s, t, off, len);
+        for (size_t g = 0; g < R->ng && !st; g++)
+            st = tb_writer_copy(w[g], idx, s, fd, t, off, len, err);
     }
-    return TIMBER_OK;
+    if (fd >= 0)
+        close(fd);
+    return st;
 }
 
 /* Copies Instruct's bytes of one tensor into every writer. */
@@ -589,6 +592,17 @@ static timber_status refine_matrix(run *R, const tb_plan_item *it,
         st = tb_mat_load_all(&M, Dall, Wall, stop_run, R, err);
         if (st)
             return st;
+    } else if (tb_mat_hold_size(&M)) {
+        /* Read once into memory (raw); the passes decode from there.
+         * Out of memory for the copy: streamed from the mapping. */
+        unsigned char *h = tb_scratch_get(scr, SLOT_HOLD,
+                                          (size_t)tb_mat_hold_size(&M), 1);
+        if (h) {
+            st = tb_mat_hold(&M, h, stop_run, R, err);
+            if (st)
+                return st;
+            tb_mat_track_finish(&M);
+        }
     }
     int cached = 0;
     tb_meter_phase(meter, TIMBER_PHASE_CACHE);

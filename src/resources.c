@@ -22,6 +22,13 @@
 #define WHOLE_ELEMS (1ull << 22)
 #define PANEL_BYTES (4ull << 20)
 
+int tb_memory_limited(void)
+{
+    struct rlimit r;
+    return (getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) ||
+           (getrlimit(RLIMIT_DATA, &r) == 0 && r.rlim_cur != RLIM_INFINITY);
+}
+
 void tb_matrix_extent(uint64_t rows, uint64_t cols, uint64_t *max_mn,
                       uint64_t *max_s)
 {

@@ -22,6 +22,11 @@
 timber_status tb_memory_check(uint64_t max_mn, uint64_t max_s, int threads,
                               const char *what, timber_error *err);
 
+/* Whether RLIMIT_AS or RLIMIT_DATA limits this process (then nothing
+ * beyond tb_memory_check's estimate is allocated: no read-once copies of
+ * streamed matrices, matrix.h). */
+int tb_memory_limited(void);
+
 /* The largest refined matrix (rows x cols) and smaller side over items. */
 void tb_matrix_extent(uint64_t rows, uint64_t cols, uint64_t *max_mn,
                       uint64_t *max_s);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ struct tb_shard {
     dev_t dev;             /* identity of the file when opened */
     ino_t ino;
     struct timespec mtime;
+    atomic_int short_read; /* a pread/copy found the file shorter */
 };
 
 /* ------------------------------------------------------------ utilities */
@@ -416,26 +418,37 @@ static void guard_unregister(tb_shard *s)
     s->guard = -1;
 }
 
-/* The error for a shard whose file changed under its mapping. */
-static timber_status changed_error(const tb_shard *s, timber_error *err)
+/* The error for a shard whose file changed under its mapping (naming
+ * the tensor being read when one is known). */
+static timber_status changed_error_in(const tb_shard *s, const char *tensor,
+                                      timber_error *err)
 {
+    char what[600] = "";
+    if (tensor)
+        snprintf(what, sizeof what, " tensor '%s':", tensor);
     struct stat sb;
     if (stat(s->path, &sb) == 0 && (uint64_t)sb.st_size < s->map_len)
         return tb_fail(err, TIMBER_ERR_IO,
-                       "%s: the file shrank from %llu to %llu bytes while "
+                       "%s:%s the file shrank from %llu to %llu bytes while "
                        "timber was reading it (truncated or rewritten in "
                        "place); nothing computed from it was written",
-                       s->path, (unsigned long long)s->map_len,
+                       s->path, what, (unsigned long long)s->map_len,
                        (unsigned long long)sb.st_size);
     return tb_fail(err, TIMBER_ERR_IO,
-                   "%s: the file was truncated or rewritten while timber was "
-                   "reading it; nothing computed from it was written",
-                   s->path);
+                   "%s:%s the file was truncated or rewritten while timber "
+                   "was reading it; nothing computed from it was written",
+                   s->path, what);
+}
+
+static timber_status changed_error(const tb_shard *s, timber_error *err)
+{
+    return changed_error_in(s, NULL, err);
 }
 
 timber_status tb_shard_faulted(const tb_shard *s, timber_error *err)
 {
-    if (s->guard >= 0 && atomic_load(&guard_slots[s->guard].faulted))
+    if ((s->guard >= 0 && atomic_load(&guard_slots[s->guard].faulted)) ||
+        atomic_load(&((tb_shard *)s)->short_read))
         return changed_error(s, err);
     return TIMBER_OK;
 }
@@ -1164,18 +1177,106 @@ void tb_shard_release(const tb_shard *s, const timber_tensor_info *info,
         madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* ------------------------------------------- reading without the map */
+
+int tb_shard_reopen(const tb_shard *s)
+{
+    if (s->borrowed || !s->map)
+        return -1;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    /* Only the very file that was mapped and validated, unchanged: a file
+     * renamed over it since is read through the mapping, which still
+     * holds the bytes that were checked. */
+    if (fstat(fd, &sb) != 0 || sb.st_dev != s->dev || sb.st_ino != s->ino ||
+        (uint64_t)sb.st_size != s->map_len ||
+        sb.st_mtim.tv_sec != s->mtime.tv_sec ||
+        sb.st_mtim.tv_nsec != s->mtime.tv_nsec) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The file ended before bytes the header promised: flagged like a fault
+ * of the mapping, so nothing of this run is written any more. */
+static timber_status short_error(const tb_shard *s,
+                                 const timber_tensor_info *t,
+                                 timber_error *err)
+{
+    atomic_store(&((tb_shard *)s)->short_read, 1);
+    return changed_error_in(s, t->name, err);
+}
+
+static uint64_t file_offset(const tb_shard *s, const timber_tensor_info *t,
+                            uint64_t off)
+{
+    return (uint64_t)(s->data - s->map) + t->offset + off;
+}
+
+/* memcpy from a mapping inside a recovery point: non-zero when a fault
+ * abandoned it. */
+static int guarded_copy(void *dst, const void *src, size_t n)
+{
+    tb_guard g;
+    tb_guard_push(&g);
+    if (sigsetjmp(g.jump, 0) == 0)
+        memcpy(dst, src, n);
+    return tb_guard_pop(&g);
+}
+
+timber_status tb_shard_read(const tb_shard *s, int fd,
+                            const timber_tensor_info *t, uint64_t off,
+                            void *buf, size_t len, timber_error *err)
+{
+    if (fd < 0) {
+        if (guarded_copy(buf,
+                         (const unsigned char *)tb_shard_data(s, t) + off,
+                         len))
+            return changed_error_in(s, t->name, err);
+        tb_shard_release(s, t, off, len);
+        return TIMBER_OK;
+    }
+    unsigned char *p = buf;
+    uint64_t at = file_offset(s, t, off);
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pread(fd, p, chunk, (off_t)at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return tb_fail_errno(err, TIMBER_ERR_IO, errno,
+                                 "%s: tensor '%s': cannot read %zu bytes at "
+                                 "offset %llu",
+                                 s->path, t->name, chunk,
+                                 (unsigned long long)at);
+        if (n == 0)
+            return short_error(s, t, err);
+        p += n;
+        len -= (size_t)n;
+        at += (uint64_t)n;
+    }
+    return TIMBER_OK;
+}
+
 /* -------------------------------------------------------------- writing */
 
 struct tb_writer {
     char *path;
-    /* The file being built, NESTED in the output's temporary directory:
-     * no fd is held between writes (each put opens it), so a run with
-     * many shards and gammas holds no more fds than it has workers. */
+    /* The file being built, NESTED in the output's temporary directory.
+     * Its fd (tmp.fd) stays open from create to commit while the
+     * process-wide budget of held fds allows (writer_fd_budget), so a put
+     * is one pwrite; beyond it (many shards and gammas, or a low ulimit
+     * -n) no fd is held between writes and each put opens the file, so
+     * such a run holds no more fds than it has workers. */
     tb_temp tmp;
     /* In place (tb_writer_open_in_place): the file is `path` itself,
      * preallocated, and shared with other writers of other tensors. */
     int in_place;
     const char *file; /* what put writes: tmp.path, or path in place */
+    int held;            /* tmp.fd is held, counted in writer_fds_held */
     size_t n;
     uint64_t data_start; /* 8 + padded header length */
     uint64_t *offsets;   /* by input index */
@@ -1197,10 +1298,49 @@ static int cmp_layout(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* Held writer fds, process-wide, and their cap: a small share of
+ * RLIMIT_NOFILE (none at all under a low limit such as ulimit -n 32, where
+ * every put opens and closes the file as before). */
+static atomic_int writer_fds_held;
+static int writer_fd_cap;
+static pthread_once_t writer_fd_once = PTHREAD_ONCE_INIT;
+
+static void writer_fd_budget(void)
+{
+    struct rlimit rl;
+    long soft = getrlimit(RLIMIT_NOFILE, &rl) != 0 ? 0
+                : rl.rlim_cur == RLIM_INFINITY ? 1L << 20
+                                                : (long)rl.rlim_cur;
+    long cap = soft > 256 ? (soft - 128) / 8 : 0;
+    writer_fd_cap = cap > 64 ? 64 : (int)cap;
+}
+
+/* Takes one of the held fds, or says there is none left. */
+static int writer_fd_take(void)
+{
+    pthread_once(&writer_fd_once, writer_fd_budget);
+    if (atomic_fetch_add(&writer_fds_held, 1) < writer_fd_cap)
+        return 1;
+    atomic_fetch_sub(&writer_fds_held, 1);
+    return 0;
+}
+
+static void writer_fd_drop(tb_writer *w)
+{
+    if (!w->held)
+        return;
+    if (w->tmp.fd >= 0)
+        close(w->tmp.fd);
+    w->tmp.fd = -1;
+    w->held = 0;
+    atomic_fetch_sub(&writer_fds_held, 1);
+}
+
 void tb_writer_free(tb_writer *w)
 {
     if (!w)
         return;
+    writer_fd_drop(w);
     tb_temp_end(&w->tmp); /* removes it unless committed */
     free(w->path);
     free(w->offsets);
@@ -1442,7 +1582,10 @@ timber_status tb_writer_create(const char *path, const tb_meta *meta,
         tb_writer_free(w);
         return st;
     }
-    tb_temp_close_fd(&w->tmp);
+    if (writer_fd_take())
+        w->held = 1;
+    else
+        tb_temp_close_fd(&w->tmp);
     w->file = w->tmp.path;
     *out = w;
     return TIMBER_OK;
@@ -1490,6 +1633,12 @@ timber_status tb_writer_open_in_place(const char *path, const tb_meta *meta,
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
                            path);
     }
+    if (!st && fd >= 0 && writer_fd_take()) {
+        /* Kept for the puts, within the budget (tb_writer_create). */
+        w->tmp.fd = fd;
+        w->held = 1;
+        fd = -1;
+    }
     if (fd >= 0 && close(fd) != 0 && !st)
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
                            path);
@@ -1532,8 +1681,39 @@ timber_status tb_writer_sync(tb_writer *w, timber_error *err)
                : TIMBER_OK;
 }
 
-timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
-                            size_t len, timber_error *err)
+/* The fd to write w's file with: the held one, or one opened for this
+ * write (*own set: the caller closes it with writer_close). */
+static timber_status writer_open(tb_writer *w, int *fd, int *own,
+                                 timber_error *err)
+{
+    *own = !w->held;
+    *fd = w->held ? w->tmp.fd : open(w->file, O_WRONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
+                             w->file);
+    return TIMBER_OK;
+}
+
+/* After bytes [off, off + len) were written: their writeback started
+ * (otherwise a shard the size of a model sits dirty in the page cache
+ * until the commit's fsync, which then waits for all of it after the
+ * computing is done instead of alongside it), and an fd opened for the
+ * write closed (a write error the file system reports only at close, as
+ * NFS does, is still an error). */
+static timber_status writer_close(tb_writer *w, int fd, int own,
+                                  uint64_t off, uint64_t len,
+                                  timber_error *err)
+{
+    sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+    if (own && close(fd) != 0)
+        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
+                             w->file);
+    return TIMBER_OK;
+}
+
+/* The checks before every write: the range, and the sources. */
+static timber_status writer_check(tb_writer *w, size_t index, size_t len,
+                                  timber_error *err)
 {
     if (index >= w->n || w->written[index] + len > w->sizes[index])
         return tb_fail(err, TIMBER_ERR_INVALID,
@@ -1542,17 +1722,23 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                        index < w->n ? (unsigned long long)w->sizes[index]
                                     : 0ull);
     /* Nothing read from a shard that shrank under us is ever written. */
-    timber_status st = w->sources ? w->sources(w->sources_ctx, err) : 0;
+    return w->sources ? w->sources(w->sources_ctx, err) : 0;
+}
+
+timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
+                            size_t len, timber_error *err)
+{
+    timber_status st = writer_check(w, index, len, err);
     if (st)
         return st;
     uint64_t off = w->data_start + w->offsets[index] + w->written[index];
-    int fd = open(w->file, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
-                             w->file);
+    int fd, own;
+    if ((st = writer_open(w, &fd, &own, err)))
+        return st;
     if (tb_pwrite_all(fd, data, len, off) != 0) {
         int e = errno;
-        close(fd);
+        if (own)
+            close(fd);
         if (e == EFAULT && blame_shard(data, err))
             return TIMBER_ERR_IO;
         return tb_fail_errno(err, TIMBER_ERR_IO, e,
@@ -1560,17 +1746,65 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                              w->file, len, (unsigned long long)off);
     }
     w->written[index] += len;
-    /* Start writing these pages to disk now.  Otherwise a shard the size
-     * of a model sits dirty in the page cache until the commit's fsync,
-     * which then waits for all of it (8 s for 1.2 GB at this machine's
-     * 140 MB/s) after the computing is done instead of alongside it. */
-    sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
-    /* A write error the file system reports only at close (NFS) is
-     * still an error. */
-    if (close(fd) != 0)
-        return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot close",
-                             w->file);
-    return TIMBER_OK;
+    return writer_close(w, fd, own, off, len, err);
+}
+
+timber_status tb_writer_copy(tb_writer *w, size_t index, const tb_shard *s,
+                             int src_fd, const timber_tensor_info *t,
+                             uint64_t from, size_t len, timber_error *err)
+{
+    if (src_fd < 0)
+        goto mapped;
+    timber_status st = writer_check(w, index, len, err);
+    if (st)
+        return st;
+    uint64_t off = w->data_start + w->offsets[index] + w->written[index];
+    int fd, own;
+    if ((st = writer_open(w, &fd, &own, err)))
+        return st;
+    loff_t in = (loff_t)file_offset(s, t, from), outo = (loff_t)off;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = copy_file_range(src_fd, &in, fd, &outo, left, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && left == len &&
+            (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+             errno == EOPNOTSUPP || errno == EBADF || errno == EPERM)) {
+            /* Not between these files (another file system on an old
+             * kernel, a special file system): through the mapping. */
+            if (own)
+                close(fd);
+            goto mapped;
+        }
+        if (n < 0) {
+            int e = errno;
+            if (own)
+                close(fd);
+            return tb_fail_errno(err, TIMBER_ERR_IO, e,
+                                 "%s: cannot copy %zu bytes of tensor '%s' "
+                                 "from %s at offset %llu",
+                                 w->file, left, t->name, s->path,
+                                 (unsigned long long)outo);
+        }
+        if (n == 0) {
+            if (own)
+                close(fd);
+            return short_error(s, t, err);
+        }
+        left -= (size_t)n;
+    }
+    w->written[index] += len;
+    return writer_close(w, fd, own, off, len, err);
+mapped:
+    /* A fault is caught by the guard: put fails through blame_shard or
+     * the kernel's EFAULT; the pages are dropped afterwards. */
+    st = tb_writer_put(w, index,
+                       (const unsigned char *)tb_shard_data(s, t) + from, len,
+                       err);
+    if (!st)
+        tb_shard_release(s, t, from, len);
+    return st;
 }
 
 uint64_t tb_writer_tensor_bytes(const tb_writer *w, size_t index)
@@ -1606,8 +1840,10 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
         return st;
     if (w->in_place) {
         st = tb_writer_sync(w, err);
-        if (!st)
+        if (!st) {
             w->committed = 1;
+            writer_fd_drop(w);
+        }
         return st;
     }
     /* fsync before rename: otherwise a crash can publish the name with
@@ -1617,5 +1853,6 @@ timber_status tb_writer_commit(tb_writer *w, timber_error *err)
     if (st)
         return st;
     w->committed = 1;
+    writer_fd_drop(w); /* its fd is free for another writer */
     return TIMBER_OK;
 }

@@ -118,6 +118,23 @@ const void *tb_shard_data(const tb_shard *shard,
 void tb_shard_release(const tb_shard *shard, const timber_tensor_info *info,
                       uint64_t off, uint64_t len);
 
+/* Reading a tensor's bytes without faulting the mapping in: pread from
+ * the shard's file reopened (per matrix or tensor, not per shard, so the
+ * fd count does not grow with the number of shards).
+ * tb_shard_reopen: an fd of the very file that was opened, still of the
+ * size and mtime it had, or -1 (then reads go through the mapping: a
+ * file renamed over it since, a buffer shard); the caller closes it.
+ * tb_shard_read: bytes [off, off+len) of tensor t into buf, by pread
+ * from fd (fd < 0: copied from the mapping inside a recovery point, and
+ * those pages dropped).  A file that ends early (truncated since it was
+ * opened: pread's short read is what a mapping's SIGBUS would have been)
+ * flags the shard as a fault does (tb_shard_faulted) and fails with
+ * TIMBER_ERR_IO naming the file and tensor. */
+int tb_shard_reopen(const tb_shard *shard);
+timber_status tb_shard_read(const tb_shard *shard, int fd,
+                            const timber_tensor_info *t, uint64_t off,
+                            void *buf, size_t len, timber_error *err);
+
 /* The raw bytes 0..8+N of the file (length prefix and header). */
 const void *tb_shard_header(const tb_shard *shard, size_t *len);
 
@@ -182,6 +199,17 @@ timber_status tb_writer_sync(tb_writer *w, timber_error *err);
  * consecutive chunks; tensors may be filled in any order. */
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                             size_t len, timber_error *err);
+
+/* Appends bytes [from, from+len) of shard s's tensor t to tensor `index`
+ * of w, as put does, but copied by the kernel file to file
+ * (copy_file_range: no page of either file is mapped into this process,
+ * and a file system that shares extents shares them) from src_fd, an fd
+ * of tb_shard_reopen; with src_fd < 0, or where the kernel cannot copy
+ * between the two files, put from the mapping.  A source that ends early
+ * fails as tb_shard_read does. */
+timber_status tb_writer_copy(tb_writer *w, size_t index, const tb_shard *s,
+                             int src_fd, const timber_tensor_info *t,
+                             uint64_t from, size_t len, timber_error *err);
 
 /* What w's bytes are computed from: put and commit call check(ctx) first
  * and fail with its error, so nothing computed from an input that changed

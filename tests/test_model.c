@@ -629,9 +629,78 @@ static void test_fault_per_run(void)
     timber_model_free(b);
 }
 
+/* Reads without the mapping (pread, copy_file_range): the bytes are the
+ * mapping's; a file that shrank after it was reopened is a short read,
+ * which fails naming the file and tensor and flags the model as a fault
+ * of the mapping does; once it shrank it is not even reopened. */
+static void test_short_read(void)
+{
+    const char *d = subdir("short");
+    char file[4096];
+    snprintf(file, sizeof file, "%s", tu_path(d, "model.safetensors"));
+    const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[65536],"
+                      "\"data_offsets\":[0,262144]}}";
+    CHECK(tu_write_shard(file, hdr, 262144) == 0);
+    timber_model *m = open_ok("short", d);
+    if (!m)
+        return;
+    const timber_tensor_info *t = timber_model_find(m, "w");
+    tb_shard *s = tb_model_shard_of(m, t);
+    timber_error err;
+    static unsigned char buf[262144];
+    int fd = tb_shard_reopen(s);
+    CHECK(fd >= 0);
+    CHECK_OK("pread", tb_shard_read(s, fd, t, 0, buf, sizeof buf, &err),
+             &err);
+    CHECK(memcmp(buf, tb_shard_data(s, t), sizeof buf) == 0);
+
+    /* copied file to file: the same bytes as put from the mapping */
+    tb_tensor_spec spec = {"w", TIMBER_DT_F32, 1, (const uint64_t[]){65536}};
+    char out[4096];
+    snprintf(out, sizeof out, "%s", tu_path(d, "out.safetensors"));
+    tb_writer *w = NULL;
+    CHECK_OK("writer", tb_writer_create(out, NULL, 0, &spec, 1, &w, &err),
+             &err);
+    if (w) {
+        CHECK_OK("copy", tb_writer_copy(w, 0, s, fd, t, 0, 100000, &err),
+                 &err);
+        CHECK_OK("copy mapped", tb_writer_copy(w, 0, s, -1, t, 100000,
+                                               162144, &err),
+                 &err);
+        CHECK_OK("commit", tb_writer_commit(w, &err), &err);
+        tb_shard *o = NULL;
+        CHECK_OK("reopen out", tb_shard_open(out, &o, &err), &err);
+        if (o)
+            CHECK(memcmp(tb_shard_data(o, tb_shard_tensor(o, 0)),
+                         tb_shard_data(s, t), 262144) == 0);
+        tb_shard_free(o);
+    }
+    tb_writer_free(w);
+
+    CHECK(tb_model_faulted(m, &err) == TIMBER_OK);
+    CHECK(truncate(file, 4096) == 0);
+    CHECK_ERROR("short pread",
+                tb_shard_read(s, fd, t, 100000, buf, 4096, &err), &err,
+                TIMBER_ERR_IO, file, "'w'", "shrank");
+    CHECK_ERROR("flagged", tb_model_faulted(m, &err), &err, TIMBER_ERR_IO,
+                file, "shrank");
+    w = NULL;
+    CHECK_OK("writer 2", tb_writer_create(out, NULL, 0, &spec, 1, &w, &err),
+             &err);
+    if (w)
+        CHECK_ERROR("short copy",
+                    tb_writer_copy(w, 0, s, fd, t, 0, 262144, &err), &err,
+                    TIMBER_ERR_IO, file, "'w'", "shrank");
+    tb_writer_free(w);
+    close(fd);
+    CHECK(tb_shard_reopen(s) == -1); /* no longer the file it was */
+    timber_model_free(m);
+}
+
 int main(void)
 {
     root = tu_tempdir("model");
+    test_short_read();
     test_single();
     test_scan_shards();
     test_index();

@@ -604,10 +604,11 @@ static void fill_spread(fixture_tensor *ts, size_t nt, double spread)
 }
 
 /* Matrices up to tb_whole_elems are read once, whole; bigger ones are
- * streamed twice.  Both must give the same bytes (they share the panels),
- * with and without a cache, and a cache written by one must serve the
- * other.  Shapes span several panels both ways, so the streamed Gram of
- * the wide one goes by column panels. */
+ * held (their raw bytes read once by pread, up to tb_hold_bytes) or
+ * streamed twice from the mapping.  All three must give the same bytes
+ * (they share the panels), with and without a cache, and a cache written
+ * by one must serve the others.  Shapes span several panels both ways,
+ * so the streamed Gram of the wide one goes by column panels. */
 static void test_whole_vs_streamed(void)
 {
     /* tu_path's buffers are reused: keep copies. */
@@ -617,6 +618,8 @@ static void test_whole_vs_streamed(void)
     snprintf(idir, sizeof idir, "%s", tu_path(dir, "instruct"));
     snprintf(cache_a, sizeof cache_a, "%s", tu_path(dir, "a.tsvd"));
     snprintf(cache_b, sizeof cache_b, "%s", tu_path(dir, "b.tsvd"));
+    char cache_c[4096];
+    snprintf(cache_c, sizeof cache_c, "%s", tu_path(dir, "c.tsvd"));
     mkdir(bdir, 0777);
     mkdir(idir, 0777);
     fixture_tensor ts[3] = {
@@ -630,20 +633,24 @@ static void test_whole_vs_streamed(void)
     fill_spread(ts, 3, 50.0);
     write_side(bdir, "model.safetensors", ts, 3, 0);
     write_side(idir, "model.safetensors", ts, 3, 1);
-    const uint64_t all = tb_whole_elems;
+    const uint64_t all = tb_whole_elems, hold = tb_hold_bytes;
     /* run: 0 whole/no cache, 1 streamed/no cache, 2 streamed writing a
      * cache, 3 whole from that cache, 4 whole writing another cache,
-     * 5 streamed from it. */
+     * 5 streamed from it, 6 held/no cache, 7 held from the streamed run's
+     * cache, 8 held writing a third cache, 9 streamed from it. */
     struct {
-        uint64_t whole;
+        uint64_t whole, hold;
         const char *cache;
         size_t hits;
-    } runs[6] = {{all, NULL, 0},   {0, NULL, 0},  {0, cache_a, 0},
-                 {all, cache_a, 3}, {all, cache_b, 0}, {0, cache_b, 3}};
+    } runs[10] = {{all, hold, NULL, 0},   {0, 0, NULL, 0},
+                  {0, 0, cache_a, 0},     {all, hold, cache_a, 3},
+                  {all, hold, cache_b, 0}, {0, 0, cache_b, 3},
+                  {0, hold, NULL, 0},     {0, hold, cache_a, 3},
+                  {0, hold, cache_c, 0},  {0, 0, cache_c, 3}};
     char out0[4096];
     snprintf(out0, sizeof out0, "%s", tu_path(dir, "out-0"));
     double g = 0.3;
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0; r < 10; r++) {
         char name[32];
         snprintf(name, sizeof name, "out-%d", r);
         const char *out = tu_path(dir, name);
@@ -654,10 +661,12 @@ static void test_whole_vs_streamed(void)
         opt.gammas = &g;
         opt.ngammas = 1;
         tb_whole_elems = runs[r].whole;
+        tb_hold_bytes = runs[r].hold;
         timber_result *res = NULL;
         timber_error err;
         timber_status st = timber_refine(bdir, idir, out, &opt, &res, &err);
         tb_whole_elems = all;
+        tb_hold_bytes = hold;
         if (!CHECK_OK("refine whole/streamed", st, &err))
             continue;
         CHECKF(timber_result_cache_hits(res) == runs[r].hits,
@@ -741,12 +750,14 @@ static void test_stale_streamed(void)
         opt.gammas = &runs[r].gamma;
         opt.ngammas = 1;
         tb_whole_elems = 0;
+        tb_hold_bytes = 0; /* streamed from the mapping, as it says */
         timber_result *res = NULL;
         timber_error err;
         int p = runs[r].pair;
         timber_status st =
             timber_refine(side[p][0], side[p][1], outs[r], &opt, &res, &err);
         tb_whole_elems = all;
+        tb_hold_bytes = TB_HOLD_BYTES;
         if (!CHECK_OK("refine stale", st, &err))
             continue;
         CHECKF(timber_result_cache_hits(res) == runs[r].hits,

@@ -5,8 +5,9 @@
  *   FAILWRITE_MATCH=substring   files whose path (/proc/self/fd/N) holds
  *                               it are the ones on the "full" disk
  *   FAILWRITE_AFTER=N           bytes those files may receive in total;
- *                               after that write/pwrite/pwrite64/writev
- *                               on them fail with ENOSPC (the write that
+ *                               after that write/pwrite/pwrite64/writev/
+ *                               copy_file_range into them fail with
+ *                               ENOSPC (the write that
  *                               crosses the limit is cut short first, as
  *                               a real file system does)
  *   FAILWRITE_KILL=1            instead of failing, the process kills
@@ -17,7 +18,8 @@
  * Without FAILWRITE_MATCH the shim passes everything through.  Only the
  * process's own calls through the dynamic symbol table are seen (stdio's
  * internal writes are not), which covers timber's shard, index, file-copy
- * and cache writes: they all go through pwrite.
+ * and cache writes: they all go through pwrite, or copy_file_range for a
+ * tensor copied verbatim.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -84,6 +86,8 @@ static ssize_t admit(int fd, size_t len)
 typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef ssize_t (*cfr_fn)(int, loff_t *, int, loff_t *, size_t,
+                          unsigned int);
 
 #define REAL(name, type)                                                    \
     static type real_##name;                                                \
@@ -109,6 +113,16 @@ ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
     REAL(pwrite64, pwrite_fn)
     ssize_t n = admit(fd, len);
     return n < 0 ? -1 : real_pwrite64(fd, buf, (size_t)n, off);
+}
+
+ssize_t copy_file_range(int in, loff_t *in_off, int out, loff_t *out_off,
+                        size_t len, unsigned int flags)
+{
+    REAL(copy_file_range, cfr_fn)
+    ssize_t n = admit(out, len);
+    return n < 0 ? -1
+                 : real_copy_file_range(in, in_off, out, out_off, (size_t)n,
+                                        flags);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
