@@ -76,9 +76,7 @@ static void scratch_free(tb_scratch *s)
 typedef struct pass {
     const tb_tasks *t;
     const size_t *order; /* task indices, largest first */
-    const unsigned char *is_big;
     atomic_size_t next;
-    int big;
     pthread_mutex_t lock;
     timber_status st;
     timber_error *err;
@@ -95,8 +93,6 @@ static void *worker(void *arg)
         if (at >= t->n || atomic_load(t->failed))
             break;
         size_t i = P->order[at];
-        if (P->is_big[i] != P->big)
-            continue;
         timber_status st = t->run(t->ctx, i, &scratch, &local);
         if (st) {
             pthread_mutex_lock(&P->lock);
@@ -136,52 +132,45 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     int threads = tb_thread_count(t->threads < 1 ? 1 : t->threads);
     size_t *order = malloc((t->n ? t->n : 1) * sizeof *order);
     double *cost = malloc((t->n ? t->n : 1) * sizeof *cost);
-    unsigned char *big = calloc(t->n ? t->n : 1, 1);
-    if (!order || !cost || !big) {
+    if (!order || !cost) {
         free(order);
         free(cost);
-        free(big);
         if (err) {
             err->status = TIMBER_ERR_NOMEM;
             snprintf(err->message, sizeof err->message, "out of memory");
         }
         return TIMBER_ERR_NOMEM;
     }
-    double total = 0;
     for (size_t i = 0; i < t->n; i++) {
         order[i] = i;
         cost[i] = t->cost ? t->cost(t->ctx, i) : 1.0;
-        total += cost[i];
     }
-    for (size_t i = 0; i < t->n && threads > 1; i++)
-        big[i] = cost[i] > total / threads;
     pthread_mutex_lock(&sort_lock);
     sort_costs = cost;
     qsort(order, t->n, sizeof *order, by_cost_desc);
     sort_costs = NULL;
     pthread_mutex_unlock(&sort_lock);
     P.order = order;
-    P.is_big = big;
     pthread_mutex_init(&P.lock, NULL);
+    /* BLAS on one thread in every task, whatever the task: OpenBLAS's
+     * threaded dgemm was measured to give other bits than its one-thread
+     * dgemm at some shapes (timber-blas-threads), so a tensor computed
+     * with BLAS threads could depend on --threads, or on which other
+     * tensors share its run (a distributed part). */
     int blas_threads = openblas_get_num_threads();
-    for (int p = 0; p < 2 && !P.st; p++) {
-        P.big = p == 0;
-        atomic_store(&P.next, 0);
-        int workers = P.big ? 1 : threads;
-        openblas_set_num_threads(P.big ? threads : 1);
-        pthread_t tids[TIMBER_MAX_THREADS];
-        int started = 0;
-        for (int w = 1; w < workers; w++)
-            if (pthread_create(&tids[started], NULL, worker, &P) == 0)
-                started++;
-        worker(&P);
-        for (int w = 0; w < started; w++)
-            pthread_join(tids[w], NULL);
-    }
+    openblas_set_num_threads(1);
+    atomic_store(&P.next, 0);
+    pthread_t tids[TIMBER_MAX_THREADS];
+    int started = 0;
+    for (int w = 1; w < threads; w++)
+        if (pthread_create(&tids[started], NULL, worker, &P) == 0)
+            started++;
+    worker(&P);
+    for (int w = 0; w < started; w++)
+        pthread_join(tids[w], NULL);
     openblas_set_num_threads(blas_threads);
     pthread_mutex_destroy(&P.lock);
     free(order);
     free(cost);
-    free(big);
     return P.st;
 }

@@ -2,11 +2,11 @@
  * parallel.h — running per-tensor tasks on every core.  Tasks go one per
  * worker with single-threaded BLAS, largest first (their eigen-solves are
  * sequential and memory-bound, so two at once beat one on two threads,
- * and largest-first keeps every core busy to the end); a task bigger than
- * its share of the whole (total cost / threads) would leave cores idle,
- * so such tasks run first, one at a time, with BLAS threads on every core.
- * Only who computes what changes, never the arithmetic: results are
- * identical for any thread count.
+ * and largest-first keeps every core busy to the end).  BLAS never runs
+ * threaded, not even for a task that dominates the run: OpenBLAS's
+ * threaded dgemm sums some shapes in another order than its one-thread
+ * dgemm.  Only who computes what changes, never the arithmetic: results
+ * are identical for any thread count and any set of tasks.
  */
 #ifndef TIMBER_PARALLEL_H
 #define TIMBER_PARALLEL_H
@@ -54,9 +54,9 @@ typedef struct tb_tasks {
     atomic_int *failed;
 } tb_tasks;
 
-/* Runs the big tasks one by one, then the rest on `threads` workers
- * (tb_thread_count), largest first.  OpenBLAS's thread count is restored
- * to what it was before the call.
+/* Runs the tasks on `threads` workers (tb_thread_count), largest first,
+ * OpenBLAS on one thread; its thread count is restored to what it was
+ * before the call.
  * Returns the first real failure (preferring it over the "interrupted" of
  * the tasks it stopped), copied into err. */
 timber_status tb_tasks_run(const tb_tasks *t, timber_error *err);
