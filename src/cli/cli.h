@@ -72,6 +72,13 @@ int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
 /* --matrix-view auto|flatten: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_matrix_view(const char *cmd, const char *val,
                           timber_matrix_view *view);
+/* --report FILE: a name ending in .json or .csv; EXIT_OK, or EXIT_USAGE
+ * after the message. */
+int cli_parse_report(const char *cmd, const char *val);
+/* A number from 0 to limit, all digits (at most 9): 1 with *out set. */
+int cli_parse_count(const char *s, size_t limit, size_t *out);
+/* --parts N, 1..100000: EXIT_OK, or EXIT_USAGE after the message. */
+int cli_parse_parts(const char *cmd, const char *val, size_t *parts);
 /* --threads N, 1..64: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_threads(const char *cmd, const char *val, int *threads);
 /* The exit code for a failed library call, after its message: a bad

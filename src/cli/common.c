@@ -353,3 +353,34 @@ int cli_parse_matrix_view(const char *cmd, const char *val,
                          "flatten", val);
     return EXIT_OK;
 }
+
+int cli_parse_report(const char *cmd, const char *val)
+{
+    size_t l = strlen(val);
+    if ((l > 5 && strcmp(val + l - 5, ".json") == 0) ||
+        (l > 4 && strcmp(val + l - 4, ".csv") == 0))
+        return EXIT_OK;
+    return cli_usage(cmd,
+                     "--report '%s': the file name must end in .json or .csv",
+                     val);
+}
+
+int cli_parse_count(const char *s, size_t limit, size_t *out)
+{
+    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+        return 0;
+    unsigned long v = strtoul(s, NULL, 10);
+    if (v > limit)
+        return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+int cli_parse_parts(const char *cmd, const char *val, size_t *parts)
+{
+    if (cli_parse_count(val, 100000, parts) && *parts > 0)
+        return EXIT_OK;
+    return cli_usage(cmd, "--parts '%s': not a number of parts from 1 to "
+                          "100000",
+                     val);
+}

@@ -48,15 +48,8 @@ int cmd_finalize(int argc, char **argv)
             goto done;
         }
         if (r == 1) {
-            size_t l = strlen(val);
-            if (!(l > 5 && strcmp(val + l - 5, ".json") == 0) &&
-                !(l > 4 && strcmp(val + l - 4, ".csv") == 0)) {
-                code = cli_usage("finalize",
-                                 "--report '%s': the file name must end in "
-                                 ".json or .csv",
-                                 val);
+            if ((code = cli_parse_report("finalize", val)))
                 goto done;
-            }
             reports[nrep++] = val;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_finalize_help);
@@ -217,17 +210,8 @@ int cmd_plan(int argc, char **argv)
             goto done;
         }
         if (which == 0) {
-            char *end;
-            unsigned long v = strtoul(val, &end, 10);
-            if (!*val || *end || strspn(val, "0123456789") != strlen(val) ||
-                v < 1 || v > 100000) {
-                code = cli_usage("plan",
-                                 "--parts '%s': not a number of parts from 1 "
-                                 "to 100000",
-                                 val);
+            if ((code = cli_parse_parts("plan", val, &nparts)))
                 goto done;
-            }
-            nparts = v;
         } else if (which == 1) {
             free(gammas);
             if ((ngammas = cli_parse_gammas(val, &gammas)) < 0) {

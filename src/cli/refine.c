@@ -75,18 +75,6 @@ static const char *reason_label(const char *reason)
     return reason;
 }
 
-/* A number from 0 to limit, all digits. */
-static int parse_count(const char *s, size_t limit, size_t *out)
-{
-    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
-        return 0;
-    unsigned long v = strtoul(s, NULL, 10);
-    if (v > limit)
-        return 0;
-    *out = (size_t)v;
-    return 1;
-}
-
 /* The environment's part for --part auto: a Slurm array task (index from
  * its array's min and step) or a Kubernetes Indexed Job pod (whose count
  * is not in its environment: --parts). */
@@ -99,10 +87,10 @@ static int auto_part(size_t parts, size_t *I, size_t *N)
         const char *c = getenv("SLURM_ARRAY_TASK_COUNT");
         const char *m = getenv("SLURM_ARRAY_TASK_MIN");
         const char *st = getenv("SLURM_ARRAY_TASK_STEP");
-        if (!parse_count(id, 100000000, &v) || !c ||
-            !parse_count(c, 100000, &count) || count == 0 ||
-            (m && !parse_count(m, 100000000, &min)) ||
-            (st && (!parse_count(st, 100000000, &step) || step == 0)) ||
+        if (!cli_parse_count(id, 100000000, &v) || !c ||
+            !cli_parse_count(c, 100000, &count) || count == 0 ||
+            (m && !cli_parse_count(m, 100000000, &min)) ||
+            (st && (!cli_parse_count(st, 100000000, &step) || step == 0)) ||
             v < min || (v - min) % step || (v - min) / step >= count)
             return cli_usage("refine",
                              "--part auto: SLURM_ARRAY_TASK_ID=%s does not "
@@ -126,7 +114,7 @@ static int auto_part(size_t parts, size_t *I, size_t *N)
                              "not the number of parts: add --parts N (the "
                              "Job's completions)",
                              k8s);
-        if (!parse_count(k8s, 100000000, &v) || v >= parts)
+        if (!cli_parse_count(k8s, 100000000, &v) || v >= parts)
             return cli_usage("refine",
                              "--part auto: JOB_COMPLETION_INDEX=%s is not a "
                              "part of --parts %zu",
@@ -308,15 +296,8 @@ int cmd_refine(int argc, char **argv)
         } else if (which == 2) {
             exclude[nexc++] = val;
         } else if (which == 3) {
-            size_t l = strlen(val);
-            if (!(l > 5 && strcmp(val + l - 5, ".json") == 0) &&
-                !(l > 4 && strcmp(val + l - 4, ".csv") == 0)) {
-                code = cli_usage("refine",
-                                 "--report '%s': the file name must end in "
-                                 ".json or .csv",
-                                 val);
+            if ((code = cli_parse_report("refine", val)))
                 goto out;
-            }
             reports[nrep++] = val;
         } else if (which == 4) {
             if ((code = cli_parse_threads("refine", val, &threads)))
@@ -329,13 +310,8 @@ int cmd_refine(int argc, char **argv)
         } else if (which == 7) {
             part = val;
         } else if (which == 8) {
-            if (!parse_count(val, 100000, &parts_opt) || parts_opt == 0) {
-                code = cli_usage("refine",
-                                 "--parts '%s': not a number of parts from 1 "
-                                 "to 100000",
-                                 val);
+            if ((code = cli_parse_parts("refine", val, &parts_opt)))
                 goto out;
-            }
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
         } else if (strcmp(a, "--timings") == 0) {
@@ -384,8 +360,8 @@ int cmd_refine(int argc, char **argv)
             ibuf[il] = '\0';
         }
         if (!slash || il >= sizeof ibuf ||
-            !parse_count(ibuf, 100000, &part_i) ||
-            !parse_count(slash + 1, 100000, &nparts) || nparts == 0 ||
+            !cli_parse_count(ibuf, 100000, &part_i) ||
+            !cli_parse_count(slash + 1, 100000, &nparts) || nparts == 0 ||
             part_i >= nparts) {
             code = cli_usage("refine",
                              "--part '%s': not I/N with 0 <= I < N <= "
