@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "safetensors.h"
 #include "util.h"
 
 /* OpenBLAS 0.3.21 (Debian) maps 128 MiB per buffer (measured: the
@@ -82,11 +83,12 @@ timber_status tb_memory_check(uint64_t max_mn, uint64_t max_s, int threads,
     uint64_t in_use = by_data ? data : vm;
     /* Per worker: the Gram matrix and the eigen-solver's copies (about
      * 4 S^2 doubles with the basis), the matrix read whole or its
-     * panels, and a wide matrix's Z (at most S/2 x cols). */
+     * panels, a wide matrix's Z (at most S/2 x cols), and the writer's
+     * bounce buffer for direct writes. */
     uint64_t s2 = max_s * (max_s + 8) * 8;
     uint64_t whole = max_mn <= WHOLE_ELEMS ? 16 * max_mn : 4 * PANEL_BYTES;
     uint64_t per_worker = 4 * s2 + whole + 4 * max_mn + BLAS_BUFFER +
-                          THREAD_STACK;
+                          THREAD_STACK + TB_WRITER_BOUNCE;
     uint64_t t = threads > 0 ? (uint64_t)threads : 1;
     uint64_t need = in_use + t * per_worker +
                     t * (BLAS_BUFFER + THREAD_STACK) + SLACK;

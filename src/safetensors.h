@@ -196,7 +196,11 @@ timber_status tb_writer_sync(tb_writer *w, timber_error *err);
 
 /* Bytes of tensor `index` (its position in the array given to create).
  * Each tensor's bytes are appended in order: call put repeatedly with
- * consecutive chunks; tensors may be filled in any order. */
+ * consecutive chunks; tensors may be filled in any order.  The whole
+ * aligned blocks of a large put (or copy) go to the file with O_DIRECT
+ * through a bounce buffer of TB_WRITER_BOUNCE bytes per writing thread
+ * (safetensors.c, "direct writes"); the bytes are the same either way. */
+#define TB_WRITER_BOUNCE (4u << 20)
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                             size_t len, timber_error *err);
 

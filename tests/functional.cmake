@@ -42,6 +42,12 @@ add_test(NAME func_parts
           $<TARGET_FILE:timber-gen>)
 set_tests_properties(func_parts PROPERTIES TIMEOUT 600 LABELS functional)
 
+# Direct writes give the bytes buffered writes give, in every mode.
+add_test(NAME func_direct
+  COMMAND bash ${TIMBER_FUNC}/direct.sh $<TARGET_FILE:timber>
+          $<TARGET_FILE:timber-gen>)
+set_tests_properties(func_direct PROPERTIES TIMEOUT 300 LABELS functional)
+
 # The SVD cache: reuse across gammas, damage, another pair's cache, a file
 # that is not a cache, the default location; its size (cache_size); and a
 # cache directory shared by two parts run at once (cache_dir).
