@@ -699,24 +699,43 @@ timber_status tb_done_read(const char *path, const char *run_id, size_t part,
     return st;
 }
 
+/* Reads go around the page cache where the file system allows
+ * (O_DIRECT, whole aligned blocks, the wanted bytes cut out of them): the
+ * bytes were just written by direct writes (safetensors.c), so they are
+ * not cached, and reading them through the cache would pay for fresh
+ * pages what the direct writes saved (performance.md, "System time").
+ * A direct read the file system refuses is done again buffered. */
 timber_status tb_parts_crc(const char *path, uint64_t off, uint64_t len,
                            uint32_t *crc, timber_error *err)
 {
-    enum { CHUNK = 1 << 20 };
+    enum { CHUNK = 1 << 20, ALIGN = 4096 };
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
                              path);
-    unsigned char *buf = malloc(CHUNK);
+    int dfd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    void *mem = NULL;
+    if (posix_memalign(&mem, ALIGN, CHUNK) != 0)
+        mem = NULL;
+    unsigned char *buf = mem;
     uLong c = crc32(0L, Z_NULL, 0);
     timber_status st = buf ? TIMBER_OK
                            : tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
     while (!st && len) {
-        size_t want = len < CHUNK ? (size_t)len : CHUNK;
-        ssize_t got = pread(fd, buf, want, (off_t)off);
+        /* Direct: the aligned chunk holding off; else just the bytes. */
+        uint64_t at = dfd >= 0 ? off & ~(uint64_t)(ALIGN - 1) : off;
+        uint64_t skip = off - at;
+        size_t want = dfd >= 0 ? CHUNK
+                      : len < CHUNK ? (size_t)len : CHUNK;
+        ssize_t got = pread(dfd >= 0 ? dfd : fd, buf, want, (off_t)at);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0) {
+        if (got < 0 && dfd >= 0) {
+            close(dfd); /* refused: buffered from here on */
+            dfd = -1;
+            continue;
+        }
+        if (got <= (ssize_t)skip) {
             st = got < 0 ? tb_fail_errno(err, TIMBER_ERR_IO, errno,
                                          "%s: cannot read at offset %llu",
                                          path, (unsigned long long)off)
@@ -725,11 +744,16 @@ timber_status tb_parts_crc(const char *path, uint64_t off, uint64_t len,
                                    (unsigned long long)(off + len));
             break;
         }
-        c = crc32(c, buf, (uInt)got);
-        off += (uint64_t)got;
-        len -= (uint64_t)got;
+        uint64_t n = (uint64_t)got - skip;
+        if (n > len)
+            n = len;
+        c = crc32(c, buf + skip, (uInt)n);
+        off += n;
+        len -= n;
     }
     free(buf);
+    if (dfd >= 0)
+        close(dfd);
     close(fd);
     *crc = (uint32_t)c;
     return st;
