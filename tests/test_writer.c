@@ -536,15 +536,16 @@ static long resident_pages(const char *path, uint64_t off, uint64_t len)
 
 /* Large puts at unaligned offsets, by a new shard and in place: the bytes
  * read back are the ones put, and where the directory's file system takes
- * O_DIRECT (ext4, xfs, btrfs here), the aligned inside of a large tensor
- * never entered the page cache, while a small tensor did. */
+ * O_DIRECT (ext4, xfs, btrfs here), the aligned inside of a large put
+ * (over 4 MiB) never entered the page cache, while a small tensor did. */
 static void test_direct(const char *dir)
 {
-    static const uint64_t s_a[1] = {5}, s_b[1] = {3000001}, s_c[1] = {2500003};
+    static const uint64_t s_a[1] = {5}, s_b[1] = {9000001},
+                          s_c[1] = {11500003};
     tb_tensor_spec t[] = {{"a", TIMBER_DT_U8, 1, s_a},
                           {"b", TIMBER_DT_U8, 1, s_b},
                           {"c", TIMBER_DT_U8, 1, s_c}};
-    size_t big = (size_t)s_b[0];
+    size_t big = (size_t)s_c[0];
     unsigned char *buf = malloc(big);
     if (!CHECK(buf != NULL))
         return;
@@ -578,7 +579,7 @@ static void test_direct(const char *dir)
             uint64_t size = tb_writer_tensor_bytes(w, k);
             for (uint64_t j = 0; j < size; j++)
                 buf[j] = pattern(k, j);
-            uint64_t cut = k == 2 ? 1300007 : size;
+            uint64_t cut = k == 2 ? 5300007 : size;
             st = tb_writer_put(w, k, buf, (size_t)cut, &err);
             if (!st && cut < size)
                 st = tb_writer_put(w, k, buf + cut, (size_t)(size - cut),

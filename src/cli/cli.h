@@ -69,6 +69,23 @@ int cli_option_value(const char *cmd, int argc, char **argv, int *i,
  * argv[*i] is, -1 for none of them, -2 after a usage error. */
 int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
                       const char *const *names, int count, const char **val);
+/* The selection options refine, erank and plan share: --include and
+ * --exclude REGEX (repeatable) and --matrix-view auto|flatten.  The arrays
+ * hold at most argc names (they point into argv). */
+typedef struct cli_selection {
+    const char **include, **exclude;
+    size_t ninclude, nexclude;
+    timber_matrix_view view;
+} cli_selection;
+/* EXIT_OK, or EXIT_FAIL after the message (out of memory). */
+int cli_selection_init(cli_selection *s, int argc);
+/* Takes argv[*i] (and its value) when it is one of the selection options:
+ * 1, and *code set to EXIT_OK, or to EXIT_USAGE after the message; 0 for
+ * any other argument. */
+int cli_selection_option(cli_selection *s, const char *cmd, int argc,
+                         char **argv, int *i, int *code);
+void cli_selection_free(cli_selection *s);
+
 /* --matrix-view auto|flatten: EXIT_OK, or EXIT_USAGE after the message. */
 int cli_parse_matrix_view(const char *cmd, const char *val,
                           timber_matrix_view *view);

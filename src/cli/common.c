@@ -170,6 +170,47 @@ int cli_valued_option(const char *cmd, int argc, char **argv, int *i,
     return -1;
 }
 
+int cli_selection_init(cli_selection *s, int argc)
+{
+    s->include = calloc((size_t)argc + 1, sizeof(char *));
+    s->exclude = calloc((size_t)argc + 1, sizeof(char *));
+    s->ninclude = s->nexclude = 0;
+    s->view = TIMBER_VIEW_AUTO;
+    if (s->include && s->exclude)
+        return EXIT_OK;
+    cli_selection_free(s);
+    cli_errorf("out of memory");
+    return EXIT_FAIL;
+}
+
+int cli_selection_option(cli_selection *s, const char *cmd, int argc,
+                         char **argv, int *i, int *code)
+{
+    static const char *const names[] = {"--include", "--exclude",
+                                        "--matrix-view"};
+    const char *val = NULL;
+    int which = cli_valued_option(cmd, argc, argv, i, names, 3, &val);
+    *code = EXIT_OK;
+    if (which == -1)
+        return 0;
+    if (which == -2)
+        *code = EXIT_USAGE;
+    else if (which == 0)
+        s->include[s->ninclude++] = val;
+    else if (which == 1)
+        s->exclude[s->nexclude++] = val;
+    else
+        *code = cli_parse_matrix_view(cmd, val, &s->view);
+    return 1;
+}
+
+void cli_selection_free(cli_selection *s)
+{
+    free(s->include);
+    free(s->exclude);
+    s->include = s->exclude = NULL;
+}
+
 int cli_parse_threads(const char *cmd, const char *val, int *threads)
 {
     char *end = NULL;

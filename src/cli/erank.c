@@ -600,22 +600,19 @@ int cmd_erank(int argc, char **argv)
 {
     const char *pos[2];
     int npos = 0, quiet = 0, threads = 0, no_cache = 0, code = EXIT_OK;
-    timber_matrix_view view = TIMBER_VIEW_AUTO;
     const char *json = NULL, *csv = NULL, *plot = NULL, *cache = NULL;
-    const char **include = calloc((size_t)argc, sizeof(char *));
-    const char **exclude = calloc((size_t)argc, sizeof(char *));
-    size_t ninc = 0, nexc = 0;
-    if (!include || !exclude) {
-        cli_errorf("out of memory");
-        code = EXIT_FAIL;
+    cli_selection sel;
+    if ((code = cli_selection_init(&sel, argc)))
         goto out;
-    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        static const char *const valued[] = {"--include", "--exclude",
-                                             "--json",    "--csv",
-                                             "--plot",    "--threads",
-                                             "--cache",   "--matrix-view"};
+        if (cli_selection_option(&sel, "erank", argc, argv, &i, &code)) {
+            if (code)
+                goto out;
+            continue;
+        }
+        static const char *const valued[] = {"--json", "--csv", "--plot",
+                                             "--threads", "--cache"};
         const char *val = NULL;
         int which = cli_valued_option("erank", argc, argv, &i, valued,
                                       (int)(sizeof valued / sizeof *valued),
@@ -625,14 +622,10 @@ int cmd_erank(int argc, char **argv)
             goto out;
         }
         if (which == 0)
-            include[ninc++] = val;
-        else if (which == 1)
-            exclude[nexc++] = val;
-        else if (which == 2)
             json = val;
-        else if (which == 3)
+        else if (which == 1)
             csv = val;
-        else if (which == 4) {
+        else if (which == 2) {
             if (!has_suffix(val, ".png") && !has_suffix(val, ".svg")) {
                 code = cli_usage("erank",
                                  "--plot '%s': the file name must end in "
@@ -641,14 +634,11 @@ int cmd_erank(int argc, char **argv)
                 goto out;
             }
             plot = val;
-        } else if (which == 5) {
+        } else if (which == 3) {
             if ((code = cli_parse_threads("erank", val, &threads)))
                 goto out;
-        } else if (which == 6) {
+        } else if (which == 4) {
             cache = val;
-        } else if (which == 7) {
-            if ((code = cli_parse_matrix_view("erank", val, &view)))
-                goto out;
         } else if (strcmp(a, "--no-cache") == 0)
             no_cache = 1;
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
@@ -672,14 +662,14 @@ int cmd_erank(int argc, char **argv)
     }
     timber_erank_options opt;
     timber_erank_options_init(&opt);
-    opt.include = include;
-    opt.ninclude = ninc;
-    opt.exclude = exclude;
-    opt.nexclude = nexc;
+    opt.include = sel.include;
+    opt.ninclude = sel.ninclude;
+    opt.exclude = sel.exclude;
+    opt.nexclude = sel.nexclude;
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
-    opt.matrix_view = view;
+    opt.matrix_view = sel.view;
     cli_progress progress;
     cli_progress_init(&progress, quiet);
     opt.progress = cli_progress_show;
@@ -730,7 +720,6 @@ int cmd_erank(int argc, char **argv)
     }
     timber_erank_result_free(res);
 out:
-    free(include);
-    free(exclude);
+    cli_selection_free(&sel);
     return code;
 }

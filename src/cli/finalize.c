@@ -186,25 +186,23 @@ int cmd_plan(int argc, char **argv)
 {
     const char *pos[2];
     int npos = 0, json = 0, strict = 0, code = EXIT_OK, ngammas = 0;
-    size_t nparts = 0, ninc = 0, nexc = 0;
+    size_t nparts = 0;
     double *gammas = NULL;
-    timber_matrix_view view = TIMBER_VIEW_AUTO;
-    const char **include = calloc((size_t)argc + 1, sizeof(char *));
-    const char **exclude = calloc((size_t)argc + 1, sizeof(char *));
+    cli_selection sel;
     part_sum *sum = NULL;
     timber_parts *p = NULL;
-    if (!include || !exclude) {
-        cli_errorf("out of memory");
-        code = EXIT_FAIL;
+    if ((code = cli_selection_init(&sel, argc)))
         goto done;
-    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
-        static const char *const valued[] = {"--parts", "--gamma",
-                                             "--include", "--exclude",
-                                             "--matrix-view"};
-        int which = cli_valued_option("plan", argc, argv, &i, valued, 5, &val);
+        if (cli_selection_option(&sel, "plan", argc, argv, &i, &code)) {
+            if (code)
+                goto done;
+            continue;
+        }
+        static const char *const valued[] = {"--parts", "--gamma"};
+        int which = cli_valued_option("plan", argc, argv, &i, valued, 2, &val);
         if (which == -2) {
             code = EXIT_USAGE;
             goto done;
@@ -218,13 +216,6 @@ int cmd_plan(int argc, char **argv)
                 code = EXIT_USAGE;
                 goto done;
             }
-        } else if (which == 2) {
-            include[ninc++] = val;
-        } else if (which == 3) {
-            exclude[nexc++] = val;
-        } else if (which == 4) {
-            if ((code = cli_parse_matrix_view("plan", val, &view)))
-                goto done;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_plan_help);
             goto done;
@@ -251,12 +242,12 @@ int cmd_plan(int argc, char **argv)
     timber_refine_options_init(&opt);
     opt.gammas = gammas;
     opt.ngammas = (size_t)(ngammas > 0 ? ngammas : 0);
-    opt.include = include;
-    opt.ninclude = ninc;
-    opt.exclude = exclude;
-    opt.nexclude = nexc;
+    opt.include = sel.include;
+    opt.ninclude = sel.ninclude;
+    opt.exclude = sel.exclude;
+    opt.nexclude = sel.nexclude;
     opt.strict = strict;
-    opt.matrix_view = view;
+    opt.matrix_view = sel.view;
     timber_error err;
     timber_status st = timber_parts_plan(pos[0], pos[1], &opt, nparts, &p,
                                          &err);
@@ -286,7 +277,6 @@ done:
     timber_parts_free(p);
     free(sum);
     free(gammas);
-    free(include);
-    free(exclude);
+    cli_selection_free(&sel);
     return code;
 }

@@ -251,32 +251,34 @@ int cmd_refine(int argc, char **argv)
     int npos = 0;
     double *gammas = NULL;
     int ngammas = 0;
-    const char **include = calloc((size_t)argc, sizeof(char *));
-    const char **exclude = calloc((size_t)argc, sizeof(char *));
+    cli_selection sel;
     const char **reports = calloc((size_t)argc, sizeof(char *));
-    size_t ninc = 0, nexc = 0, nrep = 0;
+    size_t nrep = 0;
     int strict = 0, force = 0, quiet = 0, threads = 0, no_cache = 0;
     int timings = 0;
-    timber_matrix_view view = TIMBER_VIEW_AUTO;
-    int code = EXIT_OK;
+    int code = cli_selection_init(&sel, argc);
     const char *cache = NULL;
     char *command = NULL, *rerun = NULL;
     const char *part = NULL;
     size_t part_i = 0, nparts = 0, parts_opt = 0;
-    if (!include || !exclude || !reports) {
+    if (code == EXIT_OK && !reports) {
         cli_errorf("out of memory");
         code = EXIT_FAIL;
-        goto out;
     }
+    if (code)
+        goto out;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
+        if (cli_selection_option(&sel, "refine", argc, argv, &i, &code)) {
+            if (code)
+                goto out;
+            continue;
+        }
         /* Options taking a value accept "--opt VALUE" and "--opt=VALUE". */
-        static const char *const valued[] = {"--gamma", "--include",
-                                             "--exclude", "--report",
+        static const char *const valued[] = {"--gamma",   "--report",
                                              "--threads", "--cache",
-                                             "--matrix-view", "--part",
-                                             "--parts"};
+                                             "--part",    "--parts"};
         int which = cli_valued_option("refine", argc, argv, &i, valued,
                                       (int)(sizeof valued / sizeof *valued),
                                       &val);
@@ -292,24 +294,17 @@ int cmd_refine(int argc, char **argv)
                 goto out;
             }
         } else if (which == 1) {
-            include[ninc++] = val;
-        } else if (which == 2) {
-            exclude[nexc++] = val;
-        } else if (which == 3) {
             if ((code = cli_parse_report("refine", val)))
                 goto out;
             reports[nrep++] = val;
-        } else if (which == 4) {
+        } else if (which == 2) {
             if ((code = cli_parse_threads("refine", val, &threads)))
                 goto out;
-        } else if (which == 5) {
+        } else if (which == 3) {
             cache = val;
-        } else if (which == 6) {
-            if ((code = cli_parse_matrix_view("refine", val, &view)))
-                goto out;
-        } else if (which == 7) {
+        } else if (which == 4) {
             part = val;
-        } else if (which == 8) {
+        } else if (which == 5) {
             if ((code = cli_parse_parts("refine", val, &parts_opt)))
                 goto out;
         } else if (strcmp(a, "--no-cache") == 0) {
@@ -385,16 +380,16 @@ int cmd_refine(int argc, char **argv)
     timber_refine_options_init(&opt);
     opt.gammas = gammas;
     opt.ngammas = (size_t)(ngammas > 0 ? ngammas : 0);
-    opt.include = include;
-    opt.ninclude = ninc;
-    opt.exclude = exclude;
-    opt.nexclude = nexc;
+    opt.include = sel.include;
+    opt.ninclude = sel.ninclude;
+    opt.exclude = sel.exclude;
+    opt.nexclude = sel.nexclude;
     opt.strict = strict;
     opt.force = force;
     opt.threads = threads;
     opt.cache_path = cache;
     opt.no_cache = no_cache;
-    opt.matrix_view = view;
+    opt.matrix_view = sel.view;
     opt.part_index = part_i;
     opt.part_count = nparts;
     opt.progress = cli_progress_show;
@@ -445,8 +440,7 @@ out:
     free(command);
     free(rerun);
     free(gammas);
-    free(include);
-    free(exclude);
+    cli_selection_free(&sel);
     free(reports);
     return code;
 }
