@@ -1366,18 +1366,19 @@ static void writer_fd_drop(tb_writer *w)
  * and any error is the buffered write's.  TB_DIRECT_IO=0 in the
  * environment turns direct writes off (tests compare the two).
  *
- * Only large ranges go direct: in practice the verbatim copies (8 MiB
- * pieces) and the largest puts.  A direct write blocks its worker until
- * the device has it, and into a fresh region of an ext4 file each one
- * also allocates under the inode lock: the refined tensors' 1 MiB puts
- * (bf16 panels) of a Qwen3-30B-A3B-shaped layer spent 4.7 worker-seconds
- * waiting that way against about 1 buffered, more than the page cache
- * cost them.  Copies gained: the 8B pair copied whole took 1.7 s (0.6 s
- * of system time) against 3.5 s (5.1 s).  Hiding the wait of small
- * direct writes behind the compute (a write-behind thread) is left. */
+ * A direct write blocks its worker until the device has the data.  Into
+ * a fresh (sparse) region of an ext4 file each one also allocated under
+ * the exclusive inode lock, so the two workers' 1 MiB puts (bf16 panels)
+ * took turns: a Qwen3-30B-A3B-shaped layer waited 4.7 worker-seconds on
+ * them.  So the in-place writer reserves its file's blocks first
+ * (fallocate, tb_writer_open_in_place); direct writes are then
+ * overwrites of unwritten extents, run side by side, and the same layer
+ * waited 2.5 s against 2 s buffered, with 1-2 s of system time against
+ * 5-8 (docs/performance.md).  Hiding that wait behind the compute (a
+ * write-behind thread) is left to do. */
 enum {
     DIRECT_ALIGN = 4096,      /* any logical block size up to a page */
-    DIRECT_MIN = 4 << 20,     /* smaller insides are buffered (below) */
+    DIRECT_MIN = 64 << 10,    /* smaller insides are buffered */
     BOUNCE_SIZE = TB_WRITER_BOUNCE, /* bytes per direct write */
     BOUNCE_POOL = 16,         /* idle bounce buffers kept for reuse */
 };
@@ -1817,6 +1818,13 @@ timber_status tb_writer_open_in_place(const char *path, const tb_meta *meta,
         st = tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot write",
                            path);
     }
+    /* A file this writer extended gets its blocks reserved, best effort
+     * (a file system without fallocate, or a disk too full: the writes
+     * then say so).  Direct writes (above) into reserved, unwritten
+     * extents are overwrites, which ext4 runs side by side under a
+     * shared inode lock instead of allocating one write at a time. */
+    if (!st && (uint64_t)sb.st_size != w->file_size)
+        (void)fallocate(fd, 0, 0, (off_t)w->file_size);
     if (!st && fd >= 0 && writer_fd_take()) {
         /* Kept for the puts, within the budget (tb_writer_create). */
         w->tmp.fd = fd;

@@ -537,7 +537,7 @@ static long resident_pages(const char *path, uint64_t off, uint64_t len)
 /* Large puts at unaligned offsets, by a new shard and in place: the bytes
  * read back are the ones put, and where the directory's file system takes
  * O_DIRECT (ext4, xfs, btrfs here), the aligned inside of a large put
- * (over 4 MiB) never entered the page cache, while a small tensor did. */
+ * never entered the page cache, while a small tensor did. */
 static void test_direct(const char *dir)
 {
     static const uint64_t s_a[1] = {5}, s_b[1] = {9000001},

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Direct writes (src/safetensors.c, "direct writes"): the output written
-# with O_DIRECT for the whole aligned blocks of large ranges (verbatim
-# copies, here the MLP tensors left out with --exclude) is byte for byte
-# the output written through the page cache (TB_DIRECT_IO=0), for a
+# with O_DIRECT for the whole aligned blocks of every put and verbatim
+# copy over 64 KiB (here the MLP tensors are copied, --exclude) is byte
+# for byte the output written through the page cache (TB_DIRECT_IO=0), for a
 # one-machine run, a run split into parts and finalized, a gamma sweep,
 # and an OUT on tmpfs; and on a file system that takes O_DIRECT those
 # bytes really went around the page cache (fincore).
@@ -33,7 +33,7 @@ run() { # NAME OUT ARGS...: refine, expecting exit 0
 TB_DIRECT_IO=0 run buffered "$TMP/buffered" --gamma 0.2 --threads 2
 run direct "$TMP/direct" --gamma 0.2 --threads 2
 
-# The copied tensors' blocks went around the page cache: of a direct
+# The large tensors' blocks went around the page cache: of a direct
 # run's shards well under all is cached, of a buffered run's nearly all
 # (nothing has read either yet).
 fs=$(stat -f -c %T "$TMP")
