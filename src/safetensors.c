@@ -1466,14 +1466,20 @@ static timber_status src_fill(const put_src *src, uint64_t rel, void *buf,
                         "reading it");
 }
 
-/* Writes [off, off + len) of w's file from src, its whole aligned blocks
- * direct, the rest through fd (the block comment above).  Returns 1, having
- * written nothing, when direct writes do not apply here (off, too small a
- * range, no O_DIRECT, no buffer): the caller writes the usual way.
- * Otherwise 0, with *st the outcome. */
-static int direct_put(tb_writer *w, int fd, const put_src *src,
-                      uint64_t off, uint64_t len, timber_status *st,
-                      timber_error *err)
+static timber_status writer_close(tb_writer *w, int fd, int own,
+                                  uint64_t off, uint64_t len,
+                                  timber_error *err);
+
+/* Writes [off, off + len) of w's file, tensor `index`'s next bytes, from
+ * src: its whole aligned blocks direct, the rest through fd (the block
+ * comment above).  Returns 1, having written nothing, when direct writes
+ * do not apply here (off, too small a range, no O_DIRECT, no buffer): the
+ * caller writes the usual way.  Otherwise 0 with the put finished as
+ * tb_writer_put finishes one (the bytes counted, fd given to writer_close;
+ * on failure fd closed if own) and *st its outcome. */
+static int direct_put(tb_writer *w, size_t index, int fd, int own,
+                      const put_src *src, uint64_t off, uint64_t len,
+                      timber_status *st, timber_error *err)
 {
     const uint64_t mask = DIRECT_ALIGN - 1;
     uint64_t a = (off + mask) & ~mask, b = (off + len) & ~mask;
@@ -1516,6 +1522,13 @@ static int direct_put(tb_writer *w, int fd, const put_src *src,
     bounce_give(buf);
     if (down)
         close(dfd);
+    if (*st) {
+        if (own)
+            close(fd);
+    } else {
+        w->written[index] += len;
+        *st = writer_close(w, fd, own, off, len, err);
+    }
     return 0;
 }
 
@@ -1929,13 +1942,9 @@ timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
     if ((st = writer_open(w, &fd, &own, err)))
         return st;
     const put_src src = {.mem = data};
-    if (direct_put(w, fd, &src, off, len, &st, err) == 0) {
-        if (st) {
-            if (own)
-                close(fd);
-            return st;
-        }
-    } else if (tb_pwrite_all(fd, data, len, off) != 0) {
+    if (direct_put(w, index, fd, own, &src, off, len, &st, err) == 0)
+        return st;
+    if (tb_pwrite_all(fd, data, len, off) != 0) {
         int e = errno;
         if (own)
             close(fd);
@@ -1963,15 +1972,8 @@ timber_status tb_writer_copy(tb_writer *w, size_t index, const tb_shard *s,
     if ((st = writer_open(w, &fd, &own, err)))
         return st;
     const put_src src = {.s = s, .src_fd = src_fd, .t = t, .from = from};
-    if (direct_put(w, fd, &src, off, len, &st, err) == 0) {
-        if (st) {
-            if (own)
-                close(fd);
-            return st;
-        }
-        w->written[index] += len;
-        return writer_close(w, fd, own, off, len, err);
-    }
+    if (direct_put(w, index, fd, own, &src, off, len, &st, err) == 0)
+        return st;
     loff_t in = (loff_t)file_offset(s, t, from), outo = (loff_t)off;
     size_t left = len;
     while (left > 0) {
