@@ -1931,15 +1931,26 @@ static timber_status writer_check(tb_writer *w, size_t index, size_t len,
     return w->sources ? w->sources(w->sources_ctx, err) : 0;
 }
 
-timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
-                            size_t len, timber_error *err)
+/* The start of every put and copy: the checks, the file offset of
+ * tensor `index`'s next bytes, and the fd to write them with. */
+static timber_status writer_begin(tb_writer *w, size_t index, size_t len,
+                                  uint64_t *off, int *fd, int *own,
+                                  timber_error *err)
 {
     timber_status st = writer_check(w, index, len, err);
     if (st)
         return st;
-    uint64_t off = w->data_start + w->offsets[index] + w->written[index];
+    *off = w->data_start + w->offsets[index] + w->written[index];
+    return writer_open(w, fd, own, err);
+}
+
+timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
+                            size_t len, timber_error *err)
+{
+    uint64_t off;
     int fd, own;
-    if ((st = writer_open(w, &fd, &own, err)))
+    timber_status st = writer_begin(w, index, len, &off, &fd, &own, err);
+    if (st)
         return st;
     const put_src src = {.mem = data};
     if (direct_put(w, index, fd, own, &src, off, len, &st, err) == 0)
@@ -1964,12 +1975,10 @@ timber_status tb_writer_copy(tb_writer *w, size_t index, const tb_shard *s,
 {
     if (src_fd < 0)
         goto mapped;
-    timber_status st = writer_check(w, index, len, err);
-    if (st)
-        return st;
-    uint64_t off = w->data_start + w->offsets[index] + w->written[index];
+    uint64_t off;
     int fd, own;
-    if ((st = writer_open(w, &fd, &own, err)))
+    timber_status st = writer_begin(w, index, len, &off, &fd, &own, err);
+    if (st)
         return st;
     const put_src src = {.s = s, .src_fd = src_fd, .t = t, .from = from};
     if (direct_put(w, index, fd, own, &src, off, len, &st, err) == 0)
