@@ -281,11 +281,13 @@ static timber_status spectrum_from_gram(unsigned route, tb_meter *meter,
 
 unsigned tb_spectrum_force_route = 0;
 
-/* Sweeps of Q2 grouped into one compact-WY block, applied by DGEMM on Z
- * transposed (tridiag2.c): measured at S = 2048..4096 against blocks of
- * 32 and 64 and dlarfb (docs/performance.md, "Large matrices"). */
+/* Sweeps of Q2 grouped 16 at a time and applied by tridiag2.c's own
+ * kernel on Z transposed (method 2): measured at S = 4096 against the
+ * same groups as compact-WY blocks by DGEMM (method 1) and dlarfb, and
+ * against groups of 8, 32 and 64 (docs/performance.md, "Large
+ * matrices"). */
 #define TB_Q2_BLOCK 16
-#define TB_Q2_METHOD 1
+#define TB_Q2_METHOD 2
 
 unsigned tb_spectrum_route(size_t S)
 {

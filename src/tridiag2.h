@@ -50,10 +50,16 @@ int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
  * reflector at a time (the level-2 baseline); else `blocked` consecutive
  * sweeps' reflectors of one step grouped into one compact-WY block
  * (dlarft), applied with dlarfb (method 0) or with two DGEMMs on a
- * transposed copy of Z (method 1, rows of Z contiguous).  0 on success,
- * -1 out of memory. */
+ * transposed copy of Z (method 1, rows of Z contiguous); or the same
+ * groups applied reflector by reflector by tridiag2.c's own kernel on
+ * that copy, in L1-sized column chunks (method 2).  0 on success, -1 out
+ * of memory. */
 int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
                 size_t ldz, size_t p);
+
+/* Tests: nonzero makes method 2 use its plain C kernel where the CPU has
+ * the AVX2 one. */
+extern int tb_q2_force_plain;
 
 /* Z := Q Z for the Q = H(1) ... H(n-off) whose reflectors lie below the
  * off-th subdiagonal of A (dsytrd: off = 1; dsytrd_sy2sb: off = b),

@@ -334,8 +334,8 @@ static void test_small_and_degenerate(void)
 
 /* Q2 alone: a random symmetric band matrix B (n, bandwidth b) chased to
  * tridiagonal T; Q = Q2 I by both applications; Q^T B Q = T and Q^T Q =
- * I to rounding, and the blocked application equals the one reflector
- * at a time one to rounding. */
+ * I to rounding (Q by tridiag2.c's kernel), and every blocked
+ * application equals the one reflector at a time one to rounding. */
 static void check_chase(size_t n, size_t b, size_t bs)
 {
     size_t ldab = 2 * b + 1;
@@ -357,14 +357,24 @@ static void check_chase(size_t n, size_t b, size_t bs)
     /* dlarfb and the transposed DGEMM application: the same to rounding */
     CHECK(tb_q2_apply(&q, bs, 0, Qc, n, n) == 0);
     CHECK(tb_q2_apply(&q, bs, 1, Qb, n, n) == 0);
+    /* tridiag2.c's kernel (what spectrum.c uses), in its vector form where
+     * the CPU has one and in plain C; n columns are never a whole number
+     * of its chunks here, so its padding is exercised too */
+    double *Qk = calloc(n * n, sizeof *Qk), *Qp = calloc(n * n, sizeof *Qp);
+    for (size_t i = 0; i < n; i++)
+        Qk[i * n + i] = Qp[i * n + i] = 1.0;
+    CHECK(tb_q2_apply(&q, bs, 2, Qk, n, n) == 0);
+    tb_q2_force_plain = 1;
+    CHECK(tb_q2_apply(&q, bs, 2, Qp, n, n) == 0);
+    tb_q2_force_plain = 0;
     double *BQ = malloc(n * n * sizeof *BQ), *T = malloc(n * n * sizeof *T),
            *O = malloc(n * n * sizeof *O);
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n,
-                (int)n, 1.0, B, (int)n, Qb, (int)n, 0.0, BQ, (int)n);
+                (int)n, 1.0, B, (int)n, Qk, (int)n, 0.0, BQ, (int)n);
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)n,
-                (int)n, 1.0, Qb, (int)n, BQ, (int)n, 0.0, T, (int)n);
+                (int)n, 1.0, Qk, (int)n, BQ, (int)n, 0.0, T, (int)n);
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)n,
-                (int)n, 1.0, Qb, (int)n, Qb, (int)n, 0.0, O, (int)n);
+                (int)n, 1.0, Qk, (int)n, Qk, (int)n, 0.0, O, (int)n);
     double dt = 0, dorth = 0, dq = 0, bmax = 0;
     for (size_t j = 0; j < n; j++)
         for (size_t i = 0; i < n; i++) {
@@ -375,6 +385,8 @@ static void check_chase(size_t n, size_t b, size_t bs)
             dorth = fmax(dorth, fabs(O[j * n + i] - (i == j)));
             dq = fmax(dq, fabs(Q[j * n + i] - Qb[j * n + i]));
             dq = fmax(dq, fabs(Qc[j * n + i] - Qb[j * n + i]));
+            dq = fmax(dq, fabs(Qk[j * n + i] - Qb[j * n + i]));
+            dq = fmax(dq, fabs(Qp[j * n + i] - Qb[j * n + i]));
             bmax = fmax(bmax, fabs(B[j * n + i]));
         }
     CHECKF(dt <= 1e-13 * bmax * (double)n,
@@ -391,6 +403,8 @@ static void check_chase(size_t n, size_t b, size_t bs)
     free(Q);
     free(Qb);
     free(Qc);
+    free(Qk);
+    free(Qp);
     free(BQ);
     free(T);
     free(O);
