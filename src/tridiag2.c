@@ -94,41 +94,102 @@ static double make_reflector(size_t len, double *x, double *v)
     return tau;
 }
 
+/* The chase's three updates, on blocks of at most b x b (in L1), written
+ * as plain loops: each step of a sweep made nine BLAS calls on such
+ * blocks, and their overhead, not the arithmetic, set the chase's speed
+ * (0.55 s at S = 4096, b = 32; docs/performance.md, "Large matrices").
+ * Column-major, the inner loops run down a column and vectorise; the
+ * dot products keep four partial sums in the source (a single running
+ * sum is one long chain of dependent additions, which set the speed next),
+ * so their rounding does not depend on the vector width the compiler
+ * picks. */
+
+/* The three updates are compiled twice, for AVX2 and for the baseline,
+ * the right one picked when the program loads: twice the vector width.
+ * Without FMA (and with C11's no contraction) both give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__)
+#define CHASE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CHASE_CLONES
+#endif
+
+/* sum_i a[i] b[i], i < m, in four interleaved partial sums. */
+static inline double dot4(const double *a, const double *b, size_t m)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < m; i++)
+        s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* C (m x k, ldc) := C H, H = I - tau v v^T (v: k). */
-static void apply_right(size_t m, size_t k, double *C, size_t ldc,
+CHASE_CLONES static void apply_right(size_t m, size_t k, double *C, size_t ldc,
                         const double *v, double tau, double *w)
 {
     if (tau == 0.0 || m == 0)
         return;
-    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)m, (int)k, 1.0, C,
-                (int)ldc, v, 1, 0.0, w, 1);
-    cblas_dger(CblasColMajor, (int)m, (int)k, -tau, w, 1, v, 1, C, (int)ldc);
+    for (size_t i = 0; i < m; i++)
+        w[i] = 0.0;
+    for (size_t j = 0; j < k; j++) {
+        const double *c = C + j * ldc, vj = v[j];
+        for (size_t i = 0; i < m; i++)
+            w[i] += c[i] * vj;
+    }
+    for (size_t j = 0; j < k; j++) {
+        double *c = C + j * ldc, t = tau * v[j];
+        for (size_t i = 0; i < m; i++)
+            c[i] -= w[i] * t;
+    }
 }
 
 /* C (m x k, ldc) := H C, H = I - tau v v^T (v: m). */
-static void apply_left(size_t m, size_t k, double *C, size_t ldc,
+CHASE_CLONES static void apply_left(size_t m, size_t k, double *C, size_t ldc,
                        const double *v, double tau, double *w)
 {
+    (void)w;
     if (tau == 0.0 || k == 0)
         return;
-    cblas_dgemv(CblasColMajor, CblasTrans, (int)m, (int)k, 1.0, C, (int)ldc,
-                v, 1, 0.0, w, 1);
-    cblas_dger(CblasColMajor, (int)m, (int)k, -tau, v, 1, w, 1, C, (int)ldc);
+    for (size_t j = 0; j < k; j++) {
+        double *c = C + j * ldc, s = tau * dot4(c, v, m);
+        for (size_t i = 0; i < m; i++)
+            c[i] -= v[i] * s;
+    }
 }
 
 /* C (m x m symmetric, lower, ldc) := H C H: w = tau C v, w -= tau/2
  * (w.v) v, C -= v w^T + w v^T (what dlarfy does). */
-static void apply_sym(size_t m, double *C, size_t ldc, const double *v,
+CHASE_CLONES static void apply_sym(size_t m, double *C, size_t ldc, const double *v,
                       double tau, double *w)
 {
     if (tau == 0.0)
         return;
-    cblas_dsymv(CblasColMajor, CblasLower, (int)m, tau, C, (int)ldc, v, 1,
-                0.0, w, 1);
-    double alpha = -0.5 * tau * cblas_ddot((int)m, w, 1, v, 1);
-    cblas_daxpy((int)m, alpha, v, 1, w, 1);
-    cblas_dsyr2(CblasColMajor, CblasLower, (int)m, -1.0, v, 1, w, 1, C,
-                (int)ldc);
+    for (size_t i = 0; i < m; i++)
+        w[i] = 0.0;
+    for (size_t j = 0; j < m; j++) {
+        const double *c = C + j * ldc;
+        double vj = v[j];
+        w[j] += c[j] * vj;
+        for (size_t i = j + 1; i < m; i++)
+            w[i] += c[i] * vj;
+        w[j] += dot4(c + j + 1, v + j + 1, m - j - 1);
+    }
+    for (size_t i = 0; i < m; i++)
+        w[i] *= tau;
+    double alpha = -0.5 * tau * dot4(w, v, m);
+    for (size_t i = 0; i < m; i++)
+        w[i] += alpha * v[i];
+    for (size_t j = 0; j < m; j++) {
+        double *c = C + j * ldc, vj = v[j], wj = w[j];
+        for (size_t i = j; i < m; i++)
+            c[i] -= v[i] * wj + w[i] * vj;
+    }
 }
 
 int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
