@@ -302,7 +302,7 @@ const char *tb_spectrum_route_name(unsigned route)
     case TB_ROUTE_MRRR:
         return "dsytrd-mrrr";
     case TB_ROUTE_TWOSTAGE:
-        return "sy2sb-chase-mrrr";
+        return "sy2sb-chase-mrrr-2";
     }
     return NULL;
 }

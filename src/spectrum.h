@@ -58,8 +58,11 @@ extern unsigned tb_spectrum_skip;
  * tb_vectors_route, are part of it: they follow from the data.) */
 typedef enum tb_spectrum_route_id {
     TB_ROUTE_MRRR = 1,    /* dsytrd, dlarre/dlarrv (fallbacks), dlarfb */
-    TB_ROUTE_TWOSTAGE = 2 /* dsytrd_sy2sb + bulge chase (tridiag2.c),
-                           * dlarre/dlarrv (fallbacks), Q2 then Q1 */
+    /* 2 was the two-stage route with Q2 applied as compact-WY blocks and
+     * the chase by BLAS calls: its records are another route's now. */
+    TB_ROUTE_TWOSTAGE = 3 /* dsytrd_sy2sb + bulge chase (tridiag2.c),
+                           * dlarre/dlarrv (fallbacks), Q2 (tridiag2.c's
+                           * kernel) then Q1 */
 } tb_spectrum_route_id;
 
 /* The route an S x S Gram matrix takes: TB_ROUTE_MRRR below
@@ -70,7 +73,7 @@ unsigned tb_spectrum_route(size_t S);
 #define TB_TWOSTAGE_MIN_S 2560
 /* Bandwidth of the two-stage route's intermediate band matrix. */
 #define TB_TWOSTAGE_BAND 32
-/* "dsytrd-mrrr", "sy2sb-chase-mrrr"; NULL for a route this build does
+/* "dsytrd-mrrr", "sy2sb-chase-mrrr-2"; NULL for a route this build does
  * not have. */
 const char *tb_spectrum_route_name(unsigned route);
 

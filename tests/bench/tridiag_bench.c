@@ -338,8 +338,9 @@ int main(int argc, char **argv)
         }
         /* the whole of tb_spectrum_from_gram (eigenvalues, the p vectors
          * of the cut's smaller side, both back-transforms) by each route */
-        for (unsigned route = TB_ROUTE_MRRR; route <= TB_ROUTE_TWOSTAGE;
-             route++) {
+        static const unsigned routes[] = {TB_ROUTE_MRRR, TB_ROUTE_TWOSTAGE};
+        for (unsigned ri = 0; ri < 2; ri++) {
+            unsigned route = routes[ri];
             tb_spectrum sp;
             timber_error err;
             tb_spectrum_force_route = route;
