@@ -255,6 +255,19 @@ int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
     return 0;
 }
 
+/* The sweeps of group (j0, nj) with a reflector of length >= 2 at step
+ * s: their count, and *pos, the row of the first. */
+static size_t q2_group_size(const tb_q2 *q, size_t j0, size_t nj, size_t s,
+                            size_t *pos_out)
+{
+    const size_t n = q->n, pos = j0 + 1 + s * q->b;
+    size_t k = 0;
+    while (k < nj && pos + k + 2 <= n)
+        k++;
+    *pos_out = pos;
+    return k;
+}
+
 /* The group G(J,s) of the sweeps j0 .. j0+k-1 at step s, as the
  * parallelogram V (m x k, leading dimension m, explicit zeros and ones)
  * and the tau; returns k (0: nothing at this step) and sets *pos, *m. */
@@ -262,11 +275,8 @@ static size_t q2_group(const tb_q2 *q, size_t j0, size_t nj, size_t s,
                        double *V, double *tau, size_t *pos_out,
                        size_t *m_out)
 {
-    const size_t n = q->n, b = q->b, pos = j0 + 1 + s * b;
-    size_t k = 0;
-    /* sweeps with a reflector of length >= 2 at step s */
-    while (k < nj && pos + k + 2 <= n)
-        k++;
+    const size_t n = q->n, b = q->b;
+    size_t pos, k = q2_group_size(q, j0, nj, s, &pos);
     if (k == 0)
         return 0;
     size_t m = n - pos < b + k - 1 ? n - pos : b + k - 1;
@@ -294,18 +304,6 @@ static size_t q2_group(const tb_q2 *q, size_t j0, size_t nj, size_t s,
  * "Large matrices").  The padding columns are zeros and stay zeros: the
  * columns of Z do not mix. */
 enum { Q2_COLS = 32 };
-
-/* The reflectors of group (j0, nj) at step s: *pos and the count. */
-static size_t q2_group_size(const tb_q2 *q, size_t j0, size_t nj, size_t s,
-                            size_t *pos_out)
-{
-    const size_t n = q->n, pos = j0 + 1 + s * q->b;
-    size_t k = 0;
-    while (k < nj && pos + k + 2 <= n)
-        k++;
-    *pos_out = pos;
-    return k;
-}
 
 /* H(j0+c, s) for c = k-1 .. 0 on the Q2_COLS columns of Zt at z (row
  * stride ld; z is row pos). */
@@ -408,54 +406,12 @@ static int q2_use_avx2(void)
 
 int tb_q2_force_plain = 0;
 
-static int q2_apply_kernel(const tb_q2 *q, size_t bs, double *Z, size_t ldz,
-                           size_t p)
-{
-    const size_t n = q->n;
-    const size_t ld = (p + Q2_COLS - 1) / Q2_COLS * Q2_COLS;
-    double *Zt = tb_alloc_array(n, ld * sizeof *Zt);
-    if (!Zt)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < p; j++)
-            Zt[j + i * ld] = Z[i + j * ldz];
-        for (size_t j = p; j < ld; j++)
-            Zt[j + i * ld] = 0.0;
-    }
-    void (*block)(const tb_q2 *, size_t, size_t, size_t, size_t, double *,
-                  size_t) = q2_block_plain;
-#ifdef Q2_AVX2
-    if (!tb_q2_force_plain && q2_use_avx2())
-        block = q2_block_avx2;
-#endif
-    size_t nblocks = (q->nsweeps + bs - 1) / bs;
-    for (size_t J = nblocks; J-- > 0;) {
-        size_t j0 = J * bs;
-        size_t nj = q->nsweeps - j0 < bs ? q->nsweeps - j0 : bs;
-        size_t smax = q->off[j0 + 1] - q->off[j0];
-        for (size_t s = 0; s < smax; s++) {
-            size_t pos, k = q2_group_size(q, j0, nj, s, &pos);
-            if (k == 0)
-                continue;
-            for (size_t x = 0; x < ld; x += Q2_COLS)
-                block(q, j0, k, s, pos, Zt + pos * ld + x, ld);
-        }
-    }
-    for (size_t j = 0; j < p; j++)
-        for (size_t i = 0; i < n; i++)
-            Z[i + j * ldz] = Zt[j + i * ld];
-    free(Zt);
-    return 0;
-}
-
 int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
                 size_t ldz, size_t p)
 {
     const size_t n = q->n, b = q->b;
     if (q->nsweeps == 0 || p == 0)
         return 0;
-    if (blocked && method == 2)
-        return q2_apply_kernel(q, blocked, Z, ldz, p);
     if (blocked == 0) {
         double *w = malloc(p * sizeof *w);
         if (!w)
@@ -470,13 +426,18 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
         return 0;
     }
     const size_t bs = blocked, mv = b + bs - 1;
-    double *V = tb_alloc_array(mv * bs, sizeof *V);
-    double *T = tb_alloc_array(bs * bs, sizeof *T);
-    double *tau = malloc(bs * sizeof *tau);
-    double *work = tb_alloc_array(p, bs * sizeof *work);
-    /* method 1: Z transposed (p x n, rows of Z contiguous) */
-    double *Zt = method == 1 ? tb_alloc_array(n, p * sizeof *Zt) : NULL;
-    if (!V || !T || !tau || !work || (method == 1 && !Zt)) {
+    /* methods 1 and 2: Z transposed (rows of Z contiguous, ld apart;
+     * method 2 pads them to whole chunks with zeros) */
+    const size_t ld = method == 2 ? (p + Q2_COLS - 1) / Q2_COLS * Q2_COLS : p;
+    double *Zt = method ? tb_alloc_array(n, ld * sizeof *Zt) : NULL;
+    double *V = NULL, *T = NULL, *tau = NULL, *work = NULL;
+    if (method != 2) {
+        V = tb_alloc_array(mv * bs, sizeof *V);
+        T = tb_alloc_array(bs * bs, sizeof *T);
+        tau = malloc(bs * sizeof *tau);
+        work = tb_alloc_array(p, bs * sizeof *work);
+    }
+    if ((method && !Zt) || (method != 2 && (!V || !T || !tau || !work))) {
         free(V);
         free(T);
         free(tau);
@@ -485,9 +446,18 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
         return -1;
     }
     if (Zt)
-        for (size_t j = 0; j < p; j++)
-            for (size_t i = 0; i < n; i++)
-                Zt[j + i * p] = Z[i + j * ldz];
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < p; j++)
+                Zt[j + i * ld] = Z[i + j * ldz];
+            for (size_t j = p; j < ld; j++)
+                Zt[j + i * ld] = 0.0;
+        }
+    void (*block)(const tb_q2 *, size_t, size_t, size_t, size_t, double *,
+                  size_t) = q2_block_plain;
+#ifdef Q2_AVX2
+    if (!tb_q2_force_plain && q2_use_avx2())
+        block = q2_block_avx2;
+#endif
     const int ip = (int)p;
     size_t nblocks = (q->nsweeps + bs - 1) / bs;
     for (size_t J = nblocks; J-- > 0;) {
@@ -495,7 +465,14 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
         size_t nj = q->nsweeps - j0 < bs ? q->nsweeps - j0 : bs;
         size_t smax = q->off[j0 + 1] - q->off[j0];
         for (size_t s = 0; s < smax; s++) {
-            size_t pos, m, k = q2_group(q, j0, nj, s, V, tau, &pos, &m);
+            size_t pos, m, k;
+            if (method == 2) {
+                k = q2_group_size(q, j0, nj, s, &pos);
+                for (size_t x = 0; k && x < ld; x += Q2_COLS)
+                    block(q, j0, k, s, pos, Zt + pos * ld + x, ld);
+                continue;
+            }
+            k = q2_group(q, j0, nj, s, V, tau, &pos, &m);
             if (k == 0)
                 continue;
             lapack_int mm = (lapack_int)m, kk = (lapack_int)k;
@@ -525,7 +502,7 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
     if (Zt)
         for (size_t j = 0; j < p; j++)
             for (size_t i = 0; i < n; i++)
-                Z[i + j * ldz] = Zt[j + i * p];
+                Z[i + j * ldz] = Zt[j + i * ld];
     free(V);
     free(T);
     free(tau);

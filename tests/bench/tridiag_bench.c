@@ -256,6 +256,7 @@ int main(int argc, char **argv)
                 t = now();
                 tb_q2_apply(&q, bs, 2, Z, ld, p);
                 t_of[17][rep] = now() - t;
+
                 double dz = 0;
                 for (size_t j = 0; j < p; j++)
                     for (size_t i = 0; i < n; i++)
@@ -348,7 +349,7 @@ int main(int argc, char **argv)
             t = now();
             if (tb_spectrum_from_gram(G, n, ld, 1, &sp, "bench", &err) != 0)
                 fprintf(stderr, "spectrum: %s\n", err.message);
-            t_of[15 + route - TB_ROUTE_MRRR][rep] = now() - t;
+            t_of[15 + ri][rep] = now() - t;
             if (rep == 0)
                 printf("whole spectrum, route %u: k %zu of %zu, p %zu\n",
                        route, sp.k, n, sp.p);
