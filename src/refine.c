@@ -766,6 +766,13 @@ static timber_status do_item(void *ctx, size_t task, tb_scratch *scr,
                            ? refine_tensor(R, it, o->w, idx, rep, scr,
                                            &meter, err)
                            : copy_tensor(R, it->instruct, o->w, idx, err);
+    /* Its last direct write landed (or failed) before the tensor counts
+     * as done, is read back for the journal, or the writers are
+     * committed by another thread. */
+    tb_meter_phase(&meter, TIMBER_PHASE_WRITE);
+    timber_status fl = tb_writer_flush(st ? NULL : err);
+    if (!st)
+        st = fl;
     tb_meter_flush(&meter);
     rep->seconds = meter.wall - t0;
     if (!st && R->nparts)

@@ -84,11 +84,11 @@ timber_status tb_memory_check(uint64_t max_mn, uint64_t max_s, int threads,
     /* Per worker: the Gram matrix and the eigen-solver's copies (about
      * 4 S^2 doubles with the basis), the matrix read whole or its
      * panels, a wide matrix's Z (at most S/2 x cols), and the writer's
-     * bounce buffer for direct writes. */
+     * two bounce buffers for direct writes (one filled, one in flight). */
     uint64_t s2 = max_s * (max_s + 8) * 8;
     uint64_t whole = max_mn <= WHOLE_ELEMS ? 16 * max_mn : 4 * PANEL_BYTES;
     uint64_t per_worker = 4 * s2 + whole + 4 * max_mn + BLAS_BUFFER +
-                          THREAD_STACK + TB_WRITER_BOUNCE;
+                          THREAD_STACK + 2 * (uint64_t)TB_WRITER_BOUNCE;
     uint64_t t = threads > 0 ? (uint64_t)threads : 1;
     uint64_t need = in_use + t * per_worker +
                     t * (BLAS_BUFFER + THREAD_STACK) + SLACK;

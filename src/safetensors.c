@@ -6,6 +6,7 @@
  */
 #include "safetensors.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1278,6 +1279,7 @@ struct tb_writer {
     const char *file; /* what put writes: tmp.path, or path in place */
     int held;            /* tmp.fd is held, counted in writer_fds_held */
     int dfd;             /* held O_DIRECT fd of `file` (held writers), or -1 */
+    atomic_int inflight; /* direct writes of this writer still in flight */
     size_t n;
     uint64_t data_start; /* 8 + padded header length */
     uint64_t *offsets;   /* by input index */
@@ -1374,8 +1376,18 @@ static void writer_fd_drop(tb_writer *w)
  * (fallocate, tb_writer_open_in_place); direct writes are then
  * overwrites of unwritten extents, run side by side, and the same layer
  * waited 2.5 s against 2 s buffered, with 1-2 s of system time against
- * 5-8 (docs/performance.md).  Hiding that wait behind the compute (a
- * write-behind thread) is left to do. */
+ * 5-8 (docs/performance.md).
+ *
+ * Write-behind: so the device time is not the worker's, each thread keeps
+ * one direct write in flight, on a short-lived thread of its own (no
+ * queue, no thread that outlives the call that waits for it), while it
+ * fills the next bounce buffer or computes the next panel.  The thread's
+ * next write of any kind waits for it first (writer_begin), so its writes
+ * land in the order it made them, a rewound tensor included; a direct
+ * write that fails is done again buffered by that thread, and its error
+ * is the error of the next call that waits: the thread's next put or copy,
+ * tb_writer_flush (refine.c calls it when a tensor is done, before its
+ * bytes are read back or counted as finished), sync, commit or free. */
 enum {
     DIRECT_ALIGN = 4096,      /* any logical block size up to a page */
     DIRECT_MIN = 64 << 10,    /* smaller insides are buffered */
@@ -1426,6 +1438,77 @@ static void bounce_give(void *p)
     }
     pthread_mutex_unlock(&bounce_lock);
     free(p);
+}
+
+/* This thread's direct write in flight (write-behind, above). */
+typedef struct inflight {
+    int active;   /* started and not yet waited for */
+    int threaded; /* on its own thread (else already done, inline) */
+    pthread_t tid;
+    tb_writer *w;
+    int dfd, close_dfd; /* close_dfd: the put that opened dfd has ended */
+    unsigned char *buf; /* a bounce buffer, given back when waited for */
+    size_t n;
+    uint64_t off;
+    int err_no; /* 0, or why the write failed both ways */
+} inflight;
+static _Thread_local inflight pending;
+
+static void *inflight_write(void *arg)
+{
+    inflight *f = arg;
+    f->err_no = 0;
+    if (tb_pwrite_all(f->dfd, f->buf, f->n, f->off) == 0)
+        return NULL;
+    /* Done again buffered: the same bytes, its error. */
+    int fd = open(f->w->file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || tb_pwrite_all(fd, f->buf, f->n, f->off) != 0)
+        f->err_no = errno ? errno : EIO;
+    if (fd >= 0 && close(fd) != 0 && !f->err_no)
+        f->err_no = errno ? errno : EIO;
+    return NULL;
+}
+
+/* Waits for this thread's write in flight, if any; its failure is
+ * reported into err (NULL: dropped, the caller is failing already). */
+static timber_status inflight_wait(timber_error *err)
+{
+    inflight *f = &pending;
+    if (!f->active)
+        return TIMBER_OK;
+    if (f->threaded)
+        pthread_join(f->tid, NULL);
+    f->active = 0;
+    bounce_give(f->buf);
+    if (f->close_dfd)
+        close(f->dfd);
+    atomic_fetch_sub(&f->w->inflight, 1);
+    if (!f->err_no)
+        return TIMBER_OK;
+    return tb_fail_errno(err, TIMBER_ERR_IO, f->err_no,
+                         "%s: cannot write %zu bytes at offset %llu",
+                         f->w->file, f->n, (unsigned long long)f->off);
+}
+
+/* Starts writing buf[0..n) at off of w's file through dfd (the caller
+ * waited for the previous write); buf is the write's until waited for.
+ * Where no thread can be started, the write is done here and now. */
+static void inflight_start(tb_writer *w, int dfd, unsigned char *buf,
+                           size_t n, uint64_t off)
+{
+    inflight *f = &pending;
+    assert(!f->active);
+    *f = (inflight){.active = 1, .w = w, .dfd = dfd, .buf = buf, .n = n,
+                    .off = off};
+    atomic_fetch_add(&w->inflight, 1);
+    f->threaded = pthread_create(&f->tid, NULL, inflight_write, f) == 0;
+    if (!f->threaded)
+        inflight_write(f);
+}
+
+timber_status tb_writer_flush(timber_error *err)
+{
+    return inflight_wait(err);
 }
 
 /* A held writer also holds an O_DIRECT fd of its file, within the same
@@ -1506,22 +1589,38 @@ static int direct_put(tb_writer *w, size_t index, int fd, int own,
                        : x < b                   ? b
                                                  : off + len;
         size_t n = (size_t)(end - x);
+        if (!buf && !(*st = inflight_wait(err)) && !(buf = bounce_take()))
+            *st = tb_fail(err, TIMBER_ERR_NOMEM,
+                          "%s: out of memory for a write buffer", w->file);
+        if (*st)
+            break;
         *st = src_fill(src, x - off, buf, n, err);
         if (*st)
             break;
-        int whole = x >= a && end <= b;
-        /* A direct write that fails (a partial one leaves an unaligned
-         * rest) is done again buffered: the same bytes, its error. */
-        if (!(whole && tb_pwrite_all(dfd, buf, n, x) == 0) &&
-            tb_pwrite_all(fd, buf, n, x) != 0)
+        if (x >= a && end <= b) {
+            /* whole blocks: direct, in flight while the next is filled */
+            *st = inflight_wait(err);
+            if (*st)
+                break;
+            inflight_start(w, dfd, buf, n, x);
+            buf = bounce_take(); /* NULL: taken again above */
+        } else if (tb_pwrite_all(fd, buf, n, x) != 0) {
             *st = tb_fail_errno(err, TIMBER_ERR_IO, errno,
                                 "%s: cannot write %zu bytes at offset %llu",
                                 w->file, n, (unsigned long long)x);
+        }
         x = end;
     }
-    bounce_give(buf);
-    if (down)
-        close(dfd);
+    if (buf)
+        bounce_give(buf);
+    /* The write in flight may be this put's, through its own dfd: that
+     * write closes it when waited for. */
+    if (down) {
+        if (pending.active && pending.dfd == dfd)
+            pending.close_dfd = 1;
+        else
+            close(dfd);
+    }
     if (*st) {
         if (own)
             close(fd);
@@ -1536,6 +1635,9 @@ void tb_writer_free(tb_writer *w)
 {
     if (!w)
         return;
+    if (pending.active && pending.w == w)
+        inflight_wait(NULL); /* failing or abandoned: its error is moot */
+    assert(atomic_load(&w->inflight) == 0);
     writer_fd_drop(w);
     tb_temp_end(&w->tmp); /* removes it unless committed */
     free(w->path);
@@ -1872,6 +1974,12 @@ void tb_writer_mark_written(tb_writer *w, size_t index)
 
 timber_status tb_writer_sync(tb_writer *w, timber_error *err)
 {
+    timber_status st0 = inflight_wait(err);
+    if (st0)
+        return st0;
+    /* Every writing thread has waited for its writes (tb_writer_flush)
+     * before anyone syncs the file. */
+    assert(atomic_load(&w->inflight) == 0);
     int fd = open(w->file, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return tb_fail_errno(err, TIMBER_ERR_IO, errno, "%s: cannot open",
@@ -1937,7 +2045,12 @@ static timber_status writer_begin(tb_writer *w, size_t index, size_t len,
                                   uint64_t *off, int *fd, int *own,
                                   timber_error *err)
 {
-    timber_status st = writer_check(w, index, len, err);
+    /* This thread's write in flight lands first: its writes keep their
+     * order (a tensor rewound and written again, a buffered edge beside a
+     * direct block). */
+    timber_status st = inflight_wait(err);
+    if (!st)
+        st = writer_check(w, index, len, err);
     if (st)
         return st;
     *off = w->data_start + w->offsets[index] + w->written[index];
@@ -2050,6 +2163,10 @@ void tb_writer_rewind(tb_writer *w, size_t index, uint64_t to)
 
 timber_status tb_writer_commit(tb_writer *w, timber_error *err)
 {
+    timber_status st0 = inflight_wait(err);
+    if (st0)
+        return st0;
+    assert(atomic_load(&w->inflight) == 0);
     for (size_t i = 0; i < w->n; i++)
         if (w->written[i] != w->sizes[i])
             return tb_fail(err, TIMBER_ERR_INVALID,

@@ -198,11 +198,19 @@ timber_status tb_writer_sync(tb_writer *w, timber_error *err);
  * Each tensor's bytes are appended in order: call put repeatedly with
  * consecutive chunks; tensors may be filled in any order.  The whole
  * aligned blocks of a large put (or copy) go to the file with O_DIRECT
- * through a bounce buffer of TB_WRITER_BOUNCE bytes per writing thread
- * (safetensors.c, "direct writes"); the bytes are the same either way. */
+ * through bounce buffers of TB_WRITER_BOUNCE bytes, at most two per
+ * writing thread (safetensors.c, "direct writes"); the bytes are the same
+ * either way.  The last of them may still be in flight when put returns:
+ * a thread that has put or copied must call tb_writer_flush before the
+ * bytes are read back, and before another thread syncs, commits or frees
+ * the writer (the writing thread's own sync, commit and free wait). */
 #define TB_WRITER_BOUNCE (4u << 20)
 timber_status tb_writer_put(tb_writer *w, size_t index, const void *data,
                             size_t len, timber_error *err);
+
+/* Waits for the calling thread's direct write in flight, of any writer;
+ * its error, if it failed (naming the file and offset). */
+timber_status tb_writer_flush(timber_error *err);
 
 /* Appends bytes [from, from+len) of shard s's tensor t to tensor `index`
  * of w, as put does, but copied by the kernel file to file

@@ -6,6 +6,11 @@
 # (`timber cache verify` exits 0) and usable (the next run takes the
 # records it holds and writes the same bytes as an undisturbed run).
 #
+# A second pair with tensors of megabytes (a one-layer Qwen3-0.6B shape)
+# fills the disk during the large writes that go to the file direct,
+# from a thread of their own (write-behind, safetensors.c): the failure
+# of a write in flight must surface the same way.
+#
 # The disk is made full two ways: an LD_PRELOAD shim (tests/faults/
 # failwrite.c) that fails writes to chosen files with ENOSPC after N bytes,
 # which works for anyone; and, when running as root where mount works, a
@@ -21,6 +26,7 @@ if ! "$GEN" "$T/pair" --preset tiny --seed 3 >"$T/gen.log" 2>&1; then
 fi
 B=$T/pair/base
 I=$T/pair/instruct
+REF=$T/ref/out
 
 # The undisturbed run every other output is compared with.
 mkdir -p "$T/ref"
@@ -56,7 +62,7 @@ disk_full_case() {
     else
         bad "$name-again: $(hits "$name-again") tensors from the cache, the file held ${n:-?} records"
     fi
-    same_tree "$name-again" "$T/ref/out" "$P/out"
+    same_tree "$name-again" "$REF" "$P/out"
     cache_ok "$name-again" "$C/c.tsvd"
 }
 
@@ -69,6 +75,21 @@ disk_full_case out-extras timber-tmp $((shard_bytes + 100)) "$T/out-extras.paren
 disk_full_case cache c.tsvd 9000 "$T/cache.cache/c.tsvd"
 # 4. The cache cannot even get its header.
 disk_full_case cache-header c.tsvd 10 "$T/cache-header.cache/c.tsvd"
+
+# 4a. The output's shard of the large pair: the disk fills 3 MB into a
+# shard of 38 MB written in direct 1-4 MiB pieces.
+if "$GEN" "$T/big" --preset qwen3-0.6b --layers 1 --vocab 512 --seed 5 \
+    >"$T/gen-big.log" 2>&1; then
+    B=$T/big/base I=$T/big/instruct REF=$T/big-ref/out
+    mkdir -p "$T/big-ref"
+    run big-ref -- "$B" "$I" "$REF" --no-cache -q
+    expect_rc big-ref 0
+    disk_full_case out-shard-direct timber-tmp 3000000 \
+        "$T/out-shard-direct.parent/.out.timber-tmp."
+    B=$T/pair/base I=$T/pair/instruct REF=$T/ref/out
+else
+    bad "timber-gen (large pair) failed: $(cat "$T/gen-big.log")"
+fi
 
 # 4b. A cache directory (--cache DIR/): the run's own file fills after a
 # few records, or cannot get its header (then it is removed again); either
