@@ -25,7 +25,11 @@
  * dlarft + dlarfb at level 3 — the grouping of the two-stage papers
  * (Haidar, Ltaief, Dongarra 2011; Bientinesi, Igual, Kressner,
  * Quintana-Ortí 2010).  The zeros of the parallelogram cost flops
- * (about twice those of one reflector at a time) but run at DGEMM speed.
+ * (about twice those of one reflector at a time) but run at DGEMM speed
+ * (methods 0 and 1 of tb_q2_apply).  What spectrum.c uses is method 2:
+ * the same groups in the same order, each applied reflector by reflector
+ * by a kernel of this file's own on L1-sized column chunks, no zeros
+ * ("Q2 by a kernel of its own" below).
  */
 #include "tridiag2.h"
 
