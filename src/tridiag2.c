@@ -155,9 +155,8 @@ CHASE_CLONES static void apply_right(size_t m, size_t k, double *C, size_t ldc,
 
 /* C (m x k, ldc) := H C, H = I - tau v v^T (v: m). */
 CHASE_CLONES static void apply_left(size_t m, size_t k, double *C, size_t ldc,
-                       const double *v, double tau, double *w)
+                       const double *v, double tau)
 {
-    (void)w;
     if (tau == 0.0 || k == 0)
         return;
     for (size_t j = 0; j < k; j++) {
@@ -241,7 +240,7 @@ int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
             t++;
             double *v2 = q->v + t * b;
             double tau2 = q->tau[t] = make_reflector(nrow, AT(q0, r), v2);
-            apply_left(nrow, mr - 1, AT(q0, r + 1), ld, v2, tau2, w);
+            apply_left(nrow, mr - 1, AT(q0, r + 1), ld, v2, tau2);
             apply_sym(nrow, AT(q0, q0), ld, v2, tau2, w);
             v = v2;
             tau = tau2;
@@ -304,33 +303,27 @@ static size_t q2_group(const tb_q2 *q, size_t j0, size_t nj, size_t s,
  * so a group's (b + |J| - 1) x Q2_COLS block stays in L1 for all its
  * reflectors and w = tau v^T z of one chunk stays in registers.  That is
  * level 2 in L1 rather than level 3 on small, mostly-zero blocks: at S =
- * 4096, p = 585, 0.65 s against 1.15 s for method 1 (docs/performance.md,
- * "Large matrices").  The padding columns are zeros and stay zeros: the
+ * 4096, p = 585, 0.79-0.88 s against 1.18 s for method 1
+ * (docs/performance.md, "Large matrices").  The padding columns are zeros and stay zeros: the
  * columns of Z do not mix. */
 enum { Q2_COLS = 32 };
 
-/* H(j0+c, s) for c = k-1 .. 0 on the Q2_COLS columns of Zt at z (row
- * stride ld; z is row pos). */
-static void q2_block_plain(const tb_q2 *q, size_t j0, size_t k, size_t s,
-                           size_t pos, double *z, size_t ld)
+/* z := H z for H = I - tau v v^T (v: len, v[0] = 1) on the Q2_COLS
+ * columns of Zt at z (row stride ld). */
+static void q2_refl_plain(size_t len, const double *v, double tau,
+                          double *z, size_t ld)
 {
-    const size_t n = q->n, b = q->b;
-    for (size_t c = k; c-- > 0;) {
-        size_t len = n - pos - c < b ? n - pos - c : b;
-        size_t t = q->off[j0 + c] + s;
-        const double *v = q->v + t * b;
-        double *zc = z + c * ld, w[Q2_COLS];
+    double w[Q2_COLS];
+    for (size_t x = 0; x < Q2_COLS; x++)
+        w[x] = 0.0;
+    for (size_t r = 0; r < len; r++)
         for (size_t x = 0; x < Q2_COLS; x++)
-            w[x] = 0.0;
-        for (size_t r = 0; r < len; r++)
-            for (size_t x = 0; x < Q2_COLS; x++)
-                w[x] += v[r] * zc[r * ld + x];
+            w[x] += v[r] * z[r * ld + x];
+    for (size_t x = 0; x < Q2_COLS; x++)
+        w[x] *= tau;
+    for (size_t r = 0; r < len; r++)
         for (size_t x = 0; x < Q2_COLS; x++)
-            w[x] *= q->tau[t];
-        for (size_t r = 0; r < len; r++)
-            for (size_t x = 0; x < Q2_COLS; x++)
-                zc[r * ld + x] -= v[r] * w[x];
-    }
+            z[r * ld + x] -= v[r] * w[x];
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -340,57 +333,49 @@ static void q2_block_plain(const tb_q2 *q, size_t j0, size_t k, size_t s,
  * (q2_use_avx2), once per process, so one machine always gets the same
  * bits whatever the thread count. */
 __attribute__((target("avx2,fma"))) static void
-q2_block_avx2(const tb_q2 *q, size_t j0, size_t k, size_t s, size_t pos,
-              double *z, size_t ld)
+q2_refl_avx2(size_t len, const double *v, double tau_, double *z, size_t ld)
 {
-    const size_t n = q->n, b = q->b;
-    for (size_t c = k; c-- > 0;) {
-        size_t len = n - pos - c < b ? n - pos - c : b;
-        size_t t = q->off[j0 + c] + s;
-        const double *v = q->v + t * b;
-        double *zc = z + c * ld;
-        __m256d w0 = _mm256_setzero_pd(), w1 = w0, w2 = w0, w3 = w0,
-                w4 = w0, w5 = w0, w6 = w0, w7 = w0;
-        for (size_t r = 0; r < len; r++) {
-            const double *zr = zc + r * ld;
-            __m256d vr = _mm256_broadcast_sd(v + r);
-            w0 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr), w0);
-            w1 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 4), w1);
-            w2 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 8), w2);
-            w3 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 12), w3);
-            w4 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 16), w4);
-            w5 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 20), w5);
-            w6 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 24), w6);
-            w7 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 28), w7);
-        }
-        __m256d tau = _mm256_set1_pd(q->tau[t]);
-        w0 = _mm256_mul_pd(w0, tau);
-        w1 = _mm256_mul_pd(w1, tau);
-        w2 = _mm256_mul_pd(w2, tau);
-        w3 = _mm256_mul_pd(w3, tau);
-        w4 = _mm256_mul_pd(w4, tau);
-        w5 = _mm256_mul_pd(w5, tau);
-        w6 = _mm256_mul_pd(w6, tau);
-        w7 = _mm256_mul_pd(w7, tau);
-        for (size_t r = 0; r < len; r++) {
-            double *zr = zc + r * ld;
-            __m256d vr = _mm256_broadcast_sd(v + r);
-            _mm256_storeu_pd(zr, _mm256_fnmadd_pd(vr, w0, _mm256_loadu_pd(zr)));
-            _mm256_storeu_pd(zr + 4,
-                             _mm256_fnmadd_pd(vr, w1, _mm256_loadu_pd(zr + 4)));
-            _mm256_storeu_pd(zr + 8,
-                             _mm256_fnmadd_pd(vr, w2, _mm256_loadu_pd(zr + 8)));
-            _mm256_storeu_pd(
-                zr + 12, _mm256_fnmadd_pd(vr, w3, _mm256_loadu_pd(zr + 12)));
-            _mm256_storeu_pd(
-                zr + 16, _mm256_fnmadd_pd(vr, w4, _mm256_loadu_pd(zr + 16)));
-            _mm256_storeu_pd(
-                zr + 20, _mm256_fnmadd_pd(vr, w5, _mm256_loadu_pd(zr + 20)));
-            _mm256_storeu_pd(
-                zr + 24, _mm256_fnmadd_pd(vr, w6, _mm256_loadu_pd(zr + 24)));
-            _mm256_storeu_pd(
-                zr + 28, _mm256_fnmadd_pd(vr, w7, _mm256_loadu_pd(zr + 28)));
-        }
+    __m256d w0 = _mm256_setzero_pd(), w1 = w0, w2 = w0, w3 = w0, w4 = w0,
+            w5 = w0, w6 = w0, w7 = w0;
+    for (size_t r = 0; r < len; r++) {
+        const double *zr = z + r * ld;
+        __m256d vr = _mm256_broadcast_sd(v + r);
+        w0 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr), w0);
+        w1 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 4), w1);
+        w2 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 8), w2);
+        w3 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 12), w3);
+        w4 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 16), w4);
+        w5 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 20), w5);
+        w6 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 24), w6);
+        w7 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 28), w7);
+    }
+    __m256d tau = _mm256_set1_pd(tau_);
+    w0 = _mm256_mul_pd(w0, tau);
+    w1 = _mm256_mul_pd(w1, tau);
+    w2 = _mm256_mul_pd(w2, tau);
+    w3 = _mm256_mul_pd(w3, tau);
+    w4 = _mm256_mul_pd(w4, tau);
+    w5 = _mm256_mul_pd(w5, tau);
+    w6 = _mm256_mul_pd(w6, tau);
+    w7 = _mm256_mul_pd(w7, tau);
+    for (size_t r = 0; r < len; r++) {
+        double *zr = z + r * ld;
+        __m256d vr = _mm256_broadcast_sd(v + r);
+        _mm256_storeu_pd(zr, _mm256_fnmadd_pd(vr, w0, _mm256_loadu_pd(zr)));
+        _mm256_storeu_pd(zr + 4,
+                         _mm256_fnmadd_pd(vr, w1, _mm256_loadu_pd(zr + 4)));
+        _mm256_storeu_pd(zr + 8,
+                         _mm256_fnmadd_pd(vr, w2, _mm256_loadu_pd(zr + 8)));
+        _mm256_storeu_pd(zr + 12,
+                         _mm256_fnmadd_pd(vr, w3, _mm256_loadu_pd(zr + 12)));
+        _mm256_storeu_pd(zr + 16,
+                         _mm256_fnmadd_pd(vr, w4, _mm256_loadu_pd(zr + 16)));
+        _mm256_storeu_pd(zr + 20,
+                         _mm256_fnmadd_pd(vr, w5, _mm256_loadu_pd(zr + 20)));
+        _mm256_storeu_pd(zr + 24,
+                         _mm256_fnmadd_pd(vr, w6, _mm256_loadu_pd(zr + 24)));
+        _mm256_storeu_pd(zr + 28,
+                         _mm256_fnmadd_pd(vr, w7, _mm256_loadu_pd(zr + 28)));
     }
 }
 
@@ -417,16 +402,12 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
     if (q->nsweeps == 0 || p == 0)
         return 0;
     if (blocked == 0) {
-        double *w = malloc(p * sizeof *w);
-        if (!w)
-            return -1;
         for (size_t j = q->nsweeps; j-- > 0;)
             for (size_t t = q->off[j + 1]; t-- > q->off[j];) {
                 size_t pos = j + 1 + (t - q->off[j]) * b;
                 size_t len = n - pos < b ? n - pos : b;
-                apply_left(len, p, Z + pos, ldz, q->v + t * b, q->tau[t], w);
+                apply_left(len, p, Z + pos, ldz, q->v + t * b, q->tau[t]);
             }
-        free(w);
         return 0;
     }
     const size_t bs = blocked, mv = b + bs - 1;
@@ -456,11 +437,11 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
             for (size_t j = p; j < ld; j++)
                 Zt[j + i * ld] = 0.0;
         }
-    void (*block)(const tb_q2 *, size_t, size_t, size_t, size_t, double *,
-                  size_t) = q2_block_plain;
+    void (*refl)(size_t, const double *, double, double *, size_t) =
+        q2_refl_plain;
 #ifdef Q2_AVX2
     if (!tb_q2_force_plain && q2_use_avx2())
-        block = q2_block_avx2;
+        refl = q2_refl_avx2;
 #endif
     const int ip = (int)p;
     size_t nblocks = (q->nsweeps + bs - 1) / bs;
@@ -471,9 +452,16 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
         for (size_t s = 0; s < smax; s++) {
             size_t pos, m, k;
             if (method == 2) {
+                /* chunk by chunk, the group's reflectors last sweep
+                 * first (G(J,s) = H(j0,s) H(j0+1,s) ...) */
                 k = q2_group_size(q, j0, nj, s, &pos);
                 for (size_t x = 0; k && x < ld; x += Q2_COLS)
-                    block(q, j0, k, s, pos, Zt + pos * ld + x, ld);
+                    for (size_t c = k; c-- > 0;) {
+                        size_t t = q->off[j0 + c] + s;
+                        size_t len = n - pos - c < b ? n - pos - c : b;
+                        refl(len, q->v + t * b, q->tau[t],
+                             Zt + (pos + c) * ld + x, ld);
+                    }
                 continue;
             }
             k = q2_group(q, j0, nj, s, V, tau, &pos, &m);
