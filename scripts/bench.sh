@@ -59,8 +59,8 @@ md="$work/bench.md"
 # and the authors' script's alike) starts with its inputs in the page
 # cache, as after a download.  timber-gen writes its shards with O_DIRECT
 # (the writer's direct writes), so a pair it has just made is not cached,
-# and whichever tool ran first would pay the disk reads for both: 7.3
-# worker-seconds of "read" in a cold Qwen3-0.6B run against 1.5.
+# and whichever tool ran first would pay the disk reads for both: 7.34
+# worker-seconds of "read" in a cold Qwen3-0.6B run against 2.25.
 warm_inputs() {
     cat "$1"/base/*.safetensors "$1"/instruct/*.safetensors > /dev/null
 }
