@@ -57,9 +57,10 @@ int tb_band_chase(size_t n, size_t b, double *AB, size_t ldab, double *d,
 int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
                 size_t ldz, size_t p);
 
-/* Tests: nonzero makes method 2 use its plain C kernel where the CPU has
- * the AVX2 one. */
-extern int tb_q2_force_plain;
+/* Tests: the widest kernel method 2 may use, where the CPU has it: 2
+ * AVX-512 (the default), 1 AVX2 and FMA, 0 plain C.  The AVX-512 and
+ * AVX2 kernels give the same bits; plain C (no FMA) other roundings. */
+extern int tb_q2_kernel_cap;
 
 /* Z := Q Z for the Q = H(1) ... H(n-off) whose reflectors lie below the
  * off-th subdiagonal of A (dsytrd: off = 1; dsytrd_sy2sb: off = b),

@@ -360,13 +360,20 @@ static void check_chase(size_t n, size_t b, size_t bs)
     /* tridiag2.c's kernel (what spectrum.c uses), in its vector form where
      * the CPU has one and in plain C; n columns are never a whole number
      * of its chunks here, so its padding is exercised too */
-    double *Qk = calloc(n * n, sizeof *Qk), *Qp = calloc(n * n, sizeof *Qp);
+    double *Qk = calloc(n * n, sizeof *Qk), *Qp = calloc(n * n, sizeof *Qp),
+           *Q2 = calloc(n * n, sizeof *Q2);
     for (size_t i = 0; i < n; i++)
-        Qk[i * n + i] = Qp[i * n + i] = 1.0;
+        Qk[i * n + i] = Qp[i * n + i] = Q2[i * n + i] = 1.0;
     CHECK(tb_q2_apply(&q, bs, 2, Qk, n, n) == 0);
-    tb_q2_force_plain = 1;
+    tb_q2_kernel_cap = 0;
     CHECK(tb_q2_apply(&q, bs, 2, Qp, n, n) == 0);
-    tb_q2_force_plain = 0;
+    /* AVX2 where the CPU has AVX-512: the very same bits */
+    tb_q2_kernel_cap = 1;
+    CHECK(tb_q2_apply(&q, bs, 2, Q2, n, n) == 0);
+    tb_q2_kernel_cap = 2;
+    CHECKF(memcmp(Qk, Q2, n * n * sizeof *Qk) == 0,
+           "chase n %zu b %zu: the AVX-512 and AVX2 Q2 kernels differ", n, b);
+    free(Q2);
     double *BQ = malloc(n * n * sizeof *BQ), *T = malloc(n * n * sizeof *T),
            *O = malloc(n * n * sizeof *O);
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n,
