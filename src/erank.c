@@ -344,7 +344,8 @@ timber_status timber_erank(const char *base, const char *instruct,
     }
     free(path);
     if (!st) {
-        tb_tasks t = {res->n, threads, analyse, row_cost, &J, &J.failed};
+        tb_tasks t = {.n = res->n, .threads = threads, .run = analyse,
+                      .cost = row_cost, .ctx = &J, .failed = &J.failed};
         st = tb_tasks_run(&t, err);
         if (!st && options->cancel && *options->cancel)
             st = tb_fail(err, TIMBER_ERR_INTERRUPTED, "interrupted");

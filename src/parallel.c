@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -75,37 +76,72 @@ static void scratch_free(tb_scratch *s)
 
 typedef struct pass {
     const tb_tasks *t;
-    const size_t *order; /* task indices, largest first */
-    atomic_size_t next;
+    /* task indices: order[0..nfg) the compute tasks, largest first, then
+     * the I/O tasks (tb_tasks.io), largest first */
+    const size_t *order;
+    size_t nfg;
+    atomic_size_t next;  /* next compute task */
+    atomic_size_t bnext; /* next I/O task, from nfg on */
     pthread_mutex_t lock;
     timber_status st;
     timber_error *err;
 } pass;
 
+/* Records a worker's failure: the first real one wins over the
+ * "interrupted" of the tasks it stopped. */
+static void pass_fail(pass *P, timber_status st, const timber_error *local)
+{
+    pthread_mutex_lock(&P->lock);
+    if (!P->st || (P->st == TIMBER_ERR_INTERRUPTED &&
+                   st != TIMBER_ERR_INTERRUPTED)) {
+        P->st = st;
+        if (P->err)
+            *P->err = *local;
+    }
+    atomic_store(P->t->failed, 1);
+    pthread_mutex_unlock(&P->lock);
+}
+
+/* The next task for a worker (io: the I/O lane, which takes only I/O
+ * tasks; a compute worker takes them when no compute task is left), or
+ * SIZE_MAX. */
+static size_t next_task(pass *P, int io)
+{
+    if (!io) {
+        size_t at = atomic_fetch_add(&P->next, 1);
+        if (at < P->nfg)
+            return P->order[at];
+    }
+    size_t at = P->nfg + atomic_fetch_add(&P->bnext, 1);
+    return at < P->t->n ? P->order[at] : SIZE_MAX;
+}
+
+typedef struct lane {
+    pass *P;
+    int io;
+} lane;
+
 static void *worker(void *arg)
 {
-    pass *P = arg;
+    const lane *L = arg;
+    pass *P = L->P;
     const tb_tasks *t = P->t;
     timber_error local;
     tb_scratch scratch = {0};
     for (;;) {
-        size_t at = atomic_fetch_add(&P->next, 1);
-        if (at >= t->n || atomic_load(t->failed))
+        size_t i = next_task(P, L->io);
+        if (i == SIZE_MAX || atomic_load(t->failed))
             break;
-        size_t i = P->order[at];
         timber_status st = t->run(t->ctx, i, &scratch, &local);
         if (st) {
-            pthread_mutex_lock(&P->lock);
-            if (!P->st || (P->st == TIMBER_ERR_INTERRUPTED &&
-                           st != TIMBER_ERR_INTERRUPTED)) {
-                P->st = st;
-                if (P->err)
-                    *P->err = local;
-            }
-            atomic_store(t->failed, 1);
-            pthread_mutex_unlock(&P->lock);
+            pass_fail(P, st, &local);
             break;
         }
+    }
+    if (t->finish) {
+        timber_status st = t->finish(t->ctx, &local);
+        if (st)
+            pass_fail(P, st, &local);
     }
     scratch_free(&scratch);
     return NULL;
@@ -150,7 +186,18 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     qsort(order, t->n, sizeof *order, by_cost_desc);
     sort_costs = NULL;
     pthread_mutex_unlock(&sort_lock);
+    /* The compute tasks first, the I/O tasks after them, each in cost
+     * order (a stable partition, through the cost array's room). */
+    size_t *io = (size_t *)cost, nio = 0, nfg = 0;
+    for (size_t a = 0; a < t->n; a++) {
+        if (t->io && t->io(t->ctx, order[a]))
+            io[nio++] = order[a];
+        else
+            order[nfg++] = order[a];
+    }
+    memcpy(order + nfg, io, nio * sizeof *order);
     P.order = order;
+    P.nfg = nfg;
     pthread_mutex_init(&P.lock, NULL);
     /* BLAS on one thread in every task, whatever the task: OpenBLAS's
      * threaded dgemm was measured to give other bits than its one-thread
@@ -160,12 +207,19 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     atomic_store(&P.next, 0);
-    pthread_t tids[TIMBER_MAX_THREADS];
+    atomic_store(&P.bnext, 0);
+    pthread_t tids[TIMBER_MAX_THREADS + 1];
+    lane compute = {&P, 0}, io_lane = {&P, 1};
     int started = 0;
+    /* The I/O lane, where there are I/O tasks and compute tasks to share
+     * the run with: it waits on the disk while the workers compute. */
+    if (nio && nfg &&
+        pthread_create(&tids[started], NULL, worker, &io_lane) == 0)
+        started++;
     for (int w = 1; w < threads; w++)
-        if (pthread_create(&tids[started], NULL, worker, &P) == 0)
+        if (pthread_create(&tids[started], NULL, worker, &compute) == 0)
             started++;
-    worker(&P);
+    worker(&compute);
     for (int w = 0; w < started; w++)
         pthread_join(tids[w], NULL);
     openblas_set_num_threads(blas_threads);

@@ -52,6 +52,17 @@ typedef struct tb_tasks {
     void *ctx;
     /* Set to 1 by the first failure; tasks should poll it to stop early. */
     atomic_int *failed;
+    /* Nonzero: task i is bound by I/O, not by the CPU (a tensor copied
+     * verbatim), so one extra thread, the I/O lane, runs such tasks from
+     * the start while the workers compute, and a worker with no compute
+     * task left takes them too (NULL: none is).  The I/O lane is not one
+     * of `threads`: it spends its time waiting for the disk. */
+    int (*io)(void *ctx, size_t i);
+    /* Called once by every worker when it takes no more tasks, failed or
+     * not, on its own thread (NULL: nothing to do): what a task may leave
+     * running on the thread that ran it, a write in flight, ends here.
+     * Its failure counts as a task's. */
+    timber_status (*finish)(void *ctx, timber_error *err);
 } tb_tasks;
 
 /* Runs the tasks on `threads` workers (tb_thread_count), largest first,

@@ -90,8 +90,11 @@ timber_status tb_memory_check(uint64_t max_mn, uint64_t max_s, int threads,
     uint64_t per_worker = 4 * s2 + whole + 4 * max_mn + BLAS_BUFFER +
                           THREAD_STACK + 2 * (uint64_t)TB_WRITER_BOUNCE;
     uint64_t t = threads > 0 ? (uint64_t)threads : 1;
+    /* The I/O lane that copies tensors (parallel.h): a thread, its write
+     * in flight and the two bounce buffers. */
+    uint64_t io_lane = 2 * THREAD_STACK + 2 * (uint64_t)TB_WRITER_BOUNCE;
     uint64_t need = in_use + t * per_worker +
-                    t * (BLAS_BUFFER + THREAD_STACK) + SLACK;
+                    t * (BLAS_BUFFER + THREAD_STACK) + io_lane + SLACK;
     if (need <= limit)
         return TIMBER_OK;
     return tb_fail(err, TIMBER_ERR_NOMEM,
