@@ -68,9 +68,12 @@ typedef enum tb_spectrum_route_id {
 /* The route an S x S Gram matrix takes: TB_ROUTE_MRRR below
  * TB_TWOSTAGE_MIN_S, TB_ROUTE_TWOSTAGE from there on (the two-stage
  * reduction's level-3 first stage beats dsytrd's memory-bound dsymv
- * there; measured in docs/performance.md, "Large matrices"). */
+ * there: 2560 until the Q2 kernel's AVX-512 form and OpenBLAS's
+ * AVX-512 kernels made S = 1024 and 2048 pay too, in real runs of
+ * Qwen3-0.6B and Qwen3-30B-A3B shapes; at 768 it ties.  Measured in
+ * docs/performance.md, "Large matrices"). */
 unsigned tb_spectrum_route(size_t S);
-#define TB_TWOSTAGE_MIN_S 2560
+#define TB_TWOSTAGE_MIN_S 1024
 /* Bandwidth of the two-stage route's intermediate band matrix. */
 #define TB_TWOSTAGE_BAND 32
 /* "dsytrd-mrrr", "sy2sb-chase-mrrr-2"; NULL for a route this build does

@@ -431,10 +431,10 @@ static void test_twostage(void)
     CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S - 1) == TB_ROUTE_MRRR);
     CHECK(tb_spectrum_route(TB_TWOSTAGE_MIN_S) == TB_ROUTE_TWOSTAGE);
     CHECK(tb_spectrum_route(65536) == TB_ROUTE_TWOSTAGE);
-    CHECK(tb_spectrum_route(1024) == TB_ROUTE_MRRR);
+    CHECK(tb_spectrum_route(768) == TB_ROUTE_MRRR);
     /* tests/func/route.sh relies on these two */
-    CHECK(tb_spectrum_route(2048) == TB_ROUTE_MRRR);
-    CHECK(tb_spectrum_route(2560) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(1024) == TB_ROUTE_TWOSTAGE);
+    CHECK(tb_spectrum_route(2048) == TB_ROUTE_TWOSTAGE);
 
     /* Q2: bandwidths 2..40, n a multiple of b or not, groups of 1..b */
     rng = 7;

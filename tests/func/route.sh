@@ -4,10 +4,11 @@
 # 2 threads:
 #   - S = 2048 (timber-gen qwen3-moe --layers 0 --vocab 2560: the
 #     embedding and the untied lm_head, 2560 x 2048 each): `timber`
-#     itself, which takes one-stage dsytrd there, and the two-stage route
+#     itself, which takes the two-stage route there, and one-stage dsytrd
 #     forced by timber-refine-route;
-#   - S = 2560 (llama-3.1-8b --layers 0 --vocab 2560: 2560 x 4096 each,
-#     S = TB_TWOSTAGE_MIN_S): `timber`, which takes the two-stage route.
+#   - S = 1024 (qwen3-0.6b --layers 0 --vocab 2560: the tied embedding,
+#     2560 x 1024, S = TB_TWOSTAGE_MIN_S): `timber`, which takes the
+#     two-stage route from there on.
 #
 #   usage: route.sh TIMBER TIMBER_GEN TIMBER_REFCHECK TIMBER_REFINE_ROUTE
 # Prints "N passed, M failed".
@@ -51,7 +52,7 @@ refine() {
 
 # S = 2048
 gen s2048 --preset qwen3-moe --layers 0 --vocab 2560 --seed 21
-for r in "" twostage; do
+for r in "" dsytrd; do
     label=${r:-default}
     refine s2048 "out-2048-$label-1" 1 $r
     refine s2048 "out-2048-$label-2" 2 $r
@@ -60,11 +61,11 @@ for r in "" twostage; do
         same_tree "$TMP/out-2048-$label-1" "$TMP/out-2048-$label-2"
 done
 
-# S = 2560: the default route is the two-stage one
-gen s2560 --preset llama-3.1-8b --layers 0 --vocab 2560 --seed 22
-refine s2560 out-2560-1 1
-refine s2560 out-2560-2 2
-refcheck s2560 "$TMP/out-2560-1" "S = 2560, default route"
-check "S = 2560: --threads 1 and 2 differ" \
-    same_tree "$TMP/out-2560-1" "$TMP/out-2560-2"
+# S = 1024: the smallest order of the two-stage route, the default there
+gen s1024 --preset qwen3-0.6b --layers 0 --vocab 2560 --seed 22
+refine s1024 out-1024-1 1
+refine s1024 out-1024-2 2
+refcheck s1024 "$TMP/out-1024-1" "S = 1024, default route"
+check "S = 1024: --threads 1 and 2 differ" \
+    same_tree "$TMP/out-1024-1" "$TMP/out-1024-2"
 finish
