@@ -133,12 +133,171 @@ static inline double dot4(const double *a, const double *b, size_t m)
     return (s0 + s1) + (s2 + s3);
 }
 
+/* The chase's full blocks (m = 32 rows, all but the last step of a
+ * sweep at b = 32) by AVX2 intrinsics: the same operations on each
+ * element in the same order as the loops (a multiply, then an add or a
+ * subtract: no FMA), so the same bits, with w held in registers instead
+ * of reloaded for every column. */
+int tb_q2_kernel_cap = 2;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CHASE_AVX2 1
+enum { CHASE_M = 32 };
+
+__attribute__((target("avx2"))) static void
+right32_avx2(size_t k, double *C, size_t ldc, const double *v, double tau)
+{
+    __m256d w0 = _mm256_setzero_pd(), w1 = w0, w2 = w0, w3 = w0, w4 = w0,
+            w5 = w0, w6 = w0, w7 = w0;
+    for (size_t j = 0; j < k; j++) {
+        const double *c = C + j * ldc;
+        __m256d vj = _mm256_set1_pd(v[j]);
+        w0 = _mm256_add_pd(w0, _mm256_mul_pd(_mm256_loadu_pd(c), vj));
+        w1 = _mm256_add_pd(w1, _mm256_mul_pd(_mm256_loadu_pd(c + 4), vj));
+        w2 = _mm256_add_pd(w2, _mm256_mul_pd(_mm256_loadu_pd(c + 8), vj));
+        w3 = _mm256_add_pd(w3, _mm256_mul_pd(_mm256_loadu_pd(c + 12), vj));
+        w4 = _mm256_add_pd(w4, _mm256_mul_pd(_mm256_loadu_pd(c + 16), vj));
+        w5 = _mm256_add_pd(w5, _mm256_mul_pd(_mm256_loadu_pd(c + 20), vj));
+        w6 = _mm256_add_pd(w6, _mm256_mul_pd(_mm256_loadu_pd(c + 24), vj));
+        w7 = _mm256_add_pd(w7, _mm256_mul_pd(_mm256_loadu_pd(c + 28), vj));
+    }
+    for (size_t j = 0; j < k; j++) {
+        double *c = C + j * ldc;
+        __m256d t = _mm256_set1_pd(tau * v[j]);
+#define RIGHT_UPD(o, w)                                                   \
+    _mm256_storeu_pd(c + (o), _mm256_sub_pd(_mm256_loadu_pd(c + (o)),     \
+                                            _mm256_mul_pd((w), t)))
+        RIGHT_UPD(0, w0);
+        RIGHT_UPD(4, w1);
+        RIGHT_UPD(8, w2);
+        RIGHT_UPD(12, w3);
+        RIGHT_UPD(16, w4);
+        RIGHT_UPD(20, w5);
+        RIGHT_UPD(24, w6);
+        RIGHT_UPD(28, w7);
+#undef RIGHT_UPD
+    }
+}
+
+/* dot4 of 32 elements: lane l of the accumulator is dot4's partial sum
+ * s_l (elements l, l + 4, ...), combined as (s0 + s1) + (s2 + s3). */
+__attribute__((target("avx2"))) static inline double
+dot32_avx2(const double *a, const double *b)
+{
+    __m256d s = _mm256_setzero_pd(); /* 0 + x, as dot4: the sign of 0 */
+    for (size_t i = 0; i < CHASE_M; i += 4)
+        s = _mm256_add_pd(s, _mm256_mul_pd(_mm256_loadu_pd(a + i),
+                                           _mm256_loadu_pd(b + i)));
+    double l[4];
+    _mm256_storeu_pd(l, s);
+    return (l[0] + l[1]) + (l[2] + l[3]);
+}
+
+__attribute__((target("avx2"))) static void
+left32_avx2(size_t k, double *C, size_t ldc, const double *v, double tau)
+{
+    for (size_t j = 0; j < k; j++) {
+        double *c = C + j * ldc;
+        __m256d s = _mm256_set1_pd(tau * dot32_avx2(c, v));
+        for (size_t i = 0; i < CHASE_M; i += 4)
+            _mm256_storeu_pd(c + i,
+                             _mm256_sub_pd(_mm256_loadu_pd(c + i),
+                                           _mm256_mul_pd(_mm256_loadu_pd(v + i),
+                                                         s)));
+    }
+}
+
+/* dot4 of any length n: the vector lanes are its partial sums s0..s3,
+ * the remainder goes to s0, combined as (s0 + s1) + (s2 + s3). */
+__attribute__((target("avx2"))) static inline double
+dot4_avx2(const double *a, const double *b, size_t n)
+{
+    __m256d acc = _mm256_setzero_pd();
+    size_t whole = n / 4 * 4;
+    for (size_t i = 0; i < whole; i += 4)
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_loadu_pd(a + i),
+                                               _mm256_loadu_pd(b + i)));
+    double l[4];
+    _mm256_storeu_pd(l, acc);
+    double s0 = l[0];
+    for (size_t i = whole; i < n; i++)
+        s0 += a[i] * b[i];
+    return (s0 + l[1]) + (l[2] + l[3]);
+}
+
+/* apply_sym for m = 32, its loops' operations in their order: the rows
+ * below a column up to a multiple of 4 one by one, then whole vectors. */
+__attribute__((target("avx2"))) static void
+sym32_avx2(double *C, size_t ldc, const double *v, double tau)
+{
+    double w[CHASE_M];
+    for (size_t i = 0; i < CHASE_M; i++)
+        w[i] = 0.0;
+    for (size_t j = 0; j < CHASE_M; j++) {
+        const double *c = C + j * ldc;
+        double vj = v[j];
+        w[j] += c[j] * vj;
+        size_t i = j + 1;
+        for (; i < CHASE_M && i % 4; i++)
+            w[i] += c[i] * vj;
+        __m256d vv = _mm256_set1_pd(vj);
+        for (; i < CHASE_M; i += 4)
+            _mm256_storeu_pd(w + i,
+                             _mm256_add_pd(_mm256_loadu_pd(w + i),
+                                           _mm256_mul_pd(_mm256_loadu_pd(c + i),
+                                                         vv)));
+        w[j] += dot4_avx2(c + j + 1, v + j + 1, CHASE_M - j - 1);
+    }
+    __m256d t = _mm256_set1_pd(tau);
+    for (size_t i = 0; i < CHASE_M; i += 4)
+        _mm256_storeu_pd(w + i, _mm256_mul_pd(_mm256_loadu_pd(w + i), t));
+    double alpha = -0.5 * tau * dot4_avx2(w, v, CHASE_M);
+    __m256d al = _mm256_set1_pd(alpha);
+    for (size_t i = 0; i < CHASE_M; i += 4)
+        _mm256_storeu_pd(w + i,
+                         _mm256_add_pd(_mm256_loadu_pd(w + i),
+                                       _mm256_mul_pd(al, _mm256_loadu_pd(v + i))));
+    for (size_t j = 0; j < CHASE_M; j++) {
+        double *c = C + j * ldc, vj = v[j], wj = w[j];
+        size_t i = j;
+        for (; i < CHASE_M && i % 4; i++)
+            c[i] -= v[i] * wj + w[i] * vj;
+        __m256d vv = _mm256_set1_pd(vj), ww = _mm256_set1_pd(wj);
+        for (; i < CHASE_M; i += 4) {
+            __m256d r = _mm256_add_pd(
+                _mm256_mul_pd(_mm256_loadu_pd(v + i), ww),
+                _mm256_mul_pd(_mm256_loadu_pd(w + i), vv));
+            _mm256_storeu_pd(c + i, _mm256_sub_pd(_mm256_loadu_pd(c + i), r));
+        }
+    }
+}
+
+static int chase_avx2(void)
+{
+    static atomic_int use = -1;
+    int u = atomic_load_explicit(&use, memory_order_relaxed);
+    if (u < 0) {
+        __builtin_cpu_init();
+        u = __builtin_cpu_supports("avx2");
+        atomic_store_explicit(&use, u, memory_order_relaxed);
+    }
+    return u;
+}
+#endif
+
 /* C (m x k, ldc) := C H, H = I - tau v v^T (v: k). */
 CHASE_CLONES static void apply_right(size_t m, size_t k, double *C, size_t ldc,
                         const double *v, double tau, double *w)
 {
     if (tau == 0.0 || m == 0)
         return;
+#ifdef CHASE_AVX2
+    if (m == CHASE_M && chase_avx2() && tb_q2_kernel_cap > 0) {
+        right32_avx2(k, C, ldc, v, tau);
+        return;
+    }
+#endif
     for (size_t i = 0; i < m; i++)
         w[i] = 0.0;
     for (size_t j = 0; j < k; j++) {
@@ -159,6 +318,12 @@ CHASE_CLONES static void apply_left(size_t m, size_t k, double *C, size_t ldc,
 {
     if (tau == 0.0 || k == 0)
         return;
+#ifdef CHASE_AVX2
+    if (m == CHASE_M && chase_avx2() && tb_q2_kernel_cap > 0) {
+        left32_avx2(k, C, ldc, v, tau);
+        return;
+    }
+#endif
     for (size_t j = 0; j < k; j++) {
         double *c = C + j * ldc, s = tau * dot4(c, v, m);
         for (size_t i = 0; i < m; i++)
@@ -173,6 +338,12 @@ CHASE_CLONES static void apply_sym(size_t m, double *C, size_t ldc, const double
 {
     if (tau == 0.0)
         return;
+#ifdef CHASE_AVX2
+    if (m == CHASE_M && chase_avx2() && tb_q2_kernel_cap > 0) {
+        sym32_avx2(C, ldc, v, tau);
+        return;
+    }
+#endif
     for (size_t i = 0; i < m; i++)
         w[i] = 0.0;
     for (size_t j = 0; j < m; j++) {
@@ -432,7 +603,6 @@ static int q2_cpu_kernel(void)
 }
 #endif
 
-int tb_q2_kernel_cap = 2;
 
 int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
                 size_t ldz, size_t p)

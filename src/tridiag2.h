@@ -59,7 +59,9 @@ int tb_q2_apply(const tb_q2 *q, size_t blocked, int method, double *Z,
 
 /* Tests: the widest kernel method 2 may use, where the CPU has it: 2
  * AVX-512 (the default), 1 AVX2 and FMA, 0 plain C.  The AVX-512 and
- * AVX2 kernels give the same bits; plain C (no FMA) other roundings. */
+ * AVX2 kernels give the same bits; plain C (no FMA) other roundings.
+ * 0 also makes the chase use its plain loops for its full 32-row
+ * blocks instead of their AVX2 form (the same bits either way). */
 extern int tb_q2_kernel_cap;
 
 /* Z := Q Z for the Q = H(1) ... H(n-off) whose reflectors lie below the

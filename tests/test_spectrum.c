@@ -345,8 +345,39 @@ static void check_chase(size_t n, size_t b, size_t bs)
             B[j * n + i] = B[i * n + j] = AB[(i - j) + j * ldab] =
                 tu_gauss(&rng);
     double *d = malloc(n * sizeof *d), *e = malloc(n * sizeof *e);
+    /* the chase in plain loops first, on a copy: the AVX2 form of its
+     * full blocks must give the very same band, T and reflectors */
+    double *AB0 = malloc(n * ldab * sizeof *AB0), *d0 = malloc(n * sizeof *d0),
+           *e0 = malloc(n * sizeof *e0);
+    memcpy(AB0, AB, n * ldab * sizeof *AB0);
+    tb_q2 q0;
+    tb_q2_kernel_cap = 0;
+    CHECK(tb_band_chase(n, b, AB0, ldab, d0, e0, &q0) == 0);
+    tb_q2_kernel_cap = 2;
     tb_q2 q;
     CHECK(tb_band_chase(n, b, AB, ldab, d, e, &q) == 0);
+    {
+        size_t steps = q.off[q.nsweeps];
+        int same = memcmp(d, d0, n * sizeof *d) == 0 &&
+                   memcmp(e, e0, (n - 1) * sizeof *e) == 0 &&
+                   memcmp(AB, AB0, n * ldab * sizeof *AB) == 0 &&
+                   memcmp(q.tau, q0.tau, steps * sizeof *q.tau) == 0;
+        /* each reflector's len = min(b, n - pos) entries (the rest of
+         * its b slots is never written) */
+        for (size_t j = 0; same && j < q.nsweeps; j++)
+            for (size_t t = q.off[j]; t < q.off[j + 1]; t++) {
+                size_t pos = j + 1 + (t - q.off[j]) * b;
+                size_t len = n - pos < b ? n - pos : b;
+                if (memcmp(q.v + t * b, q0.v + t * b, len * sizeof *q.v))
+                    same = 0;
+            }
+        CHECKF(same, "chase n %zu b %zu: its AVX2 blocks and plain loops "
+                     "differ", n, b);
+    }
+    tb_q2_free(&q0);
+    free(AB0);
+    free(d0);
+    free(e0);
     double *Q = calloc(n * n, sizeof *Q), *Qb = calloc(n * n, sizeof *Qb);
     for (size_t i = 0; i < n; i++)
         Q[i * n + i] = Qb[i * n + i] = 1.0;
