@@ -500,91 +500,46 @@ static void q2_refl_plain(size_t len, const double *v, double tau,
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define Q2_AVX2 1
-/* The same with AVX2 and FMA, w in eight registers.  Chosen at run time
- * (q2_cpu_kernel), once per process, so one machine always gets the same
- * bits whatever the thread count. */
-__attribute__((target("avx2,fma"))) static void
-q2_refl_avx2(size_t len, const double *v, double tau_, double *z, size_t ld)
-{
-    __m256d w0 = _mm256_setzero_pd(), w1 = w0, w2 = w0, w3 = w0, w4 = w0,
-            w5 = w0, w6 = w0, w7 = w0;
-    for (size_t r = 0; r < len; r++) {
-        const double *zr = z + r * ld;
-        __m256d vr = _mm256_broadcast_sd(v + r);
-        w0 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr), w0);
-        w1 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 4), w1);
-        w2 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 8), w2);
-        w3 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 12), w3);
-        w4 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 16), w4);
-        w5 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 20), w5);
-        w6 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 24), w6);
-        w7 = _mm256_fmadd_pd(vr, _mm256_loadu_pd(zr + 28), w7);
+/* q2_refl_plain with vector intrinsics, w of the chunk in Q2_COLS / L
+ * registers of L lanes (fixed-count loops the compiler unrolls): one body
+ * for AVX2 with FMA and for AVX-512.  A lane is a column and columns
+ * never mix, so both do each column's FMAs in the same order and give
+ * the same bits, and a machine with AVX-512 computes what one with only
+ * AVX2 does.  Chosen at run time (q2_cpu_kernel), once per process, so
+ * one machine always gets the same bits whatever the thread count. */
+#define Q2_REFL_KERNEL(NAME, TARGET, VEC, L, ZERO, SET1, LOAD, STORE, FMADD, \
+                       FNMADD, MUL)                                          \
+    __attribute__((target(TARGET))) static void NAME(                       \
+        size_t len, const double *v, double tau_, double *z, size_t ld)     \
+    {                                                                        \
+        enum { NV = Q2_COLS / (L) };                                         \
+        VEC w[NV];                                                           \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)               \
+            w[u] = ZERO();                                                   \
+        for (size_t r = 0; r < len; r++) {                                   \
+            const double *zr = z + r * ld;                                   \
+            VEC vr = SET1(v[r]);                                             \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)           \
+                w[u] = FMADD(vr, LOAD(zr + (L) * u), w[u]);                  \
+        }                                                                    \
+        VEC tau = SET1(tau_);                                                \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)               \
+            w[u] = MUL(w[u], tau);                                           \
+        for (size_t r = 0; r < len; r++) {                                   \
+            double *zr = z + r * ld;                                         \
+            VEC vr = SET1(v[r]);                                             \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)           \
+                STORE(zr + (L) * u, FNMADD(vr, w[u], LOAD(zr + (L) * u)));   \
+        }                                                                    \
     }
-    __m256d tau = _mm256_set1_pd(tau_);
-    w0 = _mm256_mul_pd(w0, tau);
-    w1 = _mm256_mul_pd(w1, tau);
-    w2 = _mm256_mul_pd(w2, tau);
-    w3 = _mm256_mul_pd(w3, tau);
-    w4 = _mm256_mul_pd(w4, tau);
-    w5 = _mm256_mul_pd(w5, tau);
-    w6 = _mm256_mul_pd(w6, tau);
-    w7 = _mm256_mul_pd(w7, tau);
-    for (size_t r = 0; r < len; r++) {
-        double *zr = z + r * ld;
-        __m256d vr = _mm256_broadcast_sd(v + r);
-        _mm256_storeu_pd(zr, _mm256_fnmadd_pd(vr, w0, _mm256_loadu_pd(zr)));
-        _mm256_storeu_pd(zr + 4,
-                         _mm256_fnmadd_pd(vr, w1, _mm256_loadu_pd(zr + 4)));
-        _mm256_storeu_pd(zr + 8,
-                         _mm256_fnmadd_pd(vr, w2, _mm256_loadu_pd(zr + 8)));
-        _mm256_storeu_pd(zr + 12,
-                         _mm256_fnmadd_pd(vr, w3, _mm256_loadu_pd(zr + 12)));
-        _mm256_storeu_pd(zr + 16,
-                         _mm256_fnmadd_pd(vr, w4, _mm256_loadu_pd(zr + 16)));
-        _mm256_storeu_pd(zr + 20,
-                         _mm256_fnmadd_pd(vr, w5, _mm256_loadu_pd(zr + 20)));
-        _mm256_storeu_pd(zr + 24,
-                         _mm256_fnmadd_pd(vr, w6, _mm256_loadu_pd(zr + 24)));
-        _mm256_storeu_pd(zr + 28,
-                         _mm256_fnmadd_pd(vr, w7, _mm256_loadu_pd(zr + 28)));
-    }
-}
 
-/* The same with AVX-512: w in four registers, half the instructions.
- * Each column's sums are the AVX2 kernel's, FMA for FMA in the same
- * order (a lane is a column, and columns never mix), so the two give the
- * same bits and a machine with AVX-512 computes what one with only AVX2
- * does. */
-__attribute__((target("avx512f"))) static void
-q2_refl_avx512(size_t len, const double *v, double tau_, double *z,
-               size_t ld)
-{
-    __m512d w0 = _mm512_setzero_pd(), w1 = w0, w2 = w0, w3 = w0;
-    for (size_t r = 0; r < len; r++) {
-        const double *zr = z + r * ld;
-        __m512d vr = _mm512_set1_pd(v[r]);
-        w0 = _mm512_fmadd_pd(vr, _mm512_loadu_pd(zr), w0);
-        w1 = _mm512_fmadd_pd(vr, _mm512_loadu_pd(zr + 8), w1);
-        w2 = _mm512_fmadd_pd(vr, _mm512_loadu_pd(zr + 16), w2);
-        w3 = _mm512_fmadd_pd(vr, _mm512_loadu_pd(zr + 24), w3);
-    }
-    __m512d tau = _mm512_set1_pd(tau_);
-    w0 = _mm512_mul_pd(w0, tau);
-    w1 = _mm512_mul_pd(w1, tau);
-    w2 = _mm512_mul_pd(w2, tau);
-    w3 = _mm512_mul_pd(w3, tau);
-    for (size_t r = 0; r < len; r++) {
-        double *zr = z + r * ld;
-        __m512d vr = _mm512_set1_pd(v[r]);
-        _mm512_storeu_pd(zr, _mm512_fnmadd_pd(vr, w0, _mm512_loadu_pd(zr)));
-        _mm512_storeu_pd(zr + 8,
-                         _mm512_fnmadd_pd(vr, w1, _mm512_loadu_pd(zr + 8)));
-        _mm512_storeu_pd(zr + 16,
-                         _mm512_fnmadd_pd(vr, w2, _mm512_loadu_pd(zr + 16)));
-        _mm512_storeu_pd(zr + 24,
-                         _mm512_fnmadd_pd(vr, w3, _mm512_loadu_pd(zr + 24)));
-    }
-}
+Q2_REFL_KERNEL(q2_refl_avx2, "avx2,fma", __m256d, 4, _mm256_setzero_pd,
+               _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+               _mm256_fmadd_pd, _mm256_fnmadd_pd, _mm256_mul_pd)
+Q2_REFL_KERNEL(q2_refl_avx512, "avx512f", __m512d, 8, _mm512_setzero_pd,
+               _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
+               _mm512_fmadd_pd, _mm512_fnmadd_pd, _mm512_mul_pd)
+#undef Q2_REFL_KERNEL
 
 /* The widest kernel this CPU has: 2 AVX-512, 1 AVX2 and FMA, 0 none. */
 static int q2_cpu_kernel(void)
