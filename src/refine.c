@@ -778,9 +778,9 @@ static timber_status do_item(void *ctx, size_t task, tb_scratch *scr,
     /* A part's tensor is read back for its journal record, so its last
      * direct write must have landed (or failed) first.  Otherwise that
      * write stays in flight while this worker reads and computes its next
-     * tensor (measured: ~1.8 worker-s of waiting on a Qwen3-30B-A3B-shaped
-     * layer's 389 tensors), and the worker's finish (worker_done) waits
-     * for its last one before the writers are committed. */
+     * tensor, the worker's next put waits for it (its failure is that
+     * put's error), and the worker's finish (worker_done) waits for its
+     * last one before the writers are committed. */
     if (R->nparts || st) {
         tb_meter_phase(&meter, TIMBER_PHASE_WRITE);
         timber_status fl = tb_writer_flush(st ? NULL : err);
