@@ -1386,8 +1386,9 @@ static void writer_fd_drop(tb_writer *w)
  * land in the order it made them, a rewound tensor included; a direct
  * write that fails is done again buffered by that thread, and its error
  * is the error of the next call that waits: the thread's next put or copy,
- * tb_writer_flush (refine.c calls it when a tensor is done, before its
- * bytes are read back or counted as finished), sync, commit or free. */
+ * tb_writer_flush (refine.c calls it when a part's tensor is done, before
+ * its bytes are read back for the journal, and when a worker takes no
+ * more tasks), sync, commit or free. */
 enum {
     DIRECT_ALIGN = 4096,      /* any logical block size up to a page */
     DIRECT_MIN = 64 << 10,    /* smaller insides are buffered */
