@@ -12,12 +12,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "model.h"
+#include "parallel.h"
 #include "parts.h"
 #include "run.h"
 #include "tempfile.h"
@@ -55,15 +57,12 @@ static void report_from_entry(run *R, const tb_part_entry *e)
     rep->elsewhere = 0;
 }
 
-/* Whether the bytes of item e->item in every gamma's shard are those the
- * entry records; if so they count as written. */
-static timber_status adopt_entry(run *R, const tb_part_entry *e, int *same,
-                                 timber_error *err)
+/* Whether crc, the CRC-32s of item e->item's bytes in every gamma's
+ * shard, are those the entry records; if so the bytes count as written. */
+static int adopt_crcs(run *R, const tb_part_entry *e, const uint32_t *crc)
 {
-    uint32_t crc[64];
-    timber_status st = item_crcs(R, e->item, crc, err);
-    *same = !st && memcmp(crc, e->crc, R->ng * sizeof *crc) == 0;
-    if (*same) {
+    int same = memcmp(crc, e->crc, R->ng * sizeof *crc) == 0;
+    if (same) {
         out_shard *o = &R->shards[R->item_shard[e->item]];
         for (size_t g = 0; g < R->ng; g++)
             tb_writer_mark_written(o->w[g], e->item - o->first);
@@ -71,6 +70,16 @@ static timber_status adopt_entry(run *R, const tb_part_entry *e, int *same,
         R->have[e->item] = 1;
         report_from_entry(R, e);
     }
+    return same;
+}
+
+/* adopt_crcs of the bytes on disk now. */
+static timber_status adopt_entry(run *R, const tb_part_entry *e, int *same,
+                                 timber_error *err)
+{
+    uint32_t crc[64];
+    timber_status st = item_crcs(R, e->item, crc, err);
+    *same = !st && adopt_crcs(R, e, crc);
     return st;
 }
 
@@ -336,18 +345,68 @@ out:
     return st;
 }
 
+/* verify_parts' reading: every tensor's CRC-32s, on every core (reading
+ * back a 70B output is ~140 GB; zlib's CRC-32 makes ~3 GB/s on one). */
+typedef struct crc_pass {
+    run *R;
+    uint32_t *crc; /* ng per item */
+    pthread_mutex_t lock;
+    size_t done;
+} crc_pass;
+
+static timber_status crc_task(void *ctx, size_t i, tb_scratch *scr,
+                              timber_error *err)
+{
+    (void)scr;
+    crc_pass *C = ctx;
+    run *R = C->R;
+    if (R->opt->cancel && *R->opt->cancel)
+        return tb_run_interrupted(err);
+    timber_status st = item_crcs(R, i, C->crc + i * R->ng, err);
+    if (st || !R->opt->progress)
+        return st;
+    pthread_mutex_lock(&C->lock);
+    size_t done = ++C->done;
+    timber_progress p = {done, R->plan.ninstruct,
+                         R->plan.items[i].instruct->name, done,
+                         R->plan.ninstruct, tb_now() - R->t0, 0};
+    R->opt->progress(&p, R->opt->user);
+    pthread_mutex_unlock(&C->lock);
+    return TIMBER_OK;
+}
+
+static double crc_cost(void *ctx, size_t i)
+{
+    crc_pass *C = ctx;
+    return (double)C->R->plan.items[i].instruct->nbytes;
+}
+
 /* Every tensor's bytes against its part's record, then counted as
- * written (so the shards commit as complete). */
+ * written (so the shards commit as complete); the first tensor, in the
+ * plan's order, whose bytes differ is the one named. */
 static timber_status verify_parts(run *R, timber_error *err)
 {
-    for (size_t i = 0; i < R->plan.ninstruct; i++) {
-        int same;
+    size_t n = R->plan.ninstruct;
+    crc_pass C = {R, tb_calloc_array(n ? n * R->ng : 1, sizeof(uint32_t)),
+                  PTHREAD_MUTEX_INITIALIZER, 0};
+    if (!C.crc)
+        return tb_fail(err, TIMBER_ERR_NOMEM, "out of memory");
+    atomic_int failed = 0;
+    tb_tasks t = {.n = n,
+                  .threads = R->threads,
+                  .run = crc_task,
+                  .cost = crc_cost,
+                  .ctx = &C,
+                  .failed = &failed};
+    timber_status st = tb_tasks_run(&t, err);
+    pthread_mutex_destroy(&C.lock);
+    size_t verified = 0;
+    for (size_t i = 0; !st && i < n; i++) {
         tb_part_entry e = R->entries[i];
         R->have[i] = 0;
-        timber_status st = adopt_entry(R, &e, &same, err);
-        if (st)
-            return st;
-        if (!same) {
+        if (adopt_crcs(R, &e, C.crc + i * R->ng)) {
+            verified++;
+        } else {
             tb_buf b = {0};
             const out_shard *o = &R->shards[R->item_shard[i]];
             tb_buf_printf(&b,
@@ -357,21 +416,15 @@ static timber_status verify_parts(run *R, timber_error *err)
                           tb_writer_file(o->w[0]), (size_t)R->part_of[i],
                           R->nparts);
             rerun_hint(&b, R, R->part_of[i]);
-            timber_status fs =
-                tb_fail(err, TIMBER_ERR_INCOMPLETE, "%s",
-                        b.failed ? "a tensor does not match" : b.data);
+            st = tb_fail(err, TIMBER_ERR_INCOMPLETE, "%s",
+                         b.failed ? "a tensor does not match" : b.data);
             free(b.data);
-            return fs;
-        }
-        if (R->opt->progress) {
-            R->done = i + 1;
-            timber_progress p = {i + 1, R->plan.ninstruct,
-                                 R->plan.items[i].instruct->name, i + 1,
-                                 R->plan.ninstruct, tb_now() - R->t0, 0};
-            R->opt->progress(&p, R->opt->user);
         }
     }
-    return TIMBER_OK;
+    if (R->opt->progress)
+        R->done = verified;
+    free(C.crc);
+    return st;
 }
 
 /* Phase "stage the finish": the staged output adopted for publishing,

@@ -26,6 +26,8 @@ const char cli_finalize_help[] =
     "  --force            replace OUT if it exists (once the new one is done)\n"
     "  --report FILE      per-tensor report, JSON or CSV by extension\n"
     "                     (.json / .csv; repeatable)\n"
+    "  --threads N        threads reading the tensors back (default: one\n"
+    "                     per core)\n"
     "  -q, --quiet        no progress and no summary\n"
     "  -h, --help         show this help\n";
 
@@ -34,7 +36,7 @@ int cmd_finalize(int argc, char **argv)
     const char *out = NULL;
     const char **reports = calloc((size_t)argc + 1, sizeof(char *));
     size_t nrep = 0;
-    int force = 0, quiet = 0, code = EXIT_OK;
+    int force = 0, quiet = 0, threads = 0, code = EXIT_OK;
     if (!reports) {
         cli_errorf("out of memory");
         return EXIT_FAIL;
@@ -43,7 +45,10 @@ int cmd_finalize(int argc, char **argv)
         const char *a = argv[i];
         const char *val;
         int r = cli_option_value("finalize", argc, argv, &i, "--report", &val);
-        if (r < 0) {
+        int rt = r ? 0
+                   : cli_option_value("finalize", argc, argv, &i, "--threads",
+                                      &val);
+        if (r < 0 || rt < 0) {
             code = EXIT_USAGE;
             goto done;
         }
@@ -51,6 +56,9 @@ int cmd_finalize(int argc, char **argv)
             if ((code = cli_parse_report("finalize", val)))
                 goto done;
             reports[nrep++] = val;
+        } else if (rt == 1) {
+            if ((code = cli_parse_threads("finalize", val, &threads)))
+                goto done;
         } else if (cli_is_help(a)) {
             code = cli_print_help(cli_finalize_help);
             goto done;
@@ -77,6 +85,7 @@ int cmd_finalize(int argc, char **argv)
     timber_refine_options opt;
     timber_refine_options_init(&opt);
     opt.force = force;
+    opt.threads = threads;
     opt.progress = cli_progress_show;
     opt.warning = cli_progress_warning;
     opt.user = &u;

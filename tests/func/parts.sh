@@ -14,6 +14,7 @@
 #     recomputes exactly the tensors not recorded); the result is
 #     identical;
 #   - bytes damaged after a part completed: finalize names the tensor
+#     (with two damaged, the same one on 1 and 2 threads, every time)
 #     and its part and publishes nothing; rerunning that part redoes
 #     exactly that tensor;
 #   - a damaged completion record, a part with other options or another
@@ -176,6 +177,38 @@ grep -qF "tensor '$tname'" "$TMP/last.err" && grep -q 'part [01]/2' "$TMP/last.e
     ok || bad "finalize does not name '$tname' and its part: $(cat "$TMP/last.err")"
 [ ! -e "$TMP/dmg/out" ] && ok || bad "finalize published damaged bytes"
 dpart=$(grep -o 'part [01]/2' "$TMP/last.err" | head -1 | cut -c6)
+# Two damaged tensors (a copy of that staging, another tensor damaged as
+# well): finalize reads the tensors back on every core, yet names the same
+# one of the two every time (the first in the plan's order).
+cp -a "$TMP/dmg" "$TMP/dmg2"
+shard2=$(ls "$TMP/dmg2/.out.timber-parts/out/"*.safetensors | tail -1)
+read -r tname2 toff2 < <(python3 - "$shard2" <<'EOF'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    h = json.loads(f.read(n))
+names = [k for k, v in sorted(h.items())
+         if k != "__metadata__" and len(v["shape"]) == 2]
+v = h[names[-1]]
+print(names[-1], 8 + n + v["data_offsets"][0] + 3)
+EOF
+)
+printf '\x55' | dd of="$shard2" bs=1 seek="$toff2" conv=notrunc 2>/dev/null
+named=""
+for t in 1 2 2 2; do
+    run dmg2 finalize out --threads "$t"
+    [ $RC -eq 1 ] && ok || bad "finalize over two damaged tensors: exit $RC"
+    got=$(grep -o "tensor '[^']*'" "$TMP/last.err" | head -1)
+    [ -n "$named" ] || named=$got
+    [ "$got" = "$named" ] && ok ||
+        bad "finalize named $got, then $named, over the same two damaged tensors"
+done
+case "$named" in
+"tensor '$tname'" | "tensor '$tname2'") ok ;;
+*) bad "finalize named $named, not '$tname' or '$tname2'" ;;
+esac
+[ "$tname" != "$tname2" ] && ok || bad "the two damaged tensors are one"
+rm -rf "$TMP/dmg2"
 run dmg $P --cache ../dmg.cache --part "$dpart/2"
 grep -q 'cache .*: 1 tensor from the cache, 0 computed' "$TMP/last.err" && ok ||
     bad "rerunning part $dpart/2 did not redo exactly the damaged tensor: $(cat "$TMP/last.err")"
@@ -244,6 +277,11 @@ run usage $P --no-cache --parts 3
 run usage finalize out
 [ $RC -eq 1 ] && grep -q 'no distributed run to finalize' "$TMP/last.err" &&
     ok || bad "finalize without parts: exit $RC: $(cat "$TMP/last.err")"
+for bad_threads in 0 x 65; do
+    run usage finalize out --threads "$bad_threads"
+    [ $RC -eq 2 ] && grep -q -- '--threads' "$TMP/last.err" && ok ||
+        bad "finalize --threads $bad_threads: exit $RC: $(cat "$TMP/last.err")"
+done
 # A part refuses an existing OUT without --force; finalize --force
 # replaces it.
 run n3 $P --no-cache -q --part 0/3
