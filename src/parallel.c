@@ -212,8 +212,11 @@ timber_status tb_tasks_run(const tb_tasks *t, timber_error *err)
     lane compute = {&P, 0}, io_lane = {&P, 1};
     int started = 0;
     /* The I/O lane, where there are I/O tasks and compute tasks to share
-     * the run with: it waits on the disk while the workers compute. */
-    if (nio && nfg &&
+     * the run with: it waits on the disk while the workers compute.  One
+     * worker (--threads 1) has none: its run stays one thread doing the
+     * tasks in order, which is what one thread is asked for (and what
+     * dist_slurm_fail's kill half-way through a part relies on). */
+    if (nio && nfg && threads > 1 &&
         pthread_create(&tids[started], NULL, worker, &io_lane) == 0)
         started++;
     for (int w = 1; w < threads; w++)

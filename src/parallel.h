@@ -56,7 +56,9 @@ typedef struct tb_tasks {
      * verbatim), so one extra thread, the I/O lane, runs such tasks from
      * the start while the workers compute, and a worker with no compute
      * task left takes them too (NULL: none is).  The I/O lane is not one
-     * of `threads`: it spends its time waiting for the disk. */
+     * of `threads`: it spends its time waiting for the disk.  With one
+     * worker there is no lane: that worker runs every task, the compute
+     * tasks first. */
     int (*io)(void *ctx, size_t i);
     /* Called once by every worker when it takes no more tasks, failed or
      * not, on its own thread (NULL: nothing to do): what a task may leave

@@ -87,7 +87,10 @@ typedef struct lanes {
     int runs[16];
     pthread_t thread[16];
     atomic_int io_done;   /* I/O tasks finished */
-    int waited_out;       /* the compute task gave up waiting for one */
+    int wait_io;          /* every compute task waits for an I/O task */
+    int waited_out;       /* a compute task gave up waiting for one */
+    int seq[16];          /* the order tasks started in */
+    atomic_int started;
     int finishes;         /* finish calls */
     pthread_t finisher[8];
     size_t fail_task;     /* this task fails (SIZE_MAX: none) */
@@ -110,6 +113,7 @@ static timber_status lane_run(void *p, size_t i, tb_scratch *s,
     lanes *c = p;
     __atomic_fetch_add(&c->runs[i], 1, __ATOMIC_SEQ_CST);
     c->thread[i] = pthread_self();
+    c->seq[i] = atomic_fetch_add(&c->started, 1);
     if (i == c->fail_task) {
         e->status = TIMBER_ERR_IO;
         snprintf(e->message, sizeof e->message, "task %zu failed", i);
@@ -117,12 +121,14 @@ static timber_status lane_run(void *p, size_t i, tb_scratch *s,
     }
     if (c->io(p, i)) {
         atomic_fetch_add(&c->io_done, 1);
-    } else if (i == 0) {
-        /* the largest compute task waits (10 s at most) for an I/O task
-         * to have run meanwhile: only a thread of their own can */
+    } else if (c->wait_io) {
+        /* every compute task waits (10 s at most) for an I/O task to
+         * have run meanwhile: with every worker waiting, only a thread of
+         * the I/O tasks' own can run one */
         for (int k = 0; k < 10000 && !atomic_load(&c->io_done); k++)
             nanosleep(&(struct timespec){0, 1000000}, NULL);
-        c->waited_out = !atomic_load(&c->io_done);
+        if (!atomic_load(&c->io_done))
+            c->waited_out = 1;
     }
     return TIMBER_OK;
 }
@@ -179,29 +185,36 @@ static void check_lanes(void)
 {
     lanes c;
     timber_error err;
-    for (int threads = 1; threads <= 2; threads++) {
-        lanes_init(&c, 12);
-        CHECK_OK("lanes", go(&c, threads, is_io, &err), &err);
-        for (size_t i = 0; i < c.n; i++)
-            CHECKF(c.runs[i] == 1, "lanes: task %zu ran %d times", i,
-                   c.runs[i]);
-        CHECKF(!c.waited_out,
-               "%d worker(s): no I/O task ran while task 0 computed",
-               threads);
-        CHECKF(c.finishes == threads + 1,
-               "%d worker(s): %d finish calls, not one per thread and the "
-               "I/O lane", threads, c.finishes);
-        for (int a = 0; a < c.finishes && a < 8; a++)
-            for (int b = a + 1; b < c.finishes && b < 8; b++)
-                CHECKF(!pthread_equal(c.finisher[a], c.finisher[b]),
-                       "finish called twice on one thread");
-        if (threads == 1)
-            /* one worker: its compute tasks on the calling thread */
-            for (size_t i = 0; i < c.n; i += 2)
-                CHECKF(pthread_equal(c.thread[i], pthread_self()),
-                       "compute task %zu ran off the worker", i);
-        pthread_mutex_destroy(&c.lock);
+    /* two workers: an I/O lane beside them runs the I/O tasks while both
+     * compute (each compute task waits for one) */
+    lanes_init(&c, 12);
+    c.wait_io = 1;
+    CHECK_OK("lanes", go(&c, 2, is_io, &err), &err);
+    for (size_t i = 0; i < c.n; i++)
+        CHECKF(c.runs[i] == 1, "lanes: task %zu ran %d times", i, c.runs[i]);
+    CHECKF(!c.waited_out, "2 workers: no I/O task ran while both computed");
+    CHECKF(c.finishes == 3,
+           "2 workers: %d finish calls, not one per worker and the I/O lane",
+           c.finishes);
+    for (int a = 0; a < c.finishes && a < 8; a++)
+        for (int b = a + 1; b < c.finishes && b < 8; b++)
+            CHECKF(!pthread_equal(c.finisher[a], c.finisher[b]),
+                   "finish called twice on one thread");
+    pthread_mutex_destroy(&c.lock);
+    /* one worker (--threads 1): no lane, everything on the calling
+     * thread, the compute tasks first, largest first, then the I/O ones */
+    lanes_init(&c, 12);
+    CHECK_OK("one worker", go(&c, 1, is_io, &err), &err);
+    CHECKF(c.finishes == 1, "one worker: %d finish calls", c.finishes);
+    for (size_t i = 0; i < c.n; i++) {
+        CHECKF(c.runs[i] == 1 && pthread_equal(c.thread[i], pthread_self()),
+               "one worker: task %zu ran %d times, or off the worker", i,
+               c.runs[i]);
+        int want = i % 2 == 0 ? (int)(i / 2) : (int)(c.n / 2 + i / 2);
+        CHECKF(c.seq[i] == want, "one worker: task %zu started %d-th, not %d-th",
+               i, c.seq[i], want);
     }
+    pthread_mutex_destroy(&c.lock);
     /* only I/O tasks: no lane of their own, the one worker runs them all */
     lanes_init(&c, 12);
     CHECK_OK("all I/O", go(&c, 1, all_io, &err), &err);
