@@ -109,9 +109,10 @@ _timber() {
             _timber_paths
             return 0
             ;;
+        --threads) return 0 ;;
         esac
         if [[ "$cur" == -* ]]; then
-            _timber_words "--force --report -q --quiet -h --help"
+            _timber_words "--force --report --threads -q --quiet -h --help"
         else
             _timber_paths
         fi
