@@ -88,7 +88,7 @@ typedef struct lanes {
     pthread_t thread[16];
     atomic_int io_done;   /* I/O tasks finished */
     int wait_io;          /* every compute task waits for an I/O task */
-    int waited_out;       /* a compute task gave up waiting for one */
+    atomic_int waited_out; /* a compute task gave up waiting for one */
     int seq[16];          /* the order tasks started in */
     atomic_int started;
     int finishes;         /* finish calls */
@@ -128,7 +128,7 @@ static timber_status lane_run(void *p, size_t i, tb_scratch *s,
         for (int k = 0; k < 10000 && !atomic_load(&c->io_done); k++)
             nanosleep(&(struct timespec){0, 1000000}, NULL);
         if (!atomic_load(&c->io_done))
-            c->waited_out = 1;
+            atomic_store(&c->waited_out, 1);
     }
     return TIMBER_OK;
 }
@@ -192,7 +192,8 @@ static void check_lanes(void)
     CHECK_OK("lanes", go(&c, 2, is_io, &err), &err);
     for (size_t i = 0; i < c.n; i++)
         CHECKF(c.runs[i] == 1, "lanes: task %zu ran %d times", i, c.runs[i]);
-    CHECKF(!c.waited_out, "2 workers: no I/O task ran while both computed");
+    CHECKF(!atomic_load(&c.waited_out),
+           "2 workers: no I/O task ran while both computed");
     CHECKF(c.finishes == 3,
            "2 workers: %d finish calls, not one per worker and the I/O lane",
            c.finishes);
